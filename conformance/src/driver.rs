@@ -1,0 +1,312 @@
+//! Starting and supervising one driver process.
+//!
+//! A driver runs in its own process group, so that the pool workers it starts (our
+//! grandchildren, which duct cannot see) die with it. Every wait on the driver is bounded by a
+//! liveness guard; when one expires, or the driver misbehaves, the whole group is killed and
+//! the fault is reported for that case only. A session is restarted lazily for the next case.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+use crate::protocol::{FromDriver, ImplementationInfo, PROTOCOL_VERSION, ToDriver};
+
+/// How to start a driver: a program and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DriverCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+/// Why a driver failed a case. Each fault is reported with its own status and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "kebab-case")]
+pub enum DriverFault {
+    /// The liveness guard expired; the process group was killed.
+    Timeout { after_ms: u64 },
+    /// The driver died by a signal or exited non-zero.
+    Crashed { status: String, stderr: String },
+    /// The driver exited with status 0 before answering.
+    ExitedEarly { stderr: String },
+    /// The driver printed something that is not a protocol message.
+    Garbage { line: String },
+    /// The handshake failed: wrong protocol version or a malformed hello.
+    Handshake { message: String },
+}
+
+impl DriverFault {
+    pub fn summary(&self) -> String {
+        fn tail(s: &str) -> String {
+            let last = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            if last.is_empty() {
+                String::new()
+            } else {
+                format!("; stderr: {}", last.chars().take(160).collect::<String>())
+            }
+        }
+        match self {
+            DriverFault::Timeout { after_ms } => format!(
+                "no answer within the liveness guard ({:.1} s); process group killed",
+                *after_ms as f64 / 1000.0
+            ),
+            DriverFault::Crashed { status, stderr } => {
+                format!("driver crashed ({status}){}", tail(stderr))
+            }
+            DriverFault::ExitedEarly { stderr } => {
+                format!("driver exited (status 0) before answering{}", tail(stderr))
+            }
+            DriverFault::Garbage { line } => format!(
+                "driver printed a non-protocol line: {:?}",
+                line.chars().take(120).collect::<String>()
+            ),
+            DriverFault::Handshake { message } => format!("handshake failed: {message}"),
+        }
+    }
+}
+
+/// A running driver that completed its handshake.
+#[derive(Debug)]
+pub struct DriverSession {
+    handle: duct::Handle,
+    pgid: Pid,
+    stdin: os_pipe::PipeWriter,
+    lines: Receiver<std::io::Result<String>>,
+    stderr: Arc<Mutex<VecDeque<u8>>>,
+    pub info: ImplementationInfo,
+    pub capabilities: Vec<String>,
+}
+
+const STDERR_KEEP: usize = 16 * 1024;
+
+impl DriverSession {
+    /// Starts the driver in a new process group and performs the handshake.
+    pub fn start(cmd: &DriverCommand, guard: Duration) -> Result<DriverSession, DriverFault> {
+        let (stdin_r, stdin_w) = os_pipe::pipe().map_err(|e| crashed(&format!("pipe: {e}")))?;
+        let (stdout_r, stdout_w) = os_pipe::pipe().map_err(|e| crashed(&format!("pipe: {e}")))?;
+        let (stderr_r, stderr_w) = os_pipe::pipe().map_err(|e| crashed(&format!("pipe: {e}")))?;
+        let mut expr = duct::cmd(&cmd.program, &cmd.args)
+            .stdin_file(stdin_r)
+            .stdout_file(stdout_w)
+            .stderr_file(stderr_w)
+            .unchecked()
+            .before_spawn(|c| {
+                std::os::unix::process::CommandExt::process_group(c, 0);
+                Ok(())
+            });
+        for (k, v) in &cmd.env {
+            expr = expr.env(k, v);
+        }
+        let handle = expr
+            .start()
+            .map_err(|e| crashed(&format!("cannot start `{}`: {e}", cmd.program)))?;
+        // The expression held our copies of the child's pipe ends; they are gone with it, so
+        // EOF on stdout means the driver (and every process sharing its stdout) is gone.
+        drop(expr);
+        let pid = *handle.pids().first().ok_or_else(|| crashed("no pid"))?;
+        let pgid = Pid::from_raw(pid as i32);
+
+        let (tx, lines) = channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout_r).lines() {
+                let stop = line.is_err();
+                if tx.send(line).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut r = stderr_r;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                let mut q = sink.lock().unwrap_or_else(|e| e.into_inner());
+                q.extend(&buf[..n]);
+                let excess = q.len().saturating_sub(STDERR_KEEP);
+                q.drain(..excess);
+            }
+        });
+
+        let mut session = DriverSession {
+            handle,
+            pgid,
+            stdin: stdin_w,
+            lines,
+            stderr,
+            info: ImplementationInfo {
+                name: String::new(),
+                version: String::new(),
+                language: String::new(),
+                start_method: None,
+                interpreter: None,
+                pool_class: None,
+            },
+            capabilities: Vec::new(),
+        };
+        session.send(&ToDriver::Hello {
+            protocol: PROTOCOL_VERSION,
+        })?;
+        match session.receive(Instant::now() + guard)? {
+            FromDriver::Hello {
+                protocol,
+                implementation,
+                capabilities,
+            } if protocol == PROTOCOL_VERSION => {
+                session.info = implementation;
+                session.capabilities = capabilities;
+                Ok(session)
+            }
+            FromDriver::Hello { protocol, .. } => {
+                session.kill();
+                Err(DriverFault::Handshake {
+                    message: format!(
+                        "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}"
+                    ),
+                })
+            }
+            FromDriver::Error { message, .. } => {
+                session.kill();
+                Err(DriverFault::Handshake { message })
+            }
+            other => {
+                session.kill();
+                Err(DriverFault::Handshake {
+                    message: format!("expected a hello, got {other:?}"),
+                })
+            }
+        }
+    }
+
+    /// The process group id (equal to the driver's pid).
+    pub fn pgid(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+
+    /// Sends one message. A broken pipe means the driver is gone: reported as a crash.
+    pub fn send(&mut self, msg: &ToDriver) -> Result<(), DriverFault> {
+        let mut line = serde_json::to_string(msg).map_err(|e| crashed(&e.to_string()))?;
+        line.push('\n');
+        if self.stdin.write_all(line.as_bytes()).is_err() {
+            return Err(self.death_fault(Instant::now() + Duration::from_secs(5)));
+        }
+        Ok(())
+    }
+
+    /// Receives the next message, waiting until `deadline` at most.
+    pub fn receive(&mut self, deadline: Instant) -> Result<FromDriver, DriverFault> {
+        let started = Instant::now();
+        let wait = deadline.saturating_duration_since(started);
+        match self.lines.recv_timeout(wait) {
+            Ok(Ok(line)) => match serde_json::from_str::<FromDriver>(&line) {
+                Ok(msg) => Ok(msg),
+                Err(_) => {
+                    self.kill();
+                    Err(DriverFault::Garbage { line })
+                }
+            },
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
+                Err(self.death_fault(Instant::now() + Duration::from_secs(5)))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(DriverFault::Timeout {
+                    after_ms: wait.as_millis() as u64,
+                })
+            }
+        }
+    }
+
+    /// Stdout closed: find out how the driver ended, and clean up its group.
+    fn death_fault(&mut self, deadline: Instant) -> DriverFault {
+        let status = self
+            .handle
+            .wait_deadline(deadline)
+            .ok()
+            .flatten()
+            .map(|o| o.status);
+        self.kill();
+        let stderr = self.stderr_text();
+        match status {
+            Some(s) if s.success() => DriverFault::ExitedEarly { stderr },
+            Some(s) => DriverFault::Crashed {
+                status: s.to_string(),
+                stderr,
+            },
+            None => DriverFault::Crashed {
+                status: "closed its stdout".into(),
+                stderr,
+            },
+        }
+    }
+
+    /// What the driver wrote to stderr recently (the last 16 KiB).
+    pub fn stderr_text(&self) -> String {
+        let q = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&q.iter().copied().collect::<Vec<_>>()).into_owned()
+    }
+
+    /// Asks the driver to stop, then kills whatever is left of its process group.
+    pub fn stop(mut self) {
+        let _ = self.send(&ToDriver::Stop);
+        let _ = self
+            .handle
+            .wait_deadline(Instant::now() + Duration::from_secs(5));
+        self.kill();
+    }
+
+    /// Kills the whole process group and reaps the driver.
+    pub fn kill(&mut self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+        let _ = self.handle.wait();
+    }
+}
+
+impl Drop for DriverSession {
+    fn drop(&mut self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
+fn crashed(msg: &str) -> DriverFault {
+    DriverFault::Crashed {
+        status: msg.to_owned(),
+        stderr: String::new(),
+    }
+}
+
+/// Pids of the live (non-zombie) processes in process group `pgid`, from `/proc`.
+pub fn group_members(pgid: i32) -> Result<Vec<i32>> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command name: state ppid pgrp ...
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .ok_or_else(|| anyhow!("odd /proc stat"))?;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}

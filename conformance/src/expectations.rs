@@ -1,0 +1,113 @@
+//! Per-implementation expectation files (`fixtures/expectations/<impl>.yaml`): the known
+//! divergences, each with a reason.
+//!
+//! Unlisted cases are expected to pass. A listed case that passes is an *unexpected pass* and
+//! fails the run until the entry is removed, so these files only shrink as implementations
+//! improve. An entry naming a case that does not exist is an error.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::verdict::Status;
+
+/// The contents of one expectation file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectationFile {
+    /// The implementation these entries are about.
+    pub implementation: String,
+    /// Case id → the expected non-pass status and why.
+    #[serde(default)]
+    pub cases: BTreeMap<String, Expected>,
+}
+
+/// One known divergence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    /// The status the case gets on this implementation.
+    pub status: Status,
+    /// Why, in a sentence a reviewer would accept.
+    pub reason: String,
+}
+
+impl ExpectationFile {
+    /// Loads `path` (an absent file means "every case passes"), checking that every entry
+    /// names an existing case.
+    pub fn load(path: &Path, implementation: &str, known: &[&str]) -> Result<ExpectationFile> {
+        if !path.exists() {
+            return Ok(ExpectationFile {
+                implementation: implementation.to_owned(),
+                cases: BTreeMap::new(),
+            });
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let file: ExpectationFile = serde_yaml::from_str(&text).map_err(|e| {
+            let loc = e
+                .location()
+                .map(|l| format!(":{}:{}", l.line(), l.column()))
+                .unwrap_or_default();
+            anyhow::anyhow!("{}{loc}: {e}", path.display())
+        })?;
+        if file.implementation != implementation {
+            bail!(
+                "{}: written for `{}`, used for `{implementation}`",
+                path.display(),
+                file.implementation
+            );
+        }
+        for (id, entry) in &file.cases {
+            if !known.contains(&id.as_str()) {
+                bail!("{}: entry `{id}` names no case in spec/", path.display());
+            }
+            if entry.status == Status::Pass {
+                bail!("{}: entry `{id}` expects pass; remove it instead", path.display());
+            }
+            if entry.reason.trim().is_empty() {
+                bail!("{}: entry `{id}` has no reason", path.display());
+            }
+        }
+        Ok(file)
+    }
+
+    pub fn expected(&self, case: &str) -> Option<&Expected> {
+        self.cases.get(case)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ExpectationFile> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.yaml");
+        std::fs::write(&path, text).unwrap();
+        ExpectationFile::load(&path, "x", &["A-1"])
+    }
+
+    #[test]
+    fn an_entry_for_a_missing_case_is_an_error() {
+        let err = load("implementation: x\ncases:\n  B-9: {status: fail, reason: r}\n");
+        assert!(err.unwrap_err().to_string().contains("`B-9` names no case"));
+    }
+
+    #[test]
+    fn a_typo_names_line_and_column() {
+        let err = load("implementation: x\ncases:\n  A-1: {status: fail, raeson: r}\n");
+        let msg = err.unwrap_err().to_string();
+        assert!(msg.contains("x.yaml:3:"), "{msg}");
+        assert!(msg.contains("unknown field `raeson`"), "{msg}");
+    }
+
+    #[test]
+    fn a_valid_file_loads() {
+        let f = load("implementation: x\ncases:\n  A-1: {status: fail, reason: r}\n").unwrap();
+        assert_eq!(f.expected("A-1").unwrap().status, Status::Fail);
+    }
+}

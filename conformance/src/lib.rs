@@ -1,0 +1,37 @@
+//! poolspec's conformance runner.
+//!
+//! The flow, from YAML to verdict (see `ARCHITECTURE.md` for the bird's-eye view):
+//!
+//! 1. [`spec::load_dir`] parses `spec/*.yaml` into [`spec::LoadedCase`]s and compiles each
+//!    into the explicit [`spec::Program`] a driver receives.
+//! 2. [`runner::run_matrix`] starts each implementation's driver ([`driver`]) in its own
+//!    process group, hosts a [`coordinator`] socket for it, and sends programs.
+//! 3. Every process of the implementation reports events to the coordinator synchronously;
+//!    tasks wait there on gates. The result is a causal [`coordinator::History`].
+//! 4. [`observe::observe`] normalizes the history into an [`observe::Observation`];
+//!    [`expect`] checks the case's expectations on it; [`verdict`] judges the status against
+//!    the implementation's [`expectations`] file.
+//! 5. [`report`] renders the run as JSON lines, Markdown and JUnit XML.
+
+pub mod claims;
+pub mod coordinator;
+pub mod driver;
+pub mod expect;
+pub mod expectations;
+pub mod implementations;
+pub mod observe;
+pub mod protocol;
+pub mod report;
+pub mod runner;
+pub mod spec;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the folder holding `spec/` and `fixtures/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}

@@ -1,0 +1,418 @@
+//! From a raw history to a normalized observation.
+//!
+//! The raw history names pids and thread ids and interleaves concurrent reports in whatever
+//! order they happened to arrive. An observation keeps only what a case can force: what each
+//! step returned, how each task and callback ended, and the probes the case asked for. Pids
+//! and threads become roles; nothing depends on timing. Two runs of a conforming
+//! implementation must give identical observations; `--verify` checks exactly that.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::coordinator::{Event, History, Origin};
+use crate::protocol::{ErrorValue, Outcome, ReportKind};
+use crate::spec::{Case, IdKind, Probe, Program, Step, TaskSpec};
+
+/// The normalized observation of one run of one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// What every step returned or raised, in program order.
+    pub steps: IndexMap<String, StepObs>,
+    /// How every task of the program ran, in program order.
+    pub tasks: IndexMap<String, TaskObs>,
+    /// Callback invocations per step, for steps that registered callbacks.
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub callbacks: IndexMap<String, Vec<CallbackObs>>,
+    /// The probes the case asked for, by name.
+    #[serde(flatten)]
+    pub probes: IndexMap<String, serde_json::Value>,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepObs {
+    Returned(serde_json::Value),
+    Raised(ErrorValue),
+    /// An `AsyncResult` (`result`) or an iterator (`iterator`).
+    Handle(String),
+    /// The step was called and never returned before the run ended.
+    NeverReturned(bool),
+    /// The step was never called (an earlier step never returned).
+    NotReached(bool),
+}
+
+/// How one task ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskObs {
+    /// How many times it started.
+    pub runs: usize,
+    /// Where it ran: `worker` (a process other than the pool's parent) or `parent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// How its last run ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<TaskEnd>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskEnd {
+    Returned(serde_json::Value),
+    Raised(ErrorValue),
+    Exited(i32),
+    /// Started but never reported an end (killed, terminated, or held when the run ended).
+    Unfinished(bool),
+}
+
+/// One callback invocation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallbackObs {
+    /// `callback` or `error_callback`.
+    pub kind: String,
+    pub arg: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raised: Option<ErrorValue>,
+}
+
+/// Who the parent is: the process and thread that ran the steps.
+struct Roles {
+    parent_pid: Option<u32>,
+    main_thread: Option<String>,
+}
+
+impl Roles {
+    fn of(history: &History) -> Roles {
+        let first_call = history.events.iter().find_map(|e| match (&e.kind, &e.origin) {
+            (ReportKind::Call { .. }, Origin::Process { pid, thread }) => Some((*pid, thread)),
+            _ => None,
+        });
+        Roles {
+            parent_pid: first_call.map(|(pid, _)| pid),
+            main_thread: first_call.map(|(_, t)| t.clone()),
+        }
+    }
+
+    fn process(&self, origin: &Origin) -> &'static str {
+        match origin {
+            Origin::Process { pid, .. } if Some(*pid) == self.parent_pid => "parent",
+            Origin::Process { .. } => "worker",
+            Origin::Runner => "runner",
+        }
+    }
+}
+
+/// Every task id of the program, in program order.
+pub fn task_ids(program: &Program) -> Vec<String> {
+    let mut ids = Vec::new();
+    for step in &program.steps {
+        let specs: Vec<&TaskSpec> = match step {
+            Step::Apply(s) | Step::ApplyAsync(s) => vec![&s.task],
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => m.tasks.iter().collect(),
+            _ => vec![],
+        };
+        for spec in specs {
+            if let TaskSpec::Full(t) = spec
+                && let Some(id) = &t.id
+            {
+                ids.push(id.clone());
+            }
+        }
+    }
+    ids
+}
+
+/// Normalizes `history` for `case` (whose compiled program is `program`).
+pub fn observe(case: &Case, program: &Program, history: &History) -> Observation {
+    let roles = Roles::of(history);
+    let events = &history.events;
+
+    let mut steps = IndexMap::new();
+    for step in &program.steps {
+        let id = step.explicit_id().unwrap_or_default().to_owned();
+        let called = events
+            .iter()
+            .any(|e| matches!(&e.kind, ReportKind::Call { step, .. } if *step == id));
+        let ret = events.iter().find_map(|e| match &e.kind {
+            ReportKind::Return { step, outcome } if *step == id => Some(outcome),
+            _ => None,
+        });
+        let obs = match (called, ret) {
+            (_, Some(Outcome::Returned(v))) => StepObs::Returned(v.clone()),
+            (_, Some(Outcome::Raised(e))) => StepObs::Raised(e.clone()),
+            (_, Some(Outcome::Handle(h))) => StepObs::Handle(h.clone()),
+            (true, None) => StepObs::NeverReturned(true),
+            (false, None) => StepObs::NotReached(true),
+        };
+        steps.insert(id, obs);
+    }
+
+    let mut tasks: IndexMap<String, TaskObs> = task_ids(program)
+        .into_iter()
+        .map(|id| {
+            let obs = TaskObs {
+                runs: 0,
+                process: None,
+                ended: None,
+            };
+            (id, obs)
+        })
+        .collect();
+    let mut places: HashMap<String, BTreeSet<&'static str>> = HashMap::new();
+    for e in events {
+        match &e.kind {
+            ReportKind::Start { task } => {
+                if let Some(t) = tasks.get_mut(task) {
+                    t.runs += 1;
+                    t.ended = Some(TaskEnd::Unfinished(true));
+                    places
+                        .entry(task.clone())
+                        .or_default()
+                        .insert(roles.process(&e.origin));
+                }
+            }
+            ReportKind::End { task, outcome } => {
+                if let Some(t) = tasks.get_mut(task) {
+                    t.ended = Some(match outcome {
+                        Outcome::Returned(v) => TaskEnd::Returned(v.clone()),
+                        Outcome::Raised(err) => TaskEnd::Raised(err.clone()),
+                        Outcome::Handle(h) => TaskEnd::Returned(serde_json::json!(h)),
+                    });
+                }
+            }
+            ReportKind::Exit { task, code } => {
+                if let Some(t) = tasks.get_mut(task) {
+                    t.ended = Some(TaskEnd::Exited(*code));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (id, t) in tasks.iter_mut() {
+        t.process = places
+            .get(id)
+            .map(|p| p.iter().copied().collect::<Vec<_>>().join("+"));
+    }
+
+    let mut callbacks: IndexMap<String, Vec<CallbackObs>> = IndexMap::new();
+    for step in &program.steps {
+        let id = step.explicit_id().unwrap_or_default();
+        if let Some(IdKind::Step {
+            callbacks: true, ..
+        }) = program.ids.get(id)
+        {
+            callbacks.insert(id.to_owned(), Vec::new());
+        }
+    }
+    for e in events {
+        match &e.kind {
+            ReportKind::Callback { step, kind, arg } => {
+                if let Some(list) = callbacks.get_mut(step) {
+                    list.push(CallbackObs {
+                        kind: kind.clone(),
+                        arg: arg.clone(),
+                        raised: None,
+                    });
+                }
+            }
+            ReportKind::CallbackDone {
+                step,
+                raised: Some(err),
+                ..
+            } => {
+                if let Some(last) = callbacks.get_mut(step).and_then(|l| l.last_mut()) {
+                    last.raised = Some(err.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut probes = IndexMap::new();
+    for probe in &case.observe {
+        match probe {
+            Probe::MaxConcurrency => {
+                probes.insert("max_concurrency".into(), max_concurrency(program, events).into());
+            }
+            Probe::WorkerProcesses => {
+                let pids: BTreeSet<u32> = events
+                    .iter()
+                    .filter_map(|e| match (&e.kind, &e.origin) {
+                        (ReportKind::Start { .. }, Origin::Process { pid, .. })
+                            if Some(*pid) != roles.parent_pid =>
+                        {
+                            Some(*pid)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                probes.insert("worker_processes".into(), pids.len().into());
+            }
+            Probe::TasksByProcess => {
+                probes.insert(
+                    "tasks_by_process".into(),
+                    serde_json::json!(tasks_by_process(program, events)),
+                );
+            }
+            Probe::CallbackContext => {
+                probes.insert(
+                    "callback_context".into(),
+                    callback_context(&roles, events),
+                );
+            }
+            Probe::Order { name, events: refs } => {
+                let entry = probes
+                    .entry("order".to_owned())
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(map) = entry.as_object_mut() {
+                    map.insert(name.clone(), serde_json::json!(order(refs, events)));
+                }
+            }
+        }
+    }
+
+    Observation {
+        steps,
+        tasks,
+        callbacks,
+        probes,
+    }
+}
+
+fn is_task(program: &Program, id: &str) -> bool {
+    matches!(program.ids.get(id), Some(IdKind::Task))
+}
+
+fn max_concurrency(program: &Program, events: &[Event]) -> usize {
+    let mut running: BTreeSet<&str> = BTreeSet::new();
+    let mut max = 0;
+    for e in events {
+        match &e.kind {
+            ReportKind::Start { task } if is_task(program, task) => {
+                running.insert(task);
+                max = max.max(running.len());
+            }
+            ReportKind::End { task, .. } | ReportKind::Exit { task, .. } => {
+                running.remove(task.as_str());
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+fn tasks_by_process(program: &Program, events: &[Event]) -> Vec<Vec<String>> {
+    let order: HashMap<String, usize> = task_ids(program)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, i))
+        .collect();
+    let mut by_pid: BTreeMap<u32, BTreeSet<(usize, String)>> = BTreeMap::new();
+    for e in events {
+        if let (ReportKind::Start { task }, Origin::Process { pid, .. }) = (&e.kind, &e.origin)
+            && let Some(i) = order.get(task)
+        {
+            by_pid.entry(*pid).or_default().insert((*i, task.clone()));
+        }
+    }
+    let mut groups: Vec<Vec<(usize, String)>> = by_pid
+        .into_values()
+        .map(|set| set.into_iter().collect())
+        .collect();
+    groups.sort();
+    groups
+        .into_iter()
+        .map(|g| g.into_iter().map(|(_, id)| id).collect())
+        .collect()
+}
+
+fn callback_context(roles: &Roles, events: &[Event]) -> serde_json::Value {
+    let mut processes = BTreeSet::new();
+    let mut threads = BTreeSet::new();
+    let mut on_main = false;
+    let mut inside = 0usize;
+    let mut max_overlap = 0usize;
+    for e in events {
+        match (&e.kind, &e.origin) {
+            (ReportKind::Callback { .. }, origin @ Origin::Process { pid, thread }) => {
+                processes.insert(roles.process(origin));
+                threads.insert((*pid, thread.clone()));
+                on_main |= Some(*pid) == roles.parent_pid
+                    && Some(thread) == roles.main_thread.as_ref();
+                inside += 1;
+                max_overlap = max_overlap.max(inside);
+            }
+            (ReportKind::CallbackDone { .. }, _) => inside = inside.saturating_sub(1),
+            _ => {}
+        }
+    }
+    serde_json::json!({
+        "process": processes.into_iter().collect::<Vec<_>>().join("+"),
+        "main_thread": on_main,
+        "threads": threads.len(),
+        "max_overlap": max_overlap,
+    })
+}
+
+fn order(refs: &[String], events: &[Event]) -> Vec<String> {
+    let mut found: Vec<(u64, &String)> = Vec::new();
+    let mut absent = Vec::new();
+    for r in refs {
+        match events
+            .iter()
+            .find(|e| e.reference().as_deref() == Some(r.as_str()))
+        {
+            Some(e) => found.push((e.seq, r)),
+            None => absent.push(format!("{r} (absent)")),
+        }
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|(_, r)| r.clone())
+        .chain(absent)
+        .collect()
+}
+
+/// The raw history with pids and threads replaced by roles (`parent`, `worker#1`, ...;
+/// `main`, `thread#1`, ...) in order of first appearance, for the debugging copy on disk.
+pub fn annotate(history: &History) -> serde_json::Value {
+    let roles = Roles::of(history);
+    let mut workers: HashMap<u32, usize> = HashMap::new();
+    let mut threads: HashMap<(u32, String), usize> = HashMap::new();
+    let events: Vec<serde_json::Value> = history
+        .events
+        .iter()
+        .map(|e| {
+            let who = match &e.origin {
+                Origin::Runner => "runner".to_owned(),
+                Origin::Process { pid, thread } => {
+                    let process = if Some(*pid) == roles.parent_pid {
+                        "parent".to_owned()
+                    } else {
+                        let n = workers.len() + 1;
+                        format!("worker#{}", workers.entry(*pid).or_insert(n))
+                    };
+                    let t = if Some(*pid) == roles.parent_pid
+                        && Some(thread) == roles.main_thread.as_ref()
+                    {
+                        "main".to_owned()
+                    } else {
+                        let n = threads.len() + 1;
+                        format!("thread#{}", threads.entry((*pid, thread.clone())).or_insert(n))
+                    };
+                    format!("{process}/{t} (pid {pid})")
+                }
+            };
+            serde_json::json!({"seq": e.seq, "who": who, "event": e.kind})
+        })
+        .collect();
+    serde_json::json!({"events": events, "violations": history.violations})
+}

@@ -1,0 +1,149 @@
+//! The two wire protocols of `spec/PROTOCOL.md`: runner ⇄ driver over stdio, and
+//! implementation ⇄ coordinator over a Unix socket. JSON lines both ways.
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Program;
+
+/// Version of `spec/PROTOCOL.md`. A driver speaking another version is refused at handshake.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message from the runner to a driver (one JSON line on the driver's stdin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToDriver {
+    Hello {
+        protocol: u32,
+    },
+    /// Run one program against a fresh pool. Events go to `coordinator`, tagged with `token`.
+    Run {
+        seq: u64,
+        token: String,
+        coordinator: String,
+        program: Program,
+    },
+    Stop,
+}
+
+/// A message from a driver to the runner (one JSON line on the driver's stdout).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FromDriver {
+    Hello {
+        protocol: u32,
+        implementation: ImplementationInfo,
+        #[serde(default)]
+        capabilities: Vec<String>,
+    },
+    /// The program ran to its end (whatever its steps raised) and the pool is gone.
+    Done { seq: u64 },
+    /// The driver could not run the program: a bug or missing feature in the driver itself.
+    Error {
+        #[serde(default)]
+        seq: Option<u64>,
+        message: String,
+        #[serde(default)]
+        traceback: Option<String>,
+    },
+}
+
+/// What a driver says about the implementation it wraps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImplementationInfo {
+    pub name: String,
+    pub version: String,
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_class: Option<String>,
+}
+
+/// How a step ended, as reported in its `return` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    Returned(serde_json::Value),
+    Raised(ErrorValue),
+    /// The step returned an `AsyncResult` (`result`) or an iterator (`iterator`).
+    Handle(String),
+}
+
+/// An exception, by type name and message (`str(exc)`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorValue {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+/// One report sent to the coordinator. Every report is acknowledged before the sender goes
+/// on; `wait` and `await` are acknowledged only once their condition holds.
+// No `deny_unknown_fields` here: serde does not support it together with `flatten`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The token of the case this report belongs to; reports of an earlier case are ignored.
+    pub token: String,
+    /// OS process id of the sender.
+    pub pid: u32,
+    /// Thread identity of the sender, unique within its process.
+    pub thread: serde_json::Value,
+    #[serde(flatten)]
+    pub event: ReportKind,
+}
+
+/// The kinds of report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ReportKind {
+    /// The main thread is about to run step `step`.
+    Call { step: String, op: String },
+    /// Step `step` finished.
+    Return { step: String, outcome: Outcome },
+    /// A task (or initializer) began.
+    Start { task: String },
+    /// A task finished with a value or an exception.
+    End { task: String, outcome: Outcome },
+    /// A task is about to end its process abruptly.
+    Exit { task: String, code: i32 },
+    /// A callback of step `step` was entered with `arg` (`kind`: callback or error_callback).
+    Callback {
+        step: String,
+        kind: String,
+        arg: serde_json::Value,
+    },
+    /// A callback of step `step` is about to return (or raise `raised`).
+    CallbackDone {
+        step: String,
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raised: Option<ErrorValue>,
+    },
+    /// `who` (a task id or `<step>.<kind>` for a callback) waits until `gate` opens.
+    Wait { who: String, gate: String },
+    /// The main thread opens `gate`.
+    Open { gate: String },
+    /// The main thread waits until `until_event` was recorded, or `gate` has `waiting` waiters.
+    Await {
+        #[serde(default)]
+        until_event: Option<String>,
+        #[serde(default)]
+        gate: Option<String>,
+        #[serde(default)]
+        waiting: Option<u32>,
+    },
+}
+
+/// The coordinator's answer to a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ack {
+    /// `false` when the case is over (or the report was malformed); the sender should stop
+    /// what it is doing and return as quietly as it can.
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,440 @@
+//! Running the matrix: every selected case on every selected implementation.
+//!
+//! Work is spread over `jobs` threads. Each thread keeps one warm driver (and one coordinator)
+//! per implementation it has touched, so a driver's interpreter start-up is paid once, while
+//! every case still gets a fresh pool. A driver that faults is killed with its process group
+//! and restarted for the next case; the fault is that case's result only.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::coordinator::{Coordinator, History};
+use crate::driver::{DriverFault, DriverSession};
+use crate::expect::first_mismatch;
+use crate::expectations::{ExpectationFile, Expected};
+use crate::implementations::Implementation;
+use crate::observe::{annotate, observe};
+use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
+use crate::spec::{Area, LoadedCase, Step};
+use crate::verdict::{Status, Verdict};
+
+/// How to run the matrix.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Scales every liveness guard, for slow or loaded machines.
+    pub timeout_multiplier: f64,
+    /// Worker threads (each with its own drivers).
+    pub jobs: usize,
+    /// Runs of each case per implementation; more than one checks that observations are
+    /// stable (`--verify N`).
+    pub repeat: u32,
+    /// Where raw histories are written, one JSON file per case and implementation.
+    pub history_dir: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            timeout_multiplier: 1.0,
+            jobs: thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            repeat: 1,
+            history_dir: None,
+        }
+    }
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub case: String,
+    pub area: Area,
+    pub quirk: bool,
+    pub implementation: String,
+    pub status: Status,
+    pub verdict: Verdict,
+    /// One line saying why the status is not `pass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<Expected>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<DriverFault>,
+    /// The normalized observation, when a history was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observation: Option<serde_json::Value>,
+    /// Set by `--verify` when repeated runs observed different things.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unstable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<PathBuf>,
+    pub duration_ms: u64,
+}
+
+/// What a driver said about itself at handshake.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImplementationReport {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<ImplementationInfo>,
+    pub capabilities: Vec<String>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub struct MatrixRun {
+    pub implementations: Vec<ImplementationReport>,
+    /// Results in case order, then implementation order.
+    pub results: Vec<CaseResult>,
+    pub wall: Duration,
+}
+
+impl MatrixRun {
+    pub fn unexpected(&self) -> impl Iterator<Item = &CaseResult> {
+        self.results.iter().filter(|r| !r.verdict.is_ok())
+    }
+
+    pub fn result(&self, case: &str, implementation: &str) -> Option<&CaseResult> {
+        self.results
+            .iter()
+            .find(|r| r.case == case && r.implementation == implementation)
+    }
+}
+
+/// One warm driver, its coordinator, and what went wrong starting it.
+struct Slot {
+    coordinator: Option<Coordinator>,
+    session: Option<DriverSession>,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Runs `cases` × `impls`. `progress` is called once per finished cell (from worker threads).
+pub fn run_matrix(
+    cases: &[LoadedCase],
+    impls: &[(Implementation, ExpectationFile)],
+    options: &RunOptions,
+    progress: &(dyn Fn(&CaseResult) + Sync),
+) -> MatrixRun {
+    let started = Instant::now();
+    let mut queue = Vec::new();
+    for (i, _) in impls.iter().enumerate() {
+        for (c, _) in cases.iter().enumerate() {
+            for r in 0..options.repeat.max(1) {
+                queue.push((i, c, r));
+            }
+        }
+    }
+    let queue = Mutex::new(queue.into_iter());
+    let infos: Mutex<HashMap<usize, (ImplementationInfo, Vec<String>)>> =
+        Mutex::new(HashMap::new());
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|s| {
+        for _ in 0..options.jobs.max(1) {
+            let tx = tx.clone();
+            let queue = &queue;
+            let infos = &infos;
+            s.spawn(move || {
+                let mut slots: HashMap<usize, Slot> = HashMap::new();
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((i, c, r)) = next else { break };
+                    let (imp, expectations) = &impls[i];
+                    let slot = slots.entry(i).or_insert(Slot {
+                        coordinator: None,
+                        session: None,
+                    });
+                    let result = run_one(slot, imp, expectations, &cases[c], options);
+                    if let Some(session) = &slot.session {
+                        infos
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(i)
+                            .or_insert_with(|| {
+                                (session.info.clone(), session.capabilities.clone())
+                            });
+                    }
+                    progress(&result);
+                    if tx.send((i, c, r, result)).is_err() {
+                        break;
+                    }
+                }
+                for (_, slot) in slots {
+                    if let Some(session) = slot.session {
+                        session.stop();
+                    }
+                }
+            });
+        }
+    });
+    drop(tx);
+
+    let mut grouped: HashMap<(usize, usize), Vec<(u32, CaseResult)>> = HashMap::new();
+    for (i, c, r, result) in rx {
+        grouped.entry((i, c)).or_default().push((r, result));
+    }
+    let mut results = Vec::new();
+    for c in 0..cases.len() {
+        for i in 0..impls.len() {
+            let Some(mut runs) = grouped.remove(&(i, c)) else {
+                continue;
+            };
+            runs.sort_by_key(|(r, _)| *r);
+            let mut runs = runs.into_iter().map(|(_, res)| res);
+            let Some(mut first) = runs.next() else { continue };
+            let rest: Vec<CaseResult> = runs.collect();
+            if let Some(note) = instability(&first, &rest) {
+                first.unstable = Some(note);
+                first.verdict = Verdict::Unexpected;
+            }
+            results.push(first);
+        }
+    }
+    let infos = infos.into_inner().unwrap_or_else(|e| e.into_inner());
+    let implementations = impls
+        .iter()
+        .enumerate()
+        .map(|(i, (imp, _))| ImplementationReport {
+            name: imp.name.clone(),
+            info: infos.get(&i).map(|(info, _)| info.clone()),
+            capabilities: infos.get(&i).map(|(_, c)| c.clone()).unwrap_or_default(),
+        })
+        .collect();
+    MatrixRun {
+        implementations,
+        results,
+        wall: started.elapsed(),
+    }
+}
+
+/// Describes how repeated runs differed from the first, if they did.
+fn instability(first: &CaseResult, rest: &[CaseResult]) -> Option<String> {
+    let total = rest.len() + 1;
+    let differing = rest
+        .iter()
+        .filter(|r| r.status != first.status || r.observation != first.observation)
+        .count();
+    (differing > 0).then(|| {
+        let statuses: BTreeSet<&str> = std::iter::once(first)
+            .chain(rest)
+            .map(|r| r.status.as_str())
+            .collect();
+        format!(
+            "{differing} of {total} runs observed something different from the first (statuses: {})",
+            statuses.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+/// Capabilities a case needs: its `requires`, plus every operation it uses.
+pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
+    let mut need: BTreeSet<String> = case.case.requires.iter().cloned().collect();
+    for step in &case.program.steps {
+        need.insert(step.op().to_owned());
+        if let Step::Map(m) | Step::MapAsync(m) | Step::Imap(m) | Step::ImapUnordered(m) = step
+            && m.chunksize.is_some()
+        {
+            need.insert("chunksize".to_owned());
+        }
+    }
+    if case.program.pool.initializer.is_some() {
+        need.insert("initializer".to_owned());
+    }
+    if case.program.pool.maxtasksperchild.is_some() {
+        need.insert("maxtasksperchild".to_owned());
+    }
+    need
+}
+
+fn run_one(
+    slot: &mut Slot,
+    imp: &Implementation,
+    expectations: &ExpectationFile,
+    lc: &LoadedCase,
+    options: &RunOptions,
+) -> CaseResult {
+    let started = Instant::now();
+    let expected = expectations.expected(lc.id()).cloned();
+    let mut result = CaseResult {
+        case: lc.id().to_owned(),
+        area: lc.area,
+        quirk: lc.is_quirk(),
+        implementation: imp.name.clone(),
+        status: Status::Pass,
+        verdict: Verdict::Pass,
+        reason: None,
+        expected: expected.clone(),
+        fault: None,
+        observation: None,
+        unstable: None,
+        history: None,
+        duration_ms: 0,
+    };
+    let guard = lc.case.timeout.base().mul_f64(options.timeout_multiplier.max(0.01));
+
+    let outcome = execute(slot, imp, lc, guard);
+    match outcome {
+        Execution::Unsupported(missing) => {
+            result.status = Status::Unsupported;
+            result.reason = Some(format!("lacks capabilities: {}", missing.join(", ")));
+        }
+        Execution::NoDriver(message) => {
+            result.status = Status::Error;
+            result.reason = Some(message);
+        }
+        Execution::Ran { history, failure } => {
+            let observation = observe(&lc.case, &lc.program, &history);
+            let value = serde_json::to_value(&observation).unwrap_or_default();
+            if let Some(dir) = &options.history_dir {
+                result.history = write_history(dir, &imp.name, lc.id(), &history);
+            }
+            match failure {
+                Some((status, reason, fault)) => {
+                    result.status = status;
+                    result.reason = Some(reason);
+                    result.fault = fault;
+                }
+                None if !history.violations.is_empty() => {
+                    result.status = Status::Error;
+                    result.reason = Some(format!(
+                        "coordinator protocol violated: {}",
+                        history.violations[0]
+                    ));
+                }
+                None => {
+                    if let Some(mismatch) = first_mismatch(&lc.case.expect, &value) {
+                        result.status = Status::Fail;
+                        result.reason = Some(mismatch);
+                    }
+                }
+            }
+            result.observation = Some(value);
+        }
+    }
+    result.verdict = Verdict::judge(result.status, expected.map(|e| e.status));
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+enum Execution {
+    Unsupported(Vec<String>),
+    NoDriver(String),
+    Ran {
+        history: History,
+        failure: Option<(Status, String, Option<DriverFault>)>,
+    },
+}
+
+fn fault_status(fault: &DriverFault) -> Status {
+    match fault {
+        DriverFault::Timeout { .. } => Status::Timeout,
+        DriverFault::Handshake { .. } => Status::Error,
+        DriverFault::Crashed { .. } | DriverFault::ExitedEarly { .. } | DriverFault::Garbage { .. } => {
+            Status::Crash
+        }
+    }
+}
+
+fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Duration) -> Execution {
+    if slot.coordinator.is_none() {
+        match Coordinator::start() {
+            Ok(c) => slot.coordinator = Some(c),
+            Err(e) => return Execution::NoDriver(format!("cannot start the coordinator: {e}")),
+        }
+    }
+    let Some(coordinator) = &slot.coordinator else {
+        return Execution::NoDriver("no coordinator".into());
+    };
+    if slot.session.is_none() {
+        match DriverSession::start(&imp.command, guard) {
+            Ok(s) => slot.session = Some(s),
+            Err(fault) => {
+                return Execution::Ran {
+                    history: History::default(),
+                    failure: Some((
+                        fault_status(&fault),
+                        format!("driver did not start: {}", fault.summary()),
+                        Some(fault),
+                    )),
+                };
+            }
+        }
+    }
+    let Some(session) = slot.session.as_mut() else {
+        return Execution::NoDriver("no driver".into());
+    };
+    let missing: Vec<String> = needed_capabilities(lc)
+        .into_iter()
+        .filter(|c| !session.capabilities.contains(c))
+        .collect();
+    if !missing.is_empty() {
+        return Execution::Unsupported(missing);
+    }
+
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let token = format!("{}/{}/{seq}", imp.name, lc.id());
+    coordinator.begin(&token, &lc.program.gates);
+    let deadline = Instant::now() + guard;
+    let sent = session.send(&ToDriver::Run {
+        seq,
+        token,
+        coordinator: coordinator.path().display().to_string(),
+        program: lc.program.clone(),
+    });
+    let failure = match sent {
+        Err(fault) => Some(fault),
+        Ok(()) => loop {
+            match session.receive(deadline) {
+                Ok(FromDriver::Done { seq: s }) if s == seq => break None,
+                Ok(FromDriver::Error {
+                    message, traceback, ..
+                }) => {
+                    let history = coordinator.finish();
+                    let detail = traceback
+                        .as_deref()
+                        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()))
+                        .map(|l| format!(" ({})", l.trim()))
+                        .unwrap_or_default();
+                    return Execution::Ran {
+                        history,
+                        failure: Some((
+                            Status::Error,
+                            format!("driver error: {message}{detail}"),
+                            None,
+                        )),
+                    };
+                }
+                // A stale answer from an earlier case that timed out cannot happen (the driver
+                // was killed then), so anything else breaks the protocol.
+                Ok(other) => {
+                    break Some(DriverFault::Garbage {
+                        line: format!("unexpected message {other:?}"),
+                    });
+                }
+                Err(fault) => break Some(fault),
+            }
+        },
+    };
+    let history = coordinator.finish();
+    let failure = failure.map(|fault| {
+        if let Some(mut s) = slot.session.take() {
+            s.kill();
+        }
+        (fault_status(&fault), fault.summary(), Some(fault))
+    });
+    Execution::Ran { history, failure }
+}
+
+fn write_history(dir: &std::path::Path, imp: &str, case: &str, history: &History) -> Option<PathBuf> {
+    let folder = dir.join(imp);
+    std::fs::create_dir_all(&folder).ok()?;
+    let path = folder.join(format!("{case}.json"));
+    let text = serde_json::to_string_pretty(&annotate(history)).ok()?;
+    std::fs::write(&path, text).ok()?;
+    Some(path)
+}

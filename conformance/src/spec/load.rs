@@ -1,0 +1,340 @@
+//! Reading `spec/*.yaml`: parsing with locations, then semantic checks on each case.
+//!
+//! All YAML parsing of cases happens here. A file that fails to parse is reported with its
+//! path, line and column and skipped; every other file is still loaded, so one typo never
+//! hides the rest of the suite.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::model::{
+    Case, ERROR_TYPES, FORMAT_VERSION, GateRule, Probe, SpecFile, Step, TaskSpec,
+};
+use super::program::{Program, compile};
+
+/// A case together with where it came from and its compiled program.
+#[derive(Debug, Clone)]
+pub struct LoadedCase {
+    pub file: PathBuf,
+    pub area: super::model::Area,
+    pub case: Case,
+    pub program: Program,
+}
+
+impl LoadedCase {
+    pub fn id(&self) -> &str {
+        &self.case.id
+    }
+
+    /// `contract` unless the case is tagged `quirk`.
+    pub fn is_quirk(&self) -> bool {
+        self.case.tags.iter().any(|t| t == "quirk")
+    }
+}
+
+/// A problem with one spec file or case. Parse errors carry a line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub case: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let (Some(l), Some(c)) = (self.line, self.column) {
+            write!(f, ":{l}:{c}")?;
+        }
+        if let Some(case) = &self.case {
+            write!(f, ": case {case}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Everything `spec/` holds: the cases that loaded and the errors of those that did not.
+#[derive(Debug, Default)]
+pub struct Suite {
+    pub cases: Vec<LoadedCase>,
+    pub errors: Vec<SpecError>,
+}
+
+/// Loads every `*.yaml` file directly in `dir` except `claims.yaml` and `tags.yaml`, in file
+/// name order.
+pub fn load_dir(dir: &Path) -> Suite {
+    let mut suite = Suite::default();
+    let mut files = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .filter(|p| {
+                !matches!(
+                    p.file_name().and_then(|n| n.to_str()),
+                    Some("claims.yaml" | "tags.yaml")
+                )
+            })
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            suite.errors.push(SpecError {
+                file: dir.to_path_buf(),
+                line: None,
+                column: None,
+                case: None,
+                message: format!("cannot read the spec directory: {e}"),
+            });
+            return suite;
+        }
+    };
+    files.sort();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => load_str(&file, &text, &mut suite),
+            Err(e) => suite.errors.push(SpecError {
+                file: file.clone(),
+                line: None,
+                column: None,
+                case: None,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut dups = Vec::new();
+    suite.cases.retain(|c| {
+        if seen.insert(c.case.id.clone()) {
+            true
+        } else {
+            dups.push(SpecError {
+                file: c.file.clone(),
+                line: None,
+                column: None,
+                case: Some(c.case.id.clone()),
+                message: "duplicate case id: ids are permanent and unique across spec/".into(),
+            });
+            false
+        }
+    });
+    suite.errors.extend(dups);
+    suite
+}
+
+/// Parses one file's text, adding its cases or its errors to `suite`.
+pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
+    let parsed: Result<SpecFile, serde_yaml::Error> =
+        serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+            text,
+        ));
+    let spec = match parsed {
+        Ok(spec) => spec,
+        Err(e) => {
+            let loc = e.location();
+            suite.errors.push(SpecError {
+                file: file.to_path_buf(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                case: None,
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    if spec.format != FORMAT_VERSION {
+        suite.errors.push(SpecError {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            case: None,
+            message: format!(
+                "case format {} is not supported (this runner reads format {FORMAT_VERSION})",
+                spec.format
+            ),
+        });
+        return;
+    }
+    for case in spec.cases {
+        match check_case(&case).and_then(|()| compile(&case)) {
+            Ok(program) => suite.cases.push(LoadedCase {
+                file: file.to_path_buf(),
+                area: spec.area,
+                case,
+                program,
+            }),
+            Err(message) => suite.errors.push(SpecError {
+                file: file.to_path_buf(),
+                line: None,
+                column: None,
+                case: Some(case.id.clone()),
+                message,
+            }),
+        }
+    }
+}
+
+/// Checks what serde cannot: required content, registered names, and well-formed tasks.
+/// References between ids are checked by [`compile`].
+fn check_case(case: &Case) -> Result<(), String> {
+    if case.id.trim().is_empty() {
+        return Err("`id` is empty".into());
+    }
+    if case.claim.trim().is_empty() {
+        return Err("`claim` is empty".into());
+    }
+    if case.cite.is_empty() {
+        return Err("`cite` needs at least one citation: every claim has evidence".into());
+    }
+    let kinds = case
+        .tags
+        .iter()
+        .filter(|t| *t == "contract" || *t == "quirk")
+        .count();
+    if kinds != 1 {
+        return Err("`tags` must contain exactly one of `contract` and `quirk`".into());
+    }
+    if case.steps.is_empty() {
+        return Err("`steps` is empty".into());
+    }
+    if case.pool.processes == 0 {
+        return Err("`pool.processes` must be at least 1".into());
+    }
+    if !case.expect.is_object() {
+        return Err("`expect` must be a map (a partial observation)".into());
+    }
+    for (name, rule) in &case.gates {
+        if let GateRule::WhenWaiting(0) = rule {
+            return Err(format!("gate `{name}`: `when_waiting` must be at least 1"));
+        }
+    }
+    for probe in &case.observe {
+        if let Probe::Order { events, .. } = probe
+            && events.len() < 2
+        {
+            return Err("an `order` probe needs at least two events".into());
+        }
+    }
+    let mut tasks: Vec<&TaskSpec> = Vec::new();
+    for step in &case.steps {
+        match step {
+            Step::Apply(s) | Step::ApplyAsync(s) => tasks.push(&s.task),
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => {
+                let star = matches!(step, Step::Starmap(_) | Step::StarmapAsync(_));
+                if !star && !m.args.is_empty() {
+                    return Err(format!("`args` is only for starmap, not {}", step.op()));
+                }
+                if star && !m.args.is_empty() && m.args.len() != m.tasks.len() {
+                    return Err("starmap `args` must have one entry per task".into());
+                }
+                tasks.extend(m.tasks.iter());
+            }
+            _ => {}
+        }
+        if let Step::Apply(s) = step
+            && (s.callback.is_some() || s.error_callback.is_some())
+        {
+            return Err("`apply` takes no callbacks".into());
+        }
+    }
+    for spec in tasks {
+        let TaskSpec::Full(task) = spec else { continue };
+        let endings = usize::from(task.returns.is_some())
+            + usize::from(task.echo)
+            + usize::from(task.raises.is_some())
+            + usize::from(task.exit.is_some());
+        if endings > 1 {
+            return Err(format!(
+                "task {}: give at most one of returns, echo, raises, exit",
+                task.id.as_deref().unwrap_or("(unnamed)")
+            ));
+        }
+        if let Some(err) = &task.raises
+            && !ERROR_TYPES.contains(&err.kind.as_str())
+        {
+            return Err(format!(
+                "unknown exception type `{}` (registered: {})",
+                err.kind,
+                ERROR_TYPES.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Suite {
+        let mut suite = Suite::default();
+        load_str(Path::new("spec/x.yaml"), text, &mut suite);
+        suite
+    }
+
+    const GOOD: &str = "format: 1
+area: blocking
+cases:
+  - id: T-1
+    claim: apply returns the task's value.
+    cite: [{doc: 'library/multiprocessing.html#multiprocessing.pool.Pool.apply'}]
+    tags: [contract]
+    steps:
+      - apply: {task: 5}
+    expect: {steps: {s1: {returned: 5}}}
+";
+
+    #[test]
+    fn a_good_case_loads() {
+        let suite = load(GOOD);
+        assert!(suite.errors.is_empty(), "{:?}", suite.errors);
+        assert_eq!(suite.cases.len(), 1);
+    }
+
+    #[test]
+    fn a_typo_names_file_line_and_column() {
+        let suite = load(&GOOD.replace("apply: {task: 5}", "apply: {tsak: 5}"));
+        let err = &suite.errors[0];
+        assert_eq!((err.line, err.column), (Some(9), Some(17)), "{err}");
+        assert!(err.to_string().starts_with("spec/x.yaml:9:17: "), "{err}");
+        assert!(err.message.contains("unknown field `tsak`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_operation_is_an_error() {
+        let suite = load(&GOOD.replace("- apply:", "- aply:"));
+        assert!(suite.errors[0].message.contains("unknown variant `aply`"));
+    }
+
+    #[test]
+    fn a_case_without_citation_is_rejected() {
+        let suite = load(&GOOD.replace(
+            "cite: [{doc: 'library/multiprocessing.html#multiprocessing.pool.Pool.apply'}]",
+            "cite: []",
+        ));
+        assert_eq!(suite.errors[0].case.as_deref(), Some("T-1"));
+        assert!(suite.errors[0].message.contains("citation"));
+    }
+
+    #[test]
+    fn an_unregistered_exception_type_is_rejected() {
+        let suite = load(&GOOD.replace(
+            "{task: 5}",
+            "{task: {raises: {type: OopsError, message: x}}}",
+        ));
+        assert!(suite.errors[0].message.contains("OopsError"));
+    }
+
+    #[test]
+    fn a_wrong_format_version_is_rejected() {
+        let suite = load(&GOOD.replace("format: 1", "format: 9"));
+        assert!(suite.errors[0].message.contains("format 9"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The behaviour cases: their format ([`model`]), loading ([`load`]) and the program form
+//! drivers receive ([`program`]).
+
+pub mod load;
+pub mod model;
+pub mod program;
+
+pub use load::{LoadedCase, SpecError, Suite, load_dir};
+pub use model::*;
+pub use program::{IdKind, Program};
+
+/// The JSON Schema of a spec file, for editors (committed as `spec/case.schema.json`).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(SpecFile)).unwrap_or_default()
+}

@@ -1,0 +1,472 @@
+//! The case format: the Rust types behind `spec/*.yaml`.
+//!
+//! `spec/README.md` is the normative prose; these types are its machine form, and the JSON
+//! Schema in `spec/case.schema.json` is exported from them (`cargo xtask conformance schema`).
+//! Every struct denies unknown fields, so a typo is an error with a location, never a silent
+//! default.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Version of the case format described in `spec/README.md`. Bump on any change of meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One file of `spec/`: the cases of one area.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    /// Version of the case format this file is written in; must equal [`FORMAT_VERSION`].
+    pub format: u32,
+    /// The area every case of this file belongs to.
+    pub area: Area,
+    /// The cases, in the order they are reported.
+    pub cases: Vec<Case>,
+}
+
+/// The areas of Pool behaviour. One file of `spec/` per area.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Area {
+    Blocking,
+    Ordering,
+    Concurrency,
+    CallbackProcess,
+    Errors,
+    Timeouts,
+    Lifecycle,
+    Workers,
+    Chunking,
+    Iteration,
+    Faults,
+}
+
+impl Area {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Area::Blocking => "blocking",
+            Area::Ordering => "ordering",
+            Area::Concurrency => "concurrency",
+            Area::CallbackProcess => "callback-process",
+            Area::Errors => "errors",
+            Area::Timeouts => "timeouts",
+            Area::Lifecycle => "lifecycle",
+            Area::Workers => "workers",
+            Area::Chunking => "chunking",
+            Area::Iteration => "iteration",
+            Area::Faults => "faults",
+        }
+    }
+}
+
+/// One behaviour case: one claim, its evidence, a program, and what must be observed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Permanent identifier, `AREA-NNN` style (e.g. `ORD-003`). Never reused or renamed:
+    /// expectation files, snapshots and reports are keyed by it.
+    pub id: String,
+    /// The behaviour, in one sentence, stated as a fact ("`map` returns ...").
+    pub claim: String,
+    /// Where CPython establishes the claim. At least one entry.
+    pub cite: Vec<Citation>,
+    /// `contract` (every Pool-compatible implementation must do this) or `quirk` (CPython
+    /// happens to do this), plus optional tags from `spec/tags.yaml`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Capabilities the implementation must declare in its handshake, else `unsupported`.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// How the pool is constructed.
+    #[serde(default)]
+    pub pool: PoolParams,
+    /// Gates tasks and callbacks can wait on, and when the runner opens them.
+    #[serde(default)]
+    pub gates: IndexMap<String, GateRule>,
+    /// The program: pool operations run in order on the driver's main thread.
+    pub steps: Vec<Step>,
+    /// Optional observations beyond the always-recorded ones (see [`Probe`]).
+    #[serde(default)]
+    pub observe: Vec<Probe>,
+    /// What the observation must contain: a partial observation matched by inclusion.
+    pub expect: serde_json::Value,
+    /// Liveness guard tier for the whole case (scaled by `--timeout-multiplier`).
+    #[serde(default)]
+    pub timeout: TimeoutTier,
+}
+
+/// Evidence for a claim. Exactly one of the fields is set.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Citation {
+    /// An anchor of `Doc/library/multiprocessing.rst`, e.g.
+    /// `library/multiprocessing.html#multiprocessing.pool.Pool.map`, optionally followed by
+    /// ` "quoted words"`.
+    Doc(String),
+    /// `Lib/multiprocessing/pool.py` plus a function or class, e.g. `pool.py:MapResult._set`.
+    Source(String),
+    /// A test in `Lib/test/_test_multiprocessing.py`, e.g. `_TestPool.test_map_async_callbacks`.
+    Test(String),
+    /// A CPython issue, e.g. `gh-83371`.
+    Issue(String),
+    /// A claim of one of the seed posts this case settles, by its id in `spec/claims.yaml`.
+    Seed(String),
+}
+
+/// Pool construction parameters, as in `multiprocessing.Pool(...)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolParams {
+    /// `processes`; defaults to 2, never to the CPU count, so no case depends on the machine.
+    #[serde(default = "default_processes")]
+    pub processes: u32,
+    /// `maxtasksperchild`; absent means unlimited.
+    #[serde(default)]
+    pub maxtasksperchild: Option<u32>,
+    /// `initializer`: a task run once in every worker before its first task.
+    #[serde(default)]
+    pub initializer: Option<Task>,
+    /// Enter the pool as a context manager (`with Pool(...) as pool:`); the program leaves the
+    /// block with the `exit_with` step.
+    #[serde(default)]
+    pub with_block: bool,
+}
+
+fn default_processes() -> u32 {
+    2
+}
+
+impl Default for PoolParams {
+    fn default() -> Self {
+        PoolParams {
+            processes: default_processes(),
+            maxtasksperchild: None,
+            initializer: None,
+            with_block: false,
+        }
+    }
+}
+
+/// When the runner opens a gate. Whatever the rule, an `open` step opens it too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum GateRule {
+    /// Only an `open` step opens it.
+    Manual,
+    /// Opens when this many tasks or callbacks wait on it at once: a barrier.
+    WhenWaiting(u32),
+    /// Opens right after the referenced event was recorded (see [`EventRef`]).
+    After(String),
+}
+
+/// Liveness-guard tiers. They bound how long a hung implementation can stall the run; they
+/// never decide a verdict for one that is merely slow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutTier {
+    /// 20 s.
+    #[default]
+    Normal,
+    /// 60 s.
+    Long,
+}
+
+impl TimeoutTier {
+    pub fn base(self) -> std::time::Duration {
+        match self {
+            TimeoutTier::Normal => std::time::Duration::from_secs(20),
+            TimeoutTier::Long => std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a task (or initializer) does, in order: report `start`, wait on each gate in `wait`,
+/// then finish in exactly one way (`returns`, `echo`, `raises` or `exit`), reporting `end`
+/// (or `exit`) first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// Unique within the case. Defaults to `<step id>.<index>` (or `<step id>` for one task).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Gates to wait on, in order, after reporting `start`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait: Vec<String>,
+    /// Return this JSON value. The default when no other ending is given is `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returns: Option<serde_json::Value>,
+    /// Return the extra positional arguments the task was called with, as a list.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo: bool,
+    /// Raise an exception of a registered type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raises: Option<ErrorSpec>,
+    /// End the worker process abruptly with this exit code (`os._exit`), without a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+}
+
+/// Shorthand accepted wherever a task is: a scalar `v` means `{returns: v}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged, expecting = "a task: a scalar return value, or a map with keys among id, wait, returns, echo, raises, exit")]
+pub enum TaskSpec {
+    Full(Task),
+    Short(Scalar),
+}
+
+/// A JSON scalar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl TaskSpec {
+    /// The task this spec denotes.
+    pub fn to_task(&self) -> Task {
+        match self {
+            TaskSpec::Full(t) => t.clone(),
+            TaskSpec::Short(s) => Task {
+                returns: Some(serde_json::to_value(s).unwrap_or(serde_json::Value::Null)),
+                ..Task::default()
+            },
+        }
+    }
+}
+
+/// An exception a task or callback raises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSpec {
+    /// One of the registered exception types (see [`ERROR_TYPES`]).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The single argument the exception is constructed with.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Exception types a task may raise. Each driver maps them to its language's equivalents and
+/// reports them back under these names.
+pub const ERROR_TYPES: &[&str] = &[
+    "ValueError",
+    "RuntimeError",
+    "KeyError",
+    "TypeError",
+    "ZeroDivisionError",
+];
+
+/// A callback or error callback. It reports `callback` (or `error_callback`) with its
+/// argument, waits on its gates, optionally raises, and reports `callback_done` otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Callback {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wait: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raises: Option<ErrorSpec>,
+}
+
+/// One operation of the program. Each is reported as `<id>.call` and `<id>.return`.
+/// Step ids default to `s1`, `s2`, ... by position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// `pool.apply(task, args)`.
+    Apply(Submit),
+    /// `pool.apply_async(task, args, callback=..., error_callback=...)`: a handle.
+    ApplyAsync(Submit),
+    /// `pool.map(task, tasks, chunksize)`.
+    Map(MapCall),
+    /// `pool.map_async(...)`: a handle.
+    MapAsync(MapCall),
+    /// `pool.imap(...)`: an iterator handle.
+    Imap(MapCall),
+    /// `pool.imap_unordered(...)`: an iterator handle.
+    ImapUnordered(MapCall),
+    /// `pool.starmap(task, [(task, *args), ...], chunksize)`.
+    Starmap(MapCall),
+    /// `pool.starmap_async(...)`: a handle.
+    StarmapAsync(MapCall),
+    /// `handle.get(timeout)`.
+    Get(OnHandle),
+    /// `handle.wait(timeout)`.
+    Wait(OnHandle),
+    /// `handle.ready()`.
+    Ready(OnHandle),
+    /// `handle.successful()`.
+    Successful(OnHandle),
+    /// `iterator.next(timeout)`.
+    Next(OnHandle),
+    /// `list(iterator)`: everything left, or the first exception.
+    Collect(OnHandle),
+    /// `pool.close()`.
+    Close(Plain),
+    /// `pool.join()`.
+    Join(Plain),
+    /// `pool.terminate()`.
+    Terminate(Plain),
+    /// Leave the `with` block (`pool.__exit__(None, None, None)`); needs `pool.with_block`.
+    ExitWith(Plain),
+    /// Open a gate now.
+    Open(OpenGate),
+    /// Block the main thread until a condition holds (reported like any other step).
+    Await(AwaitCond),
+}
+
+/// Arguments of `apply` and `apply_async`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub task: TaskSpec,
+    /// Extra positional arguments after the task descriptor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_callback: Option<Callback>,
+}
+
+/// Arguments of the map family. For `starmap`/`starmap_async` each item is called as
+/// `task(descriptor, *args)`; for the others `args` must be empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The iterable, one task per item.
+    pub tasks: Vec<TaskSpec>,
+    /// For starmap: the extra arguments of each item, parallel to `tasks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Vec<serde_json::Value>>,
+    /// `chunksize`; absent means the implementation's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunksize: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<Callback>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_callback: Option<Callback>,
+}
+
+/// An operation on a handle returned by an earlier step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnHandle {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The id of the step that returned the handle.
+    pub of: String,
+    /// Seconds; absent means wait without limit. Only for get, wait and next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+}
+
+/// A step without arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plain {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// The `open` step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenGate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub gate: String,
+}
+
+/// The `await` step: wait until an event was recorded, or until a gate has `waiting` waiters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitCond {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<u32>,
+}
+
+/// Optional observations a case asks for. Each is deterministic only when the case's gates
+/// force it, which is why none is recorded by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Probe {
+    /// The listed events in the order they were recorded (missing ones are listed as absent).
+    Order { name: String, events: Vec<String> },
+    /// The largest number of tasks running at once (between `start` and `end`/`exit`).
+    MaxConcurrency,
+    /// How many distinct worker processes ran tasks or initializers.
+    WorkerProcesses,
+    /// Tasks grouped by the process that ran them: a sorted list of sorted lists.
+    TasksByProcess,
+    /// Where callbacks ran: process role, whether on the main thread, how many distinct
+    /// threads, and the largest number running at once.
+    CallbackContext,
+}
+
+impl Step {
+    /// The operation's name, as in the YAML (`apply_async`, ...).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Step::Apply(_) => "apply",
+            Step::ApplyAsync(_) => "apply_async",
+            Step::Map(_) => "map",
+            Step::MapAsync(_) => "map_async",
+            Step::Imap(_) => "imap",
+            Step::ImapUnordered(_) => "imap_unordered",
+            Step::Starmap(_) => "starmap",
+            Step::StarmapAsync(_) => "starmap_async",
+            Step::Get(_) => "get",
+            Step::Wait(_) => "wait",
+            Step::Ready(_) => "ready",
+            Step::Successful(_) => "successful",
+            Step::Next(_) => "next",
+            Step::Collect(_) => "collect",
+            Step::Close(_) => "close",
+            Step::Join(_) => "join",
+            Step::Terminate(_) => "terminate",
+            Step::ExitWith(_) => "exit_with",
+            Step::Open(_) => "open",
+            Step::Await(_) => "await",
+        }
+    }
+
+    /// The explicit id, if the YAML gave one.
+    pub fn explicit_id(&self) -> Option<&str> {
+        match self {
+            Step::Apply(s) | Step::ApplyAsync(s) => s.id.as_deref(),
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => m.id.as_deref(),
+            Step::Get(h)
+            | Step::Wait(h)
+            | Step::Ready(h)
+            | Step::Successful(h)
+            | Step::Next(h)
+            | Step::Collect(h) => h.id.as_deref(),
+            Step::Close(p) | Step::Join(p) | Step::Terminate(p) | Step::ExitWith(p) => {
+                p.id.as_deref()
+            }
+            Step::Open(o) => o.id.as_deref(),
+            Step::Await(a) => a.id.as_deref(),
+        }
+    }
+}

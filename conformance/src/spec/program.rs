@@ -1,0 +1,322 @@
+//! Compiling a [`Case`] into the explicit [`Program`] a driver receives.
+//!
+//! Compilation fills in every default a driver would otherwise have to know (step ids, task
+//! ids, the `returns` shorthand), and checks every reference between ids. Drivers therefore
+//! see one canonical JSON shape and no YAML; the expectations never leave the runner.
+
+use std::collections::{BTreeMap, HashMap};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::model::{
+    AwaitCond, Case, GateRule, OnHandle, PoolParams, Probe, Step, Task, TaskSpec,
+};
+
+/// What a driver runs: the case without its claim, citations and expectations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub id: String,
+    pub pool: PoolParams,
+    pub steps: Vec<Step>,
+    /// Runner-side only: the gates and their rules.
+    #[serde(skip)]
+    pub gates: IndexMap<String, GateRule>,
+    /// Runner-side only: every id of the case and what it names.
+    #[serde(skip)]
+    pub ids: BTreeMap<String, IdKind>,
+}
+
+/// What an id of a case names; decides which events can follow it in an event reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Step { handle: Option<HandleKind>, callbacks: bool },
+    Task,
+    Initializer,
+    Gate,
+}
+
+/// What a step returns that later steps can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleKind {
+    /// An `AsyncResult` (apply_async, map_async, starmap_async).
+    Result,
+    /// An iterator (imap, imap_unordered).
+    Iterator,
+}
+
+impl IdKind {
+    /// The event names that may follow this id in a reference such as `a.start`.
+    pub fn events(self) -> &'static [&'static str] {
+        match self {
+            IdKind::Step {
+                callbacks: true, ..
+            } => &[
+                "call",
+                "return",
+                "callback",
+                "callback_done",
+                "error_callback",
+                "error_callback_done",
+            ],
+            IdKind::Step { .. } => &["call", "return"],
+            IdKind::Task => &["start", "wait", "end", "exit"],
+            IdKind::Initializer => &["start", "wait", "end", "exit"],
+            IdKind::Gate => &["open"],
+        }
+    }
+}
+
+/// Compiles a case, checking that every id is unique and every reference resolves.
+pub fn compile(case: &Case) -> Result<Program, String> {
+    let mut ids: BTreeMap<String, IdKind> = BTreeMap::new();
+    let mut claim = |id: &str, kind: IdKind| -> Result<(), String> {
+        if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
+            return Err(format!("id `{id}` must be non-empty, without spaces or dots"));
+        }
+        if ids.insert(id.to_owned(), kind).is_some() {
+            return Err(format!("id `{id}` is used twice in this case"));
+        }
+        Ok(())
+    };
+    for gate in case.gates.keys() {
+        claim(gate, IdKind::Gate)?;
+    }
+    let mut pool = case.pool.clone();
+    if let Some(init) = &mut pool.initializer {
+        let id = init.id.get_or_insert_with(|| "init".to_owned()).clone();
+        claim(&id, IdKind::Initializer)?;
+    }
+
+    let mut steps = Vec::with_capacity(case.steps.len());
+    for (index, step) in case.steps.iter().enumerate() {
+        let step_id = step
+            .explicit_id()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("s{}", index + 1));
+        let mut step = step.clone();
+        let (handle, callbacks) = match &mut step {
+            Step::Apply(s) | Step::ApplyAsync(s) => {
+                s.id = Some(step_id.clone());
+                s.task = TaskSpec::Full(name_task(&s.task, || format!("{step_id}-0")));
+                claim_task(&mut claim, &s.task)?;
+                let is_async = s.callback.is_some() || s.error_callback.is_some();
+                (Some(HandleKind::Result), is_async)
+            }
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => {
+                m.id = Some(step_id.clone());
+                for (i, t) in m.tasks.iter_mut().enumerate() {
+                    *t = TaskSpec::Full(name_task(t, || format!("{step_id}-{i}")));
+                    claim_task(&mut claim, t)?;
+                }
+                let is_async = m.callback.is_some() || m.error_callback.is_some();
+                (Some(HandleKind::Result), is_async)
+            }
+            Step::Get(h)
+            | Step::Wait(h)
+            | Step::Ready(h)
+            | Step::Successful(h)
+            | Step::Next(h)
+            | Step::Collect(h) => {
+                h.id = Some(step_id.clone());
+                (None, false)
+            }
+            Step::Close(p) | Step::Join(p) | Step::Terminate(p) | Step::ExitWith(p) => {
+                p.id = Some(step_id.clone());
+                (None, false)
+            }
+            Step::Open(o) => {
+                o.id = Some(step_id.clone());
+                (None, false)
+            }
+            Step::Await(a) => {
+                a.id = Some(step_id.clone());
+                (None, false)
+            }
+        };
+        // Only the async variants hand out a handle.
+        let handle = match &step {
+            Step::ApplyAsync(_) | Step::MapAsync(_) | Step::StarmapAsync(_) => handle,
+            Step::Imap(_) | Step::ImapUnordered(_) => Some(HandleKind::Iterator),
+            _ => None,
+        };
+        claim(&step_id, IdKind::Step { handle, callbacks })?;
+        steps.push(step);
+    }
+
+    let program = Program {
+        id: case.id.clone(),
+        pool,
+        steps,
+        gates: case.gates.clone(),
+        ids,
+    };
+    check_references(case, &program)?;
+    Ok(program)
+}
+
+fn name_task(spec: &TaskSpec, default: impl FnOnce() -> String) -> Task {
+    let mut task = spec.to_task();
+    if task.id.is_none() {
+        task.id = Some(default());
+    }
+    task
+}
+
+fn claim_task(
+    claim: &mut impl FnMut(&str, IdKind) -> Result<(), String>,
+    spec: &TaskSpec,
+) -> Result<(), String> {
+    match spec {
+        TaskSpec::Full(Task { id: Some(id), .. }) => claim(id, IdKind::Task),
+        _ => Err("internal: task left unnamed".into()),
+    }
+}
+
+fn check_references(case: &Case, program: &Program) -> Result<(), String> {
+    let ids = &program.ids;
+    let gate = |name: &str, whose: &str| -> Result<(), String> {
+        match ids.get(name) {
+            Some(IdKind::Gate) => Ok(()),
+            _ => Err(format!("{whose} waits on `{name}`, which is not a gate of this case")),
+        }
+    };
+    for (name, rule) in &program.gates {
+        if let GateRule::After(event) = rule {
+            check_event_ref(ids, event).map_err(|e| format!("gate `{name}`: {e}"))?;
+        }
+    }
+    for probe in &case.observe {
+        if let Probe::Order { name, events } = probe {
+            for e in events {
+                check_event_ref(ids, e).map_err(|e| format!("order `{name}`: {e}"))?;
+            }
+        }
+    }
+    if let Some(init) = &program.pool.initializer {
+        for g in &init.wait {
+            gate(g, "the initializer")?;
+        }
+    }
+    let mut seen_steps: HashMap<&str, Option<HandleKind>> = HashMap::new();
+    for step in &program.steps {
+        let id = step.explicit_id().unwrap_or_default();
+        match step {
+            Step::Apply(s) | Step::ApplyAsync(s) => {
+                check_task_gates(&s.task, &gate)?;
+                for cb in s.callback.iter().chain(&s.error_callback) {
+                    for g in &cb.wait {
+                        gate(g, &format!("a callback of `{id}`"))?;
+                    }
+                }
+            }
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => {
+                for t in &m.tasks {
+                    check_task_gates(t, &gate)?;
+                }
+                for cb in m.callback.iter().chain(&m.error_callback) {
+                    for g in &cb.wait {
+                        gate(g, &format!("a callback of `{id}`"))?;
+                    }
+                }
+                if m.chunksize == Some(0) {
+                    return Err(format!("step `{id}`: chunksize 0 is not a valid case input"));
+                }
+            }
+            Step::Get(h) | Step::Wait(h) | Step::Ready(h) | Step::Successful(h) => {
+                expect_handle(&seen_steps, h, HandleKind::Result, step.op())?;
+                if matches!(step, Step::Ready(_) | Step::Successful(_)) && h.timeout.is_some() {
+                    return Err(format!("step `{id}`: {} takes no timeout", step.op()));
+                }
+            }
+            Step::Next(h) | Step::Collect(h) => {
+                expect_handle(&seen_steps, h, HandleKind::Iterator, step.op())?;
+                if matches!(step, Step::Collect(_)) && h.timeout.is_some() {
+                    return Err(format!("step `{id}`: collect takes no timeout"));
+                }
+            }
+            Step::ExitWith(_) if !program.pool.with_block => {
+                return Err("`exit_with` needs `pool: {with_block: true}`".into());
+            }
+            Step::Open(o) => gate(&o.gate, &format!("step `{id}`"))?,
+            Step::Await(AwaitCond {
+                event, gate: g, waiting, ..
+            }) => match (event, g, waiting) {
+                (Some(e), None, None) => check_event_ref(ids, e)?,
+                (None, Some(g), Some(n)) if *n > 0 => gate(g, &format!("step `{id}`"))?,
+                _ => {
+                    return Err(format!(
+                        "step `{id}`: await takes either `event`, or `gate` with `waiting` ≥ 1"
+                    ));
+                }
+            },
+            _ => {}
+        }
+        let handle = match ids.get(id) {
+            Some(IdKind::Step { handle, .. }) => *handle,
+            _ => None,
+        };
+        seen_steps.insert(id, handle);
+    }
+    Ok(())
+}
+
+fn check_task_gates(
+    spec: &TaskSpec,
+    gate: &impl Fn(&str, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    if let TaskSpec::Full(t) = spec {
+        for g in &t.wait {
+            gate(g, &format!("task `{}`", t.id.as_deref().unwrap_or("?")))?;
+        }
+    }
+    Ok(())
+}
+
+fn expect_handle(
+    seen: &HashMap<&str, Option<HandleKind>>,
+    h: &OnHandle,
+    want: HandleKind,
+    op: &str,
+) -> Result<(), String> {
+    match seen.get(h.of.as_str()) {
+        Some(Some(kind)) if *kind == want => Ok(()),
+        Some(_) => Err(format!(
+            "`{op}` of `{}`: that step does not return {}",
+            h.of,
+            match want {
+                HandleKind::Result => "an AsyncResult",
+                HandleKind::Iterator => "an iterator",
+            }
+        )),
+        None => Err(format!("`{op}` of `{}`: no earlier step has that id", h.of)),
+    }
+}
+
+/// Checks an event reference such as `a.start` or `s3.return` against the case's ids.
+pub fn check_event_ref(ids: &BTreeMap<String, IdKind>, reference: &str) -> Result<(), String> {
+    let Some((id, event)) = reference.rsplit_once('.') else {
+        return Err(format!("`{reference}` is not an event reference (`<id>.<event>`)"));
+    };
+    let Some(kind) = ids.get(id) else {
+        return Err(format!("`{reference}`: no id `{id}` in this case"));
+    };
+    if kind.events().contains(&event) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{reference}`: `{id}` has no event `{event}` (it has: {})",
+            kind.events().join(", ")
+        ))
+    }
+}
