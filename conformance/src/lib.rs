@@ -19,6 +19,7 @@ pub mod driver;
 pub mod expect;
 pub mod expectations;
 pub mod implementations;
+pub mod lint;
 pub mod observe;
 pub mod protocol;
 pub mod report;

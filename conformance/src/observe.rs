@@ -106,7 +106,12 @@ impl Roles {
 
 /// Every task id of the program, in program order.
 pub fn task_ids(program: &Program) -> Vec<String> {
-    let mut ids = Vec::new();
+    tasks(program).into_iter().filter_map(|t| t.id).collect()
+}
+
+/// Every task of the program (not the initializer), in program order.
+pub fn tasks(program: &Program) -> Vec<crate::spec::Task> {
+    let mut out = Vec::new();
     for step in &program.steps {
         let specs: Vec<&TaskSpec> = match step {
             Step::Apply(s) | Step::ApplyAsync(s) => vec![&s.task],
@@ -118,15 +123,9 @@ pub fn task_ids(program: &Program) -> Vec<String> {
             | Step::StarmapAsync(m) => m.tasks.iter().collect(),
             _ => vec![],
         };
-        for spec in specs {
-            if let TaskSpec::Full(t) = spec
-                && let Some(id) = &t.id
-            {
-                ids.push(id.clone());
-            }
-        }
+        out.extend(specs.into_iter().map(TaskSpec::to_task));
     }
-    ids
+    out
 }
 
 /// Normalizes `history` for `case` (whose compiled program is `program`).

@@ -236,11 +236,12 @@ pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
     let mut need: BTreeSet<String> = case.case.requires.iter().cloned().collect();
     for step in &case.program.steps {
         need.insert(step.op().to_owned());
-        if let Step::Map(m) | Step::MapAsync(m) | Step::Imap(m) | Step::ImapUnordered(m) = step
-            && m.chunksize.is_some()
-        {
-            need.insert("chunksize".to_owned());
-        }
+    }
+    if crate::observe::tasks(&case.program)
+        .iter()
+        .any(|t| t.exit.is_some())
+    {
+        need.insert("task_exit".to_owned());
     }
     if case.program.pool.initializer.is_some() {
         need.insert("initializer".to_owned());

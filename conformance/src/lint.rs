@@ -1,0 +1,112 @@
+//! `cargo xtask conformance lint`: consistency checks over spec/ and fixtures/.
+//!
+//! Also run by `cargo test`, so a dangling reference cannot land.
+
+use std::path::Path;
+
+use crate::claims::ClaimsFile;
+use crate::expectations::ExpectationFile;
+use crate::spec::{Suite, json_schema, load_dir};
+
+/// The tags a case may carry (besides none), from `spec/tags.yaml`.
+pub fn load_tags(root: &Path) -> Result<Vec<String>, String> {
+    let path = root.join("spec/tags.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let map: indexmap::IndexMap<String, String> = serde_yaml::from_str(&text).map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| format!(":{}:{}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!("{}{loc}: {e}", path.display())
+    })?;
+    Ok(map.into_keys().collect())
+}
+
+/// Every problem found, one line each; empty means clean.
+pub fn lint(root: &Path) -> (Suite, Vec<String>) {
+    let suite = load_dir(&root.join("spec"));
+    let mut problems: Vec<String> = suite.errors.iter().map(ToString::to_string).collect();
+    let ids: Vec<&str> = suite.cases.iter().map(|c| c.id()).collect();
+
+    match load_tags(root) {
+        Ok(tags) => {
+            for c in &suite.cases {
+                for t in &c.case.tags {
+                    if !tags.contains(t) {
+                        problems.push(format!(
+                            "{}: case {}: tag `{t}` is not in spec/tags.yaml",
+                            c.file.display(),
+                            c.id()
+                        ));
+                    }
+                }
+            }
+        }
+        Err(e) => problems.push(e),
+    }
+    for c in &suite.cases {
+        let prefix = c.id().split('-').next().unwrap_or_default();
+        if prefix.is_empty() || !c.id().chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+            problems.push(format!("case id `{}` must look like AREA-NNN", c.id()));
+        }
+        if c.case.claim.contains(" should ") {
+            problems.push(format!(
+                "case {}: state the claim as a fact, without \"should\"",
+                c.id()
+            ));
+        }
+    }
+
+    let exp_dir = root.join("fixtures/expectations");
+    if let Ok(rd) = std::fs::read_dir(&exp_dir) {
+        for entry in rd.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                if let Err(e) = ExpectationFile::load(&path, name, &ids) {
+                    problems.push(format!("{e:#}"));
+                }
+            }
+        }
+    }
+
+    let snap_dir = root.join("fixtures/snapshots");
+    if let Ok(rd) = std::fs::read_dir(&snap_dir) {
+        for imp in rd.flatten() {
+            let Ok(files) = std::fs::read_dir(imp.path()) else { continue };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if let Some(id) = name.strip_suffix(".snap")
+                    && !ids.contains(&id)
+                {
+                    problems.push(format!(
+                        "{}: snapshot of a case that does not exist",
+                        f.path().display()
+                    ));
+                }
+            }
+        }
+    }
+
+    match ClaimsFile::load(&root.join("spec/claims.yaml"), &suite.cases) {
+        Ok(claims) => {
+            let want = claims.render(&suite.cases);
+            let have = std::fs::read_to_string(root.join("spec/CLAIMS.md")).unwrap_or_default();
+            if want != have {
+                problems.push(
+                    "spec/CLAIMS.md is stale: run `cargo xtask conformance claims`".to_owned(),
+                );
+            }
+        }
+        Err(e) => problems.push(format!("{e:#}")),
+    }
+
+    let schema = serde_json::to_string_pretty(&json_schema()).unwrap_or_default() + "\n";
+    let committed = std::fs::read_to_string(root.join("spec/case.schema.json")).unwrap_or_default();
+    if schema != committed {
+        problems.push(
+            "spec/case.schema.json is stale: run `cargo xtask conformance schema`".to_owned(),
+        );
+    }
+    (suite, problems)
+}
