@@ -81,14 +81,27 @@ impl ClaimsFile {
         })?;
         for claim in &file.claims {
             if !file.posts.iter().any(|p| p.id == claim.post) {
-                bail!("{}: claim {} names unknown post `{}`", path.display(), claim.id, claim.post);
+                bail!(
+                    "{}: claim {} names unknown post `{}`",
+                    path.display(),
+                    claim.id,
+                    claim.post
+                );
             }
             if claim.cases.is_empty() {
-                bail!("{}: claim {} is settled by no case", path.display(), claim.id);
+                bail!(
+                    "{}: claim {} is settled by no case",
+                    path.display(),
+                    claim.id
+                );
             }
             for id in &claim.cases {
                 if !cases.iter().any(|c| c.id() == id) {
-                    bail!("{}: claim {} names unknown case `{id}`", path.display(), claim.id);
+                    bail!(
+                        "{}: claim {} names unknown case `{id}`",
+                        path.display(),
+                        claim.id
+                    );
                 }
             }
         }
@@ -104,9 +117,15 @@ impl ClaimsFile {
              forkserver) in every run of the suite.\n\n",
         );
         for post in &self.posts {
-            let _ = writeln!(out, "- **{}**: {} (`shared/seeds/{}`)", post.id, post.title, post.file);
+            let _ = writeln!(
+                out,
+                "- **{}**: {} (`shared/seeds/{}`)",
+                post.id, post.title, post.file
+            );
         }
-        out.push_str("\n| id | post | the claim | verdict | why | settled by |\n|---|---|---|---|---|---|\n");
+        out.push_str(
+            "\n| id | post | the claim | verdict | why | settled by |\n|---|---|---|---|---|---|\n",
+        );
         for c in &self.claims {
             let settled: Vec<String> = c
                 .cases

@@ -332,10 +332,7 @@ fn wait_while<'a>(
     pending: impl Fn(&State) -> bool,
 ) -> MutexGuard<'a, State> {
     while st.token.as_deref() == Some(token) && pending(&st) {
-        st = shared
-            .changed
-            .wait(st)
-            .unwrap_or_else(|e| e.into_inner());
+        st = shared.changed.wait(st).unwrap_or_else(|e| e.into_inner());
     }
     st
 }
@@ -392,7 +389,10 @@ mod tests {
         let h = c.finish();
         let refs: Vec<_> = h.events.iter().filter_map(Event::reference).collect();
         assert_eq!(refs.len(), 3);
-        assert_eq!(refs[2], "b.open", "the gate opens only after both waits: {refs:?}");
+        assert_eq!(
+            refs[2], "b.open",
+            "the gate opens only after both waits: {refs:?}"
+        );
     }
 
     #[test]
@@ -412,7 +412,10 @@ mod tests {
         // deadline only keeps a broken coordinator from hanging the test suite).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while c.shared.lock().history.events.is_empty() {
-            assert!(std::time::Instant::now() < deadline, "the wait was never recorded");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait was never recorded"
+            );
             thread::yield_now();
         }
         c.finish();

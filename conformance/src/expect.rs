@@ -25,16 +25,18 @@ fn walk(expected: &Value, observed: &Value, path: &str) -> Option<String> {
             }
         }),
         (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => None,
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .find_map(|(i, (x, y))| {
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| {
                 (!equal(x, y))
                     .then(|| format!("{path}[{i}]: expected {}, observed {}", short(x), short(y)))
-            }),
+            })
+        }
         (a, b) if equal(a, b) => None,
-        (a, b) => Some(format!("{path}: expected {}, observed {}", short(a), short(b))),
+        (a, b) => Some(format!(
+            "{path}: expected {}, observed {}",
+            short(a),
+            short(b)
+        )),
     }
 }
 
@@ -68,7 +70,10 @@ mod tests {
     #[test]
     fn inclusion_ignores_unmentioned_keys() {
         let obs = json!({"steps": {"s1": {"returned": [1, 2]}, "s2": {"handle": "result"}}});
-        assert_eq!(first_mismatch(&json!({"steps": {"s1": {"returned": [1, 2]}}}), &obs), None);
+        assert_eq!(
+            first_mismatch(&json!({"steps": {"s1": {"returned": [1, 2]}}}), &obs),
+            None
+        );
     }
 
     #[test]

@@ -45,8 +45,8 @@ impl ExpectationFile {
                 cases: BTreeMap::new(),
             });
         }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: ExpectationFile = serde_yaml::from_str(&text).map_err(|e| {
             let loc = e
                 .location()
@@ -66,7 +66,10 @@ impl ExpectationFile {
                 bail!("{}: entry `{id}` names no case in spec/", path.display());
             }
             if entry.status == Status::Pass {
-                bail!("{}: entry `{id}` expects pass; remove it instead", path.display());
+                bail!(
+                    "{}: entry `{id}` expects pass; remove it instead",
+                    path.display()
+                );
             }
             if entry.reason.trim().is_empty() {
                 bail!("{}: entry `{id}` has no reason", path.display());

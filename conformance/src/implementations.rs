@@ -24,9 +24,8 @@ pub struct Implementation {
 pub fn find_python() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(PYTHON_ENV) {
         let p = PathBuf::from(p);
-        return which::which(&p).with_context(|| {
-            format!("{PYTHON_ENV}={} is not an executable", p.display())
-        });
+        return which::which(&p)
+            .with_context(|| format!("{PYTHON_ENV}={} is not an executable", p.display()));
     }
     which::which("python3").context("no `python3` on PATH (set POOLSPEC_PYTHON to choose one)")
 }
@@ -69,7 +68,10 @@ pub fn select(all: Vec<Implementation>, names: &[String]) -> Result<Vec<Implemen
             Some(i) => chosen.push(i.clone()),
             None => bail!(
                 "unknown implementation `{n}` (known: {})",
-                all.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                all.iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }

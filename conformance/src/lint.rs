@@ -46,7 +46,12 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
     }
     for c in &suite.cases {
         let prefix = c.id().split('-').next().unwrap_or_default();
-        if prefix.is_empty() || !c.id().chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+        if prefix.is_empty()
+            || !c
+                .id()
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        {
             problems.push(format!("case id `{}` must look like AREA-NNN", c.id()));
         }
         if c.case.claim.contains(" should ") {
@@ -62,7 +67,10 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
         for entry in rd.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "yaml") {
-                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
                 if let Err(e) = ExpectationFile::load(&path, name, &ids) {
                     problems.push(format!("{e:#}"));
                 }
@@ -73,7 +81,9 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
     let snap_dir = root.join("fixtures/snapshots");
     if let Ok(rd) = std::fs::read_dir(&snap_dir) {
         for imp in rd.flatten() {
-            let Ok(files) = std::fs::read_dir(imp.path()) else { continue };
+            let Ok(files) = std::fs::read_dir(imp.path()) else {
+                continue;
+            };
             for f in files.flatten() {
                 let name = f.file_name().to_string_lossy().into_owned();
                 if let Some(id) = name.strip_suffix(".snap")

@@ -85,10 +85,13 @@ struct Roles {
 
 impl Roles {
     fn of(history: &History) -> Roles {
-        let first_call = history.events.iter().find_map(|e| match (&e.kind, &e.origin) {
-            (ReportKind::Call { .. }, Origin::Process { pid, thread }) => Some((*pid, thread)),
-            _ => None,
-        });
+        let first_call = history
+            .events
+            .iter()
+            .find_map(|e| match (&e.kind, &e.origin) {
+                (ReportKind::Call { .. }, Origin::Process { pid, thread }) => Some((*pid, thread)),
+                _ => None,
+            });
         Roles {
             parent_pid: first_call.map(|(pid, _)| pid),
             main_thread: first_call.map(|(_, t)| t.clone()),
@@ -238,7 +241,10 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
     for probe in &case.observe {
         match probe {
             Probe::MaxConcurrency => {
-                probes.insert("max_concurrency".into(), max_concurrency(program, events).into());
+                probes.insert(
+                    "max_concurrency".into(),
+                    max_concurrency(program, events).into(),
+                );
             }
             Probe::WorkerProcesses => {
                 let pids: BTreeSet<u32> = events
@@ -261,10 +267,7 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
                 );
             }
             Probe::CallbackContext => {
-                probes.insert(
-                    "callback_context".into(),
-                    callback_context(&roles, events),
-                );
+                probes.insert("callback_context".into(), callback_context(&roles, events));
             }
             Probe::Order { name, events: refs } => {
                 let entry = probes
@@ -343,8 +346,8 @@ fn callback_context(roles: &Roles, events: &[Event]) -> serde_json::Value {
             (ReportKind::Callback { .. }, origin @ Origin::Process { pid, thread }) => {
                 processes.insert(roles.process(origin));
                 threads.insert((*pid, thread.clone()));
-                on_main |= Some(*pid) == roles.parent_pid
-                    && Some(thread) == roles.main_thread.as_ref();
+                on_main |=
+                    Some(*pid) == roles.parent_pid && Some(thread) == roles.main_thread.as_ref();
                 inside += 1;
                 max_overlap = max_overlap.max(inside);
             }
@@ -405,7 +408,10 @@ pub fn annotate(history: &History) -> serde_json::Value {
                         "main".to_owned()
                     } else {
                         let n = threads.len() + 1;
-                        format!("thread#{}", threads.entry((*pid, thread.clone())).or_insert(n))
+                        format!(
+                            "thread#{}",
+                            threads.entry((*pid, thread.clone())).or_insert(n)
+                        )
                     };
                     format!("{process}/{t} (pid {pid})")
                 }

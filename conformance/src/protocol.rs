@@ -20,7 +20,7 @@ pub enum ToDriver {
         seq: u64,
         token: String,
         coordinator: String,
-        program: Program,
+        program: Box<Program>,
     },
     Stop,
 }

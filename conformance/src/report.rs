@@ -76,7 +76,11 @@ pub fn diff_against_oracle(run: &MatrixRun, result: &CaseResult) -> Option<Strin
 
 /// The matrix as plain text: one row per case, one column per implementation.
 pub fn terminal_matrix(run: &MatrixRun, cases: &[LoadedCase]) -> String {
-    let names: Vec<&str> = run.implementations.iter().map(|i| i.name.as_str()).collect();
+    let names: Vec<&str> = run
+        .implementations
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
     let id_width = cases.iter().map(|c| c.id().len()).max().unwrap_or(4).max(4);
     let widths: Vec<usize> = names.iter().map(|n| n.len().max(15)).collect();
     let mut out = String::new();
@@ -265,7 +269,10 @@ pub fn markdown(run: &MatrixRun, cases: &[LoadedCase]) -> String {
             format!("{unexpected} unexpected results.")
         }
     );
-    let _ = writeln!(out, "| implementation | version | pass | expected-fail | unexpected |");
+    let _ = writeln!(
+        out,
+        "| implementation | version | pass | expected-fail | unexpected |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for i in &run.implementations {
         let mine: Vec<&CaseResult> = run
@@ -415,7 +422,11 @@ pub fn junit(run: &MatrixRun) -> String {
                 }
                 Verdict::UnexpectedPass | Verdict::Unexpected => {
                     let label = cell_label(r.status, r.verdict);
-                    let msg = r.unstable.as_deref().or(r.reason.as_deref()).unwrap_or(label);
+                    let msg = r
+                        .unstable
+                        .as_deref()
+                        .or(r.reason.as_deref())
+                        .unwrap_or(label);
                     let body = diff_against_oracle(run, r).unwrap_or_default();
                     let _ = writeln!(
                         out,

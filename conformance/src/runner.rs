@@ -21,7 +21,7 @@ use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
-use crate::spec::{Area, LoadedCase, Step};
+use crate::spec::{Area, LoadedCase};
 use crate::verdict::{Status, Verdict};
 
 /// How to run the matrix.
@@ -186,7 +186,9 @@ pub fn run_matrix(
             };
             runs.sort_by_key(|(r, _)| *r);
             let mut runs = runs.into_iter().map(|(_, res)| res);
-            let Some(mut first) = runs.next() else { continue };
+            let Some(mut first) = runs.next() else {
+                continue;
+            };
             let rest: Vec<CaseResult> = runs.collect();
             if let Some(note) = instability(&first, &rest) {
                 first.unstable = Some(note);
@@ -276,7 +278,11 @@ fn run_one(
         history: None,
         duration_ms: 0,
     };
-    let guard = lc.case.timeout.base().mul_f64(options.timeout_multiplier.max(0.01));
+    let guard = lc
+        .case
+        .timeout
+        .base()
+        .mul_f64(options.timeout_multiplier.max(0.01));
 
     let outcome = execute(slot, imp, lc, guard);
     match outcome {
@@ -335,9 +341,9 @@ fn fault_status(fault: &DriverFault) -> Status {
     match fault {
         DriverFault::Timeout { .. } => Status::Timeout,
         DriverFault::Handshake { .. } => Status::Error,
-        DriverFault::Crashed { .. } | DriverFault::ExitedEarly { .. } | DriverFault::Garbage { .. } => {
-            Status::Crash
-        }
+        DriverFault::Crashed { .. }
+        | DriverFault::ExitedEarly { .. }
+        | DriverFault::Garbage { .. } => Status::Crash,
     }
 }
 
@@ -385,40 +391,36 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
         seq,
         token,
         coordinator: coordinator.path().display().to_string(),
-        program: lc.program.clone(),
+        program: Box::new(lc.program.clone()),
     });
     let failure = match sent {
         Err(fault) => Some(fault),
-        Ok(()) => loop {
-            match session.receive(deadline) {
-                Ok(FromDriver::Done { seq: s }) if s == seq => break None,
-                Ok(FromDriver::Error {
-                    message, traceback, ..
-                }) => {
-                    let history = coordinator.finish();
-                    let detail = traceback
-                        .as_deref()
-                        .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()))
-                        .map(|l| format!(" ({})", l.trim()))
-                        .unwrap_or_default();
-                    return Execution::Ran {
-                        history,
-                        failure: Some((
-                            Status::Error,
-                            format!("driver error: {message}{detail}"),
-                            None,
-                        )),
-                    };
-                }
-                // A stale answer from an earlier case that timed out cannot happen (the driver
-                // was killed then), so anything else breaks the protocol.
-                Ok(other) => {
-                    break Some(DriverFault::Garbage {
-                        line: format!("unexpected message {other:?}"),
-                    });
-                }
-                Err(fault) => break Some(fault),
+        Ok(()) => match session.receive(deadline) {
+            Ok(FromDriver::Done { seq: s }) if s == seq => None,
+            Ok(FromDriver::Error {
+                message, traceback, ..
+            }) => {
+                let history = coordinator.finish();
+                let detail = traceback
+                    .as_deref()
+                    .and_then(|t| t.lines().rev().find(|l| !l.trim().is_empty()))
+                    .map(|l| format!(" ({})", l.trim()))
+                    .unwrap_or_default();
+                return Execution::Ran {
+                    history,
+                    failure: Some((
+                        Status::Error,
+                        format!("driver error: {message}{detail}"),
+                        None,
+                    )),
+                };
             }
+            // The driver answers each run exactly once, and a driver that timed out was
+            // killed, so any other message breaks the protocol.
+            Ok(other) => Some(DriverFault::Garbage {
+                line: format!("unexpected message {other:?}"),
+            }),
+            Err(fault) => Some(fault),
         },
     };
     let history = coordinator.finish();
@@ -431,7 +433,12 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
     Execution::Ran { history, failure }
 }
 
-fn write_history(dir: &std::path::Path, imp: &str, case: &str, history: &History) -> Option<PathBuf> {
+fn write_history(
+    dir: &std::path::Path,
+    imp: &str,
+    case: &str,
+    history: &History,
+) -> Option<PathBuf> {
     let folder = dir.join(imp);
     std::fs::create_dir_all(&folder).ok()?;
     let path = folder.join(format!("{case}.json"));

@@ -94,10 +94,22 @@ mod tests {
     #[test]
     fn judging() {
         assert_eq!(Verdict::judge(Status::Pass, None), Verdict::Pass);
-        assert_eq!(Verdict::judge(Status::Fail, Some(Status::Fail)), Verdict::ExpectedFail);
-        assert_eq!(Verdict::judge(Status::Pass, Some(Status::Fail)), Verdict::UnexpectedPass);
-        assert_eq!(Verdict::judge(Status::Timeout, Some(Status::Fail)), Verdict::Unexpected);
-        assert_eq!(Verdict::judge(Status::Unsupported, None), Verdict::Unexpected);
+        assert_eq!(
+            Verdict::judge(Status::Fail, Some(Status::Fail)),
+            Verdict::ExpectedFail
+        );
+        assert_eq!(
+            Verdict::judge(Status::Pass, Some(Status::Fail)),
+            Verdict::UnexpectedPass
+        );
+        assert_eq!(
+            Verdict::judge(Status::Timeout, Some(Status::Fail)),
+            Verdict::Unexpected
+        );
+        assert_eq!(
+            Verdict::judge(Status::Unsupported, None),
+            Verdict::Unexpected
+        );
         assert!(!Verdict::UnexpectedPass.is_ok());
     }
 }

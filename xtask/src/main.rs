@@ -119,10 +119,14 @@ fn main() -> ExitCode {
 }
 
 /// Cases and implementations picked by the command line, with their expectation files.
-fn prepare(
-    root: &Path,
-    select: &Select,
-) -> Result<(Vec<LoadedCase>, Vec<(Implementation, ExpectationFile)>, usize)> {
+struct Prepared {
+    cases: Vec<LoadedCase>,
+    impls: Vec<(Implementation, ExpectationFile)>,
+    /// Spec files or cases that did not load (already printed).
+    spec_errors: usize,
+}
+
+fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
     let suite = load_dir(&root.join("spec"));
     for e in &suite.errors {
         eprintln!("spec error: {e}");
@@ -156,11 +160,19 @@ fn prepare(
     if cases.is_empty() && suite.errors.is_empty() {
         bail!("no case matches the selection");
     }
-    Ok((cases, with_expectations, suite.errors.len()))
+    Ok(Prepared {
+        cases,
+        impls: with_expectations,
+        spec_errors: suite.errors.len(),
+    })
 }
 
 fn run(root: &Path, c: &Conformance) -> Result<ExitCode> {
-    let (cases, impls, spec_errors) = prepare(root, &c.select)?;
+    let Prepared {
+        cases,
+        impls,
+        spec_errors,
+    } = prepare(root, &c.select)?;
     let out_dir = root.join("target/conformance");
     let history_dir = out_dir.join("histories");
     let _ = std::fs::remove_dir_all(&history_dir);
@@ -243,7 +255,11 @@ fn print_claims(root: &Path, matrix: &MatrixRun, cases: &[LoadedCase]) {
             claim.id,
             format!("{:?}", claim.verdict).to_lowercase(),
             claim.says,
-            if confirmed { "" } else { "  [evidence did not pass in this run]" }
+            if confirmed {
+                ""
+            } else {
+                "  [evidence did not pass in this run]"
+            }
         );
     }
 }
@@ -251,7 +267,10 @@ fn print_claims(root: &Path, matrix: &MatrixRun, cases: &[LoadedCase]) {
 fn summary(matrix: &MatrixRun, paths: &report::ReportPaths, spec_errors: usize) {
     let unexpected = matrix.unexpected().count();
     let c = report::counts(matrix);
-    println!("\n{}", serde_json::to_string(&c["per_implementation"]).unwrap_or_default());
+    println!(
+        "\n{}",
+        serde_json::to_string(&c["per_implementation"]).unwrap_or_default()
+    );
     println!(
         "{} cells in {:.1} s; {} unexpected{}. Reports: {}, {}, {}",
         matrix.results.len(),
@@ -322,7 +341,7 @@ fn claims(root: &Path, check: bool) -> Result<ExitCode> {
 }
 
 fn bench(root: &Path, select: &Select, rounds: u32) -> Result<ExitCode> {
-    let (cases, impls, _) = prepare(root, select)?;
+    let Prepared { cases, impls, .. } = prepare(root, select)?;
     let options = RunOptions::default();
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -337,12 +356,20 @@ fn bench(root: &Path, select: &Select, rounds: u32) -> Result<ExitCode> {
     for (imp, exp) in &impls {
         let one = [(imp.clone(), exp.clone())];
         let times: Vec<f64> = (0..rounds.max(1))
-            .map(|_| run_matrix(&cases, &one, &options, &|_| {}).wall.as_secs_f64())
+            .map(|_| {
+                run_matrix(&cases, &one, &options, &|_| {})
+                    .wall
+                    .as_secs_f64()
+            })
             .collect();
         println!("  {:22} {:6.2}", imp.name, median(times));
     }
     let times: Vec<f64> = (0..rounds.max(1))
-        .map(|_| run_matrix(&cases, &impls, &options, &|_| {}).wall.as_secs_f64())
+        .map(|_| {
+            run_matrix(&cases, &impls, &options, &|_| {})
+                .wall
+                .as_secs_f64()
+        })
         .collect();
     println!("  {:22} {:6.2}", "all together", median(times));
     Ok(ExitCode::SUCCESS)

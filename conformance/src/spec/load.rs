@@ -8,9 +8,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::model::{
-    Case, ERROR_TYPES, FORMAT_VERSION, GateRule, Probe, SpecFile, Step, TaskSpec,
-};
+use super::model::{Case, ERROR_TYPES, FORMAT_VERSION, GateRule, Probe, SpecFile, Step, TaskSpec};
 use super::program::{Program, compile};
 
 /// A case together with where it came from and its compiled program.

@@ -210,7 +210,10 @@ pub struct Task {
 
 /// Shorthand accepted wherever a task is: a scalar `v` means `{returns: v}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged, expecting = "a task: a scalar return value, or a map with keys among id, wait, returns, echo, raises, exit")]
+#[serde(
+    untagged,
+    expecting = "a task: a scalar return value, or a map with keys among id, wait, returns, echo, raises, exit"
+)]
 pub enum TaskSpec {
     Full(Task),
     Short(Scalar),

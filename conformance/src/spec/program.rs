@@ -9,9 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::model::{
-    AwaitCond, Case, GateRule, OnHandle, PoolParams, Probe, Step, Task, TaskSpec,
-};
+use super::model::{AwaitCond, Case, GateRule, OnHandle, PoolParams, Probe, Step, Task, TaskSpec};
 
 /// What a driver runs: the case without its claim, citations and expectations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +28,10 @@ pub struct Program {
 /// What an id of a case names; decides which events can follow it in an event reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
-    Step { handle: Option<HandleKind>, callbacks: bool },
+    Step {
+        handle: Option<HandleKind>,
+        callbacks: bool,
+    },
     Task,
     Initializer,
     Gate,
@@ -72,7 +73,9 @@ pub fn compile(case: &Case) -> Result<Program, String> {
     let mut ids: BTreeMap<String, IdKind> = BTreeMap::new();
     let mut claim = |id: &str, kind: IdKind| -> Result<(), String> {
         if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
-            return Err(format!("id `{id}` must be non-empty, without spaces or dots"));
+            return Err(format!(
+                "id `{id}` must be non-empty, without spaces or dots"
+            ));
         }
         if ids.insert(id.to_owned(), kind).is_some() {
             return Err(format!("id `{id}` is used twice in this case"));
@@ -183,7 +186,9 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
     let gate = |name: &str, whose: &str| -> Result<(), String> {
         match ids.get(name) {
             Some(IdKind::Gate) => Ok(()),
-            _ => Err(format!("{whose} waits on `{name}`, which is not a gate of this case")),
+            _ => Err(format!(
+                "{whose} waits on `{name}`, which is not a gate of this case"
+            )),
         }
     };
     for (name, rule) in &program.gates {
@@ -230,7 +235,9 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
                     }
                 }
                 if m.chunksize == Some(0) {
-                    return Err(format!("step `{id}`: chunksize 0 is not a valid case input"));
+                    return Err(format!(
+                        "step `{id}`: chunksize 0 is not a valid case input"
+                    ));
                 }
             }
             Step::Get(h) | Step::Wait(h) | Step::Ready(h) | Step::Successful(h) => {
@@ -250,7 +257,10 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
             }
             Step::Open(o) => gate(&o.gate, &format!("step `{id}`"))?,
             Step::Await(AwaitCond {
-                event, gate: g, waiting, ..
+                event,
+                gate: g,
+                waiting,
+                ..
             }) => match (event, g, waiting) {
                 (Some(e), None, None) => check_event_ref(ids, e)?,
                 (None, Some(g), Some(n)) if *n > 0 => gate(g, &format!("step `{id}`"))?,
@@ -306,7 +316,9 @@ fn expect_handle(
 /// Checks an event reference such as `a.start` or `s3.return` against the case's ids.
 pub fn check_event_ref(ids: &BTreeMap<String, IdKind>, reference: &str) -> Result<(), String> {
     let Some((id, event)) = reference.rsplit_once('.') else {
-        return Err(format!("`{reference}` is not an event reference (`<id>.<event>`)"));
+        return Err(format!(
+            "`{reference}` is not an event reference (`<id>.<event>`)"
+        ));
     };
     let Some(kind) = ids.get(id) else {
         return Err(format!("`{reference}`: no id `{id}` in this case"));
