@@ -82,6 +82,8 @@ pub struct DriverSession {
     stdin: os_pipe::PipeWriter,
     lines: Receiver<std::io::Result<String>>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
+    /// Closed (disconnected) when the stderr reader reached end of file.
+    stderr_done: Receiver<()>,
     pub info: ImplementationInfo,
     pub capabilities: Vec<String>,
 }
@@ -126,7 +128,9 @@ impl DriverSession {
         });
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let sink = Arc::clone(&stderr);
+        let (stderr_eof, stderr_done) = channel::<()>();
         thread::spawn(move || {
+            let _eof = stderr_eof;
             let mut r = stderr_r;
             let mut buf = [0u8; 4096];
             while let Ok(n) = r.read(&mut buf) {
@@ -146,6 +150,7 @@ impl DriverSession {
             stdin: stdin_w,
             lines,
             stderr,
+            stderr_done,
             info: ImplementationInfo {
                 name: String::new(),
                 version: String::new(),
@@ -238,6 +243,9 @@ impl DriverSession {
             .flatten()
             .map(|o| o.status);
         self.kill();
+        // Let the stderr reader drain what the driver wrote last (bounded: a grandchild that
+        // escaped the group could keep the pipe open).
+        let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
         let stderr = self.stderr_text();
         match status {
             Some(s) if s.success() => DriverFault::ExitedEarly { stderr },

@@ -100,6 +100,32 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
 
     match ClaimsFile::load(&root.join("spec/claims.yaml"), &suite.cases) {
         Ok(claims) => {
+            for c in &suite.cases {
+                let seeds: Vec<&str> = c
+                    .case
+                    .cite
+                    .iter()
+                    .filter_map(|cite| match cite {
+                        crate::spec::Citation::Seed(id) => Some(id.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let tagged = c.case.tags.iter().any(|t| t == "seed");
+                if tagged != !seeds.is_empty() {
+                    problems.push(format!(
+                        "case {}: the `seed` tag and `seed:` citations go together",
+                        c.id()
+                    ));
+                }
+                for id in seeds {
+                    if !claims.claims.iter().any(|cl| cl.id == id) {
+                        problems.push(format!(
+                            "case {}: cites seed claim `{id}`, which spec/claims.yaml lacks",
+                            c.id()
+                        ));
+                    }
+                }
+            }
             let want = claims.render(&suite.cases);
             let have = std::fs::read_to_string(root.join("spec/CLAIMS.md")).unwrap_or_default();
             if want != have {

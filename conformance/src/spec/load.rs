@@ -132,12 +132,20 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
         Ok(spec) => spec,
         Err(e) => {
             let loc = e.location();
+            let mut message = e.to_string();
+            // The location leads the rendered error already; don't repeat it at the end.
+            if let Some(l) = &loc {
+                let suffix = format!(" at line {} column {}", l.line(), l.column());
+                if let Some(stripped) = message.strip_suffix(&suffix) {
+                    message = stripped.to_owned();
+                }
+            }
             suite.errors.push(SpecError {
                 file: file.to_path_buf(),
                 line: loc.as_ref().map(|l| l.line()),
                 column: loc.as_ref().map(|l| l.column()),
                 case: None,
-                message: e.to_string(),
+                message,
             });
             return;
         }

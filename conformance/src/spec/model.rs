@@ -188,7 +188,7 @@ impl TimeoutTier {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
-    /// Unique within the case. Defaults to `<step id>.<index>` (or `<step id>` for one task).
+    /// Unique within the case. Defaults to `<step id>-<index>` (`-0` for apply's one task).
     #[serde(default)]
     pub id: Option<String>,
     /// Gates to wait on, in order, after reporting `start`.
