@@ -49,7 +49,8 @@ pub enum StepObs {
 pub struct TaskObs {
     /// How many times it started.
     pub runs: usize,
-    /// Where it ran: `worker` (a process other than the pool's parent) or `parent`.
+    /// Where it ran: `worker` (a process other than the pool's parent), `parent`, or
+    /// `parent+worker` if different runs ran in both.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
     /// How its last run ended.

@@ -241,6 +241,7 @@ pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
     }
     if crate::observe::tasks(&case.program)
         .iter()
+        .chain(&case.program.pool.initializer)
         .any(|t| t.exit.is_some())
     {
         need.insert("task_exit".to_owned());

@@ -250,7 +250,8 @@ fn check_case(case: &Case) -> Result<(), String> {
             return Err("`apply` takes no callbacks".into());
         }
     }
-    for spec in tasks {
+    let initializer = case.pool.initializer.clone().map(TaskSpec::Full);
+    for spec in tasks.into_iter().chain(initializer.as_ref()) {
         let TaskSpec::Full(task) = spec else { continue };
         let endings = usize::from(task.returns.is_some())
             + usize::from(task.echo)

@@ -415,7 +415,8 @@ pub enum Probe {
     MaxConcurrency,
     /// How many distinct worker processes ran tasks or initializers.
     WorkerProcesses,
-    /// Tasks grouped by the process that ran them: a sorted list of sorted lists.
+    /// Tasks grouped by the process that ran them: each group in program order, the groups
+    /// ordered by their first task's position in the program.
     TasksByProcess,
     /// Where callbacks ran: process role, whether on the main thread, how many distinct
     /// threads, and the largest number running at once.
