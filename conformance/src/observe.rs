@@ -78,6 +78,34 @@ pub struct CallbackObs {
     pub raised: Option<ErrorValue>,
 }
 
+/// Replaces memory addresses (`0x7f3a…`) in a message, which differ on every run.
+fn mask_addresses(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        let digits = rest[at + 2..]
+            .bytes()
+            .take_while(u8::is_ascii_hexdigit)
+            .count();
+        if digits >= 4 {
+            out.push_str("0x…");
+        } else {
+            out.push_str(&rest[at..at + 2 + digits]);
+        }
+        rest = &rest[at + 2 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn normalized(err: &ErrorValue) -> ErrorValue {
+    ErrorValue {
+        kind: err.kind.clone(),
+        message: mask_addresses(&err.message),
+    }
+}
+
 /// Who the parent is: the process and thread that ran the steps.
 struct Roles {
     parent_pid: Option<u32>,
@@ -149,7 +177,7 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
         });
         let obs = match (called, ret) {
             (_, Some(Outcome::Returned(v))) => StepObs::Returned(v.clone()),
-            (_, Some(Outcome::Raised(e))) => StepObs::Raised(e.clone()),
+            (_, Some(Outcome::Raised(e))) => StepObs::Raised(normalized(e)),
             (_, Some(Outcome::Handle(h))) => StepObs::Handle(h.clone()),
             (true, None) => StepObs::NeverReturned(true),
             (false, None) => StepObs::NotReached(true),
@@ -185,7 +213,7 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
                 if let Some(t) = tasks.get_mut(task) {
                     t.ended = Some(match outcome {
                         Outcome::Returned(v) => TaskEnd::Returned(v.clone()),
-                        Outcome::Raised(err) => TaskEnd::Raised(err.clone()),
+                        Outcome::Raised(err) => TaskEnd::Raised(normalized(err)),
                         Outcome::Handle(h) => TaskEnd::Returned(serde_json::json!(h)),
                     });
                 }
@@ -231,7 +259,7 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
                 ..
             } => {
                 if let Some(last) = callbacks.get_mut(step).and_then(|l| l.last_mut()) {
-                    last.raised = Some(err.clone());
+                    last.raised = Some(normalized(err));
                 }
             }
             _ => {}
@@ -421,4 +449,18 @@ pub fn annotate(history: &History) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({"events": events, "violations": history.violations})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_addresses;
+
+    #[test]
+    fn addresses_are_masked_and_short_hex_is_kept() {
+        assert_eq!(
+            mask_addresses("<ApplyResult object at 0x7f3a2c1b9d50> not ready"),
+            "<ApplyResult object at 0x…> not ready"
+        );
+        assert_eq!(mask_addresses("code 0x1f"), "code 0x1f");
+    }
 }
