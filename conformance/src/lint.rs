@@ -111,7 +111,7 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                     })
                     .collect();
                 let tagged = c.case.tags.iter().any(|t| t == "seed");
-                if tagged != !seeds.is_empty() {
+                if tagged == seeds.is_empty() {
                     problems.push(format!(
                         "case {}: the `seed` tag and `seed:` citations go together",
                         c.id()
