@@ -1,0 +1,76 @@
+//! The one public error type, and the error a task raises.
+
+use serde::{Deserialize, Serialize};
+
+/// An error raised by a task: an exception kind (a type name such as `ValueError`, or `Panic`
+/// for a task that panicked) and its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TaskError {
+    pub kind: String,
+    pub message: String,
+}
+
+impl TaskError {
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> TaskError {
+        TaskError {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything that can go wrong with a pool. Each variant names its `multiprocessing`
+/// counterpart, so a program ported from Python knows what to expect.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PoolError {
+    /// Work was submitted to a pool that is closed or terminated.
+    /// Python: `ValueError("Pool not running")`.
+    #[error("Pool not running")]
+    NotRunning,
+    /// `join` was called on a pool that is still running (call `close` or `terminate` first).
+    /// Python: `ValueError("Pool is still running")`.
+    #[error("Pool is still running")]
+    StillRunning,
+    /// A timed wait (`get`, `next_timeout`) expired. Python: `multiprocessing.TimeoutError`.
+    #[error("timed out")]
+    Timeout,
+    /// `successful` was asked before the result was ready. Python: `ValueError(... not ready)`.
+    #[error("result is not ready")]
+    NotReady,
+    /// The task raised (or panicked). Python: the task's own exception, re-raised.
+    #[error("task failed: {0}")]
+    Task(TaskError),
+    /// The worker process running the task died before returning a result. Python hangs
+    /// forever in this situation; this pool fails the affected result instead and replaces
+    /// the worker.
+    #[error("worker process {pid} died ({status}) while running this task")]
+    WorkerLost { pid: u32, status: String },
+    /// A value could not be encoded or decoded. Python: `PicklingError` and friends.
+    #[error("cannot encode or decode a value: {0}")]
+    Serialization(String),
+    /// A worker process could not be started.
+    #[error("cannot start a worker process: {0}")]
+    Spawn(String),
+    /// A parameter is out of range (`processes` = 0, `maxtasksperchild` = 0, `chunksize` = 0).
+    /// Python: `ValueError`.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl PoolError {
+    /// The name of the Python exception this error corresponds to.
+    pub fn python_type(&self) -> &str {
+        match self {
+            PoolError::NotRunning
+            | PoolError::StillRunning
+            | PoolError::NotReady
+            | PoolError::InvalidArgument(_) => "ValueError",
+            PoolError::Timeout => "TimeoutError",
+            PoolError::Task(e) => &e.kind,
+            PoolError::WorkerLost { .. } => "WorkerLostError",
+            PoolError::Serialization(_) => "PicklingError",
+            PoolError::Spawn(_) => "OSError",
+        }
+    }
+}

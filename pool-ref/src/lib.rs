@@ -1,0 +1,70 @@
+//! A process pool with the semantics of Python's `multiprocessing.Pool`: tasks run in real
+//! worker processes, results come back in the documented orders, and callbacks run on one
+//! result-handler thread in the parent, one at a time, before the result becomes ready.
+//!
+//! Workers are fresh executions of the current binary, so there is no `fork` in a threaded
+//! parent. Call [`init`] first thing in `main`: in a worker it runs the worker loop and never
+//! returns; in the parent it returns at once. Tasks are functions registered by name in a
+//! [`Registry`], and [`TaskRef`]s give those names types.
+//!
+//! ```
+//! use pool_ref::{Pool, Registry, TaskRef, TaskError};
+//!
+//! const SQUARE: TaskRef<u64, u64> = TaskRef::new("square");
+//!
+//! fn registry() -> Registry {
+//!     Registry::new().register(SQUARE, |x: u64| Ok::<_, TaskError>(x * x))
+//! }
+//!
+//! fn main() -> Result<(), pool_ref::PoolError> {
+//!     pool_ref::init(&registry()); // in a worker process, this never returns
+//!
+//!     let pool = Pool::builder().processes(2).build()?;
+//!     assert_eq!(pool.apply(SQUARE, 7)?, 49);
+//!     assert_eq!(pool.map(SQUARE, 1..=4, None)?, vec![1, 4, 9, 16]);
+//!
+//!     let handle = pool.apply_async(SQUARE, 9, Some(Box::new(|v: &u64| println!("got {v}"))), None)?;
+//!     assert_eq!(handle.get(None)?, 81); // the callback has already run
+//!
+//!     let mut unordered: Vec<u64> = pool
+//!         .imap_unordered(SQUARE, [3, 1, 2], None)?
+//!         .collect::<Result<_, _>>()?;
+//!     unordered.sort();
+//!     assert_eq!(unordered, vec![1, 4, 9]);
+//!
+//!     pool.close();
+//!     pool.join()
+//! }
+//! ```
+//!
+//! | Python | here |
+//! |---|---|
+//! | `Pool(processes, initializer, initargs, maxtasksperchild)` | [`Pool::builder`] |
+//! | `apply`, `apply_async(callback, error_callback)` | [`Pool::apply`], [`Pool::apply_async`] |
+//! | `map`, `map_async`, `starmap`, `starmap_async` | [`Pool::map`], [`Pool::map_async`], ... |
+//! | `imap`, `imap_unordered`, `next(timeout)` | [`Pool::imap`], [`IMapIter::next_timeout`] |
+//! | `AsyncResult.get/wait/ready/successful` | [`AsyncResult`] |
+//! | `close`, `join`, `terminate`, leaving `with` | [`Pool::close`], [`Pool::join`], [`Pool::terminate`], `Drop` |
+//!
+//! Where CPython hangs, this pool reports an error instead: a worker that dies while running
+//! a task fails that task's result with [`PoolError::WorkerLost`] and is replaced, and a
+//! panicking callback does not stop the result-handler thread.
+
+mod error;
+mod pool;
+mod registry;
+mod result;
+mod wire;
+mod worker;
+
+pub use error::{PoolError, TaskError};
+pub use pool::{Pool, PoolBuilder};
+pub use registry::{Registry, TaskRef};
+pub use result::{AsyncResult, Callback, ErrorCallback, IMapIter};
+pub use wire::MAX_FRAME;
+
+/// Call first thing in `main`. In a worker process started by a [`Pool`], runs the worker
+/// loop with `registry` and exits; in any other process, returns at once.
+pub fn init(registry: &Registry) {
+    worker::run_if_worker(registry);
+}

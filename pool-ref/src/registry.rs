@@ -1,0 +1,102 @@
+//! Tasks by name: what a worker process can run.
+//!
+//! Workers are fresh executions of the current binary, so closures cannot cross to them;
+//! instead every program registers its task functions under names, and the pool sends the
+//! name with the arguments. [`TaskRef`] gives the name a type, so `pool.apply(DOUBLE, 21)`
+//! is checked at compile time.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::TaskError;
+
+/// A typed name of a registered task taking `A` and returning `R`.
+#[derive(Debug)]
+pub struct TaskRef<A, R> {
+    name: &'static str,
+    _types: PhantomData<fn(A) -> R>,
+}
+
+impl<A, R> TaskRef<A, R> {
+    pub const fn new(name: &'static str) -> TaskRef<A, R> {
+        TaskRef {
+            name,
+            _types: PhantomData,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<A, R> Clone for TaskRef<A, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A, R> Copy for TaskRef<A, R> {}
+
+type Erased = Box<dyn Fn(&str) -> Result<String, TaskError> + Send + Sync>;
+
+/// The tasks a program's workers can run.
+#[derive(Default)]
+pub struct Registry {
+    tasks: HashMap<&'static str, Erased>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.tasks.keys().collect();
+        names.sort();
+        f.debug_struct("Registry").field("tasks", &names).finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers `f` under `task`'s name. A panic in `f` becomes a [`TaskError`] of kind
+    /// `Panic`; the worker survives it.
+    pub fn register<A, R, F>(mut self, task: TaskRef<A, R>, f: F) -> Registry
+    where
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+        F: Fn(A) -> Result<R, TaskError> + Send + Sync + 'static,
+    {
+        let erased = move |json: &str| -> Result<String, TaskError> {
+            let args: A = serde_json::from_str(json)
+                .map_err(|e| TaskError::new("TypeError", format!("bad arguments: {e}")))?;
+            let out = catch_unwind(AssertUnwindSafe(|| f(args))).map_err(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "task panicked".to_owned());
+                TaskError::new("Panic", msg)
+            })??;
+            serde_json::to_string(&out)
+                .map_err(|e| TaskError::new("PicklingError", format!("cannot encode result: {e}")))
+        };
+        self.tasks.insert(task.name(), Box::new(erased));
+        self
+    }
+
+    /// Runs the task `name` on one JSON-encoded argument.
+    pub(crate) fn call(&self, name: &str, json: &str) -> Result<String, TaskError> {
+        match self.tasks.get(name) {
+            Some(f) => f(json),
+            None => Err(TaskError::new(
+                "AttributeError",
+                format!("no task named `{name}` is registered in the worker"),
+            )),
+        }
+    }
+}
