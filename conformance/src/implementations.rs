@@ -30,8 +30,27 @@ pub fn find_python() -> Result<PathBuf> {
     which::which("python3").context("no `python3` on PATH (set POOLSPEC_PYTHON to choose one)")
 }
 
-/// The four built-in CPython implementations, in report order.
-pub fn builtin(root: &Path, python: &Path) -> Vec<Implementation> {
+/// Builds the `rust-ref` driver (`pool-ref-driver`, debug profile) with the cargo that is
+/// running us (or `cargo` on `PATH`) and returns the binary's path.
+pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["build", "--quiet", "-p", "pool-ref", "--bin", "pool-ref-driver"])
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {}", cargo.to_string_lossy()))?;
+    if !status.success() {
+        bail!("building pool-ref-driver failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("debug").join("pool-ref-driver"))
+}
+
+/// The built-in implementations, in report order: the four CPython ones, then `rust-ref`
+/// when its driver binary is given.
+pub fn builtin(root: &Path, python: &Path, rust_ref: Option<&Path>) -> Vec<Implementation> {
     let driver = root.join("fixtures/drivers/cpython_driver.py");
     let cpython = |name: &str, method: &str, class: &str| Implementation {
         name: name.to_owned(),
@@ -49,12 +68,23 @@ pub fn builtin(root: &Path, python: &Path) -> Vec<Implementation> {
             env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
         },
     };
-    vec![
+    let mut all = vec![
         cpython("cpython-fork", "fork", "Pool"),
         cpython("cpython-spawn", "spawn", "Pool"),
         cpython("cpython-forkserver", "forkserver", "Pool"),
         cpython("cpython-threadpool", "fork", "ThreadPool"),
-    ]
+    ];
+    if let Some(driver) = rust_ref {
+        all.push(Implementation {
+            name: "rust-ref".to_owned(),
+            command: DriverCommand {
+                program: driver.display().to_string(),
+                args: Vec::new(),
+                env: Vec::new(),
+            },
+        });
+    }
+    all
 }
 
 /// Picks implementations by name from `all`; an empty selection means all of them.

@@ -21,7 +21,7 @@ fn every_observation_matches_its_snapshot_and_every_verdict_is_expected() {
     assert!(suite.errors.is_empty(), "spec errors: {:#?}", suite.errors);
     let ids: Vec<&str> = suite.cases.iter().map(|c| c.id()).collect();
     let python = find_python().expect("the CPython drivers need python3");
-    let impls: Vec<_> = builtin(&root, &python)
+    let impls: Vec<_> = builtin(&root, &python, None)
         .into_iter()
         .map(|imp| {
             let path = root

@@ -136,7 +136,7 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
         Some(p) => p.clone(),
         None => implementations::find_python()?,
     };
-    let impls = implementations::select(implementations::builtin(root, &python), &select.impls)?;
+    let impls = implementations::select(implementations::builtin(root, &python, None), &select.impls)?;
     let mut with_expectations = Vec::new();
     for imp in impls {
         let path = root
