@@ -35,7 +35,14 @@ pub fn find_python() -> Result<PathBuf> {
 pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(&cargo)
-        .args(["build", "--quiet", "-p", "pool-ref", "--bin", "pool-ref-driver"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "pool-ref",
+            "--bin",
+            "pool-ref-driver",
+        ])
         .current_dir(root)
         .status()
         .with_context(|| format!("running {}", cargo.to_string_lossy()))?;

@@ -9,7 +9,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use conformance::expectations::ExpectationFile;
-use conformance::implementations::{builtin, find_python};
+use conformance::implementations::{build_rust_ref, builtin, find_python};
 use conformance::runner::{RunOptions, run_matrix};
 use conformance::spec::load_dir;
 use conformance::workspace_root;
@@ -21,7 +21,8 @@ fn every_observation_matches_its_snapshot_and_every_verdict_is_expected() {
     assert!(suite.errors.is_empty(), "spec errors: {:#?}", suite.errors);
     let ids: Vec<&str> = suite.cases.iter().map(|c| c.id()).collect();
     let python = find_python().expect("the CPython drivers need python3");
-    let impls: Vec<_> = builtin(&root, &python, None)
+    let rust_ref = build_rust_ref(&root).expect("building the rust-ref driver");
+    let impls: Vec<_> = builtin(&root, &python, Some(&rust_ref))
         .into_iter()
         .map(|imp| {
             let path = root

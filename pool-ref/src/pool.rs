@@ -551,13 +551,18 @@ impl Pool {
             State::Running => Err(PoolError::StillRunning),
             State::Closed => {
                 let jobs = lock(&self.inner.jobs);
+                // Stop waiting also when another thread terminates the pool: the outstanding
+                // work will then never finish (CPython's join returns then too).
                 drop(
                     self.inner
                         .jobs_done
-                        .wait_while(jobs, |j| j.outstanding > 0)
+                        .wait_while(jobs, |j| {
+                            j.outstanding > 0 && *lock(&self.inner.state) == State::Closed
+                        })
                         .unwrap_or_else(|e| e.into_inner()),
                 );
-                self.shut_down(false);
+                let terminated = *lock(&self.inner.state) == State::Terminated;
+                self.shut_down(terminated);
                 Ok(())
             }
             State::Terminated => {
@@ -571,6 +576,10 @@ impl Pool {
     /// never run. Python: `terminate`.
     pub fn terminate(&self) {
         *lock(&self.inner.state) = State::Terminated;
+        // Wake a `join` waiting for outstanding work (taking the lock first, so the wakeup
+        // cannot fall between its check and its wait).
+        drop(lock(&self.inner.jobs));
+        self.inner.jobs_done.notify_all();
         self.shut_down(true);
     }
 
@@ -582,9 +591,6 @@ impl Pool {
         }
         let inner = &self.inner;
         lock(&inner.workers).retiring = true;
-        if let Some(sup) = lock(&inner.supervisor).take() {
-            let _ = sup.send(SupervisorCmd::Shutdown);
-        }
         let on_result_thread = *lock(&inner.result_thread) == Some(thread::current().id());
         if kill_workers {
             for w in lock(&inner.workers).live.values() {
@@ -610,6 +616,11 @@ impl Pool {
                     .wait_while(workers, |w| !w.live.is_empty())
                     .unwrap_or_else(|e| e.into_inner()),
             );
+        }
+        // Only now stop the supervisor: workers get the parent-death signal when the thread
+        // that started them ends, and graceful exits must not be turned into kills.
+        if let Some(sup) = lock(&inner.supervisor).take() {
+            let _ = sup.send(SupervisorCmd::Shutdown);
         }
         lock(&inner.feeder).take();
         let mut stop = Vec::new();
@@ -765,7 +776,14 @@ fn supervise(inner: &Arc<Inner>, rx: Receiver<SupervisorCmd>) {
 }
 
 fn spawn_worker(inner: &Arc<Inner>) -> Result<(), PoolError> {
-    let exe = std::env::current_exe().map_err(|e| PoolError::Spawn(e.to_string()))?;
+    // `/proc/self/exe` is this very binary even after the file was replaced or deleted (a
+    // rebuild while the program runs), where `current_exe()` gives "<path> (deleted)".
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| PoolError::Spawn(e.to_string()))?
+    };
     let mut workers = lock(&inner.workers);
     if workers.retiring {
         return Ok(());

@@ -22,6 +22,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The deadline `timeout` from now; `None` (no limit) also when it lies beyond what the clock
+/// can represent, instead of panicking on overflow.
+fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
 /// Waits on `cv` until `done` holds, or until `deadline` (if any). True if `done` holds.
 fn wait_until<'a, T>(
     cv: &Condvar,
@@ -89,7 +95,7 @@ impl<T: Clone> AsyncResult<T> {
     /// The value, or the task's error; waits at most `timeout` (`None`: without limit) and
     /// returns [`PoolError::Timeout`] then. Repeatable, like Python's `get`.
     pub fn get(&self, timeout: Option<Duration>) -> Result<T, PoolError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline_after(timeout);
         let (guard, ok) = wait_until(&self.slot.ready, lock(&self.slot.value), deadline, |v| {
             v.is_some()
         });
@@ -101,7 +107,7 @@ impl<T: Clone> AsyncResult<T> {
 
     /// Waits until ready, at most `timeout`.
     pub fn wait(&self, timeout: Option<Duration>) {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline_after(timeout);
         let _ = wait_until(&self.slot.ready, lock(&self.slot.value), deadline, |v| {
             v.is_some()
         });
@@ -333,7 +339,7 @@ impl<R> IMapIter<R> {
     /// The next item: `Ok(Some(value))`, `Ok(None)` at the end, `Err(Timeout)` if nothing
     /// arrived within `timeout`, or the item's own error. Python: `next(timeout)`.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<R>, PoolError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline_after(timeout);
         let (mut st, ok) = wait_until(
             &self.shared.changed,
             lock(&self.shared.state),

@@ -6,7 +6,7 @@
 //! from one shared pipe, without a lock between processes. Each frame starts with a one-byte
 //! tag; integers are little-endian; payloads are JSON.
 //!
-//! - Tasks (pool → worker): `T job:u64 index:u32 name_len:u8 name payload` (payload is a JSON
+//! - Tasks (pool → worker): `T job:u64 index:u32 name_len:u16 name payload` (payload is a JSON
 //!   array of arguments, one per item of the chunk), or `X` (exit).
 //! - Reports (worker → pool): a frame is a sequence of records, each
 //!   `tag worker:u32 job:u64 index:u32 len:u32 body`: `S` started, `O` ok (body: JSON array of
@@ -30,12 +30,14 @@ pub(crate) enum TaskFrame<'a> {
 }
 
 pub(crate) fn encode_task(job: u64, index: u32, name: &str, payload: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(14 + name.len() + payload.len());
+    // Task names are static strings of a program; one beyond 64 KiB is not a name.
+    let name = &name.as_bytes()[..name.len().min(usize::from(u16::MAX))];
+    let mut out = Vec::with_capacity(15 + name.len() + payload.len());
     out.push(b'T');
     out.extend_from_slice(&job.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
-    out.push(name.len().min(255) as u8);
-    out.extend_from_slice(&name.as_bytes()[..name.len().min(255)]);
+    out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    out.extend_from_slice(name);
     out.extend_from_slice(payload.as_bytes());
     out
 }
@@ -46,9 +48,9 @@ pub(crate) fn decode_task(frame: &[u8]) -> Option<TaskFrame<'_>> {
         b'T' => {
             let job = u64::from_le_bytes(frame.get(1..9)?.try_into().ok()?);
             let index = u32::from_le_bytes(frame.get(9..13)?.try_into().ok()?);
-            let len = usize::from(*frame.get(13)?);
-            let name = std::str::from_utf8(frame.get(14..14 + len)?).ok()?;
-            let payload = std::str::from_utf8(frame.get(14 + len..)?).ok()?;
+            let len = usize::from(u16::from_le_bytes(frame.get(13..15)?.try_into().ok()?));
+            let name = std::str::from_utf8(frame.get(15..15 + len)?).ok()?;
+            let payload = std::str::from_utf8(frame.get(15 + len..)?).ok()?;
             Some(TaskFrame::Task {
                 job,
                 index,

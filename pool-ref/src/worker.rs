@@ -6,7 +6,6 @@
 //! stray `println!` in a task cannot corrupt the reports. It dies with the pool's parent
 //! (`PR_SET_PDEATHSIG`), so no worker outlives a parent that crashed or was killed.
 
-use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -61,10 +60,7 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
     // Die with the parent; if it already died before this took effect, stop now.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io)?;
     if nix::unistd::getppid().as_raw() as u32 != config.parent {
-        return Err(std::io::Error::new(
-            ErrorKind::Other,
-            "the pool's parent is gone",
-        ));
+        return Err(std::io::Error::other("the pool's parent is gone"));
     }
     let tasks: OwnedFd = nix::unistd::dup(std::io::stdin()).map_err(io)?;
     let reports: OwnedFd = nix::unistd::dup(std::io::stdout()).map_err(io)?;
@@ -87,7 +83,7 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
             },
         );
         let _ = send(reports.as_raw_fd(), &frame, MsgFlags::MSG_NOSIGNAL);
-        return Err(std::io::Error::new(ErrorKind::Other, why));
+        return Err(std::io::Error::other(why));
     }
 
     let mut buf = vec![0u8; MAX_FRAME];
@@ -122,9 +118,22 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
             return Ok(());
         }
         match decode_task(&buf[..n]) {
-            Some(TaskFrame::Exit) | None => {
+            Some(TaskFrame::Exit) => {
                 send_all(&reports, &out)?;
                 return Ok(());
+            }
+            None => {
+                // Never produced by the pool: say so loudly rather than lose a task quietly.
+                let why = format!("malformed task frame of {n} bytes");
+                push_record(
+                    &mut out,
+                    &Record::Fatal {
+                        worker: id,
+                        why: why.clone(),
+                    },
+                );
+                send_all(&reports, &out)?;
+                return Err(std::io::Error::other(why));
             }
             Some(TaskFrame::Task {
                 job,

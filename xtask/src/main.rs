@@ -38,6 +38,21 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         rounds: u32,
     },
+    /// Benchmark pool-ref against CPython's multiprocessing.Pool side by side, with ratios.
+    BenchPool {
+        /// Run both benchmark programs (and all their workers) on CPU 0 (`taskset -c 0`).
+        #[arg(long)]
+        pinned: bool,
+        /// A short smoke run with small sizes.
+        #[arg(long)]
+        quick: bool,
+        /// Rounds; each runs both sides once, ratios are computed per round.
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+        /// The Python interpreter (default: $POOLSPEC_PYTHON, else python3 on PATH).
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -108,6 +123,12 @@ fn main() -> ExitCode {
             Some(Maintenance::Claims { check }) => claims(&root, check),
         },
         Command::Bench { select, rounds } => bench(&root, &select, rounds),
+        Command::BenchPool {
+            pinned,
+            quick,
+            rounds,
+            python,
+        } => bench_pool(&root, pinned, quick, rounds, python.as_deref()),
     };
     match outcome {
         Ok(code) => code,
@@ -136,7 +157,16 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
         Some(p) => p.clone(),
         None => implementations::find_python()?,
     };
-    let impls = implementations::select(implementations::builtin(root, &python, None), &select.impls)?;
+    let wants_rust_ref = select.impls.is_empty() || select.impls.iter().any(|i| i == "rust-ref");
+    let rust_ref = if wants_rust_ref {
+        Some(implementations::build_rust_ref(root)?)
+    } else {
+        None
+    };
+    let impls = implementations::select(
+        implementations::builtin(root, &python, rust_ref.as_deref()),
+        &select.impls,
+    )?;
     let mut with_expectations = Vec::new();
     for imp in impls {
         let path = root
@@ -372,5 +402,309 @@ fn bench(root: &Path, select: &Select, rounds: u32) -> Result<ExitCode> {
         })
         .collect();
     println!("  {:22} {:6.2}", "all together", median(times));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cargo xtask bench-pool`: pool-ref (`pool-ref-bench`, release build) next to CPython's
+/// `multiprocessing.Pool` (`fixtures/bench/cpython_pool_bench.py`), same parameters, same
+/// machine. Each round runs both benchmark programs back to back (alternating which goes
+/// first); every ratio is computed within a round, then the median over rounds is shown.
+/// Ratios are "how many times better pool-ref is": throughput rust ÷ CPython, latency and
+/// start time CPython ÷ rust.
+fn bench_pool(
+    root: &Path,
+    pinned: bool,
+    quick: bool,
+    rounds: u32,
+    python: Option<&Path>,
+) -> Result<ExitCode> {
+    use serde_json::Value;
+    use std::collections::BTreeMap;
+    use std::process::{Command, Stdio};
+
+    fn run_json(program: &Path, args: &[String], pinned: bool) -> Result<Vec<Value>> {
+        let mut cmd = if pinned {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.args(args).stdin(Stdio::null()).stderr(Stdio::inherit());
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", program.display()))?;
+        if !out.status.success() {
+            bail!("{} {:?} failed: {}", program.display(), args, out.status);
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .map(|l| serde_json::from_str(l).with_context(|| format!("bad JSON line {l:?}")))
+            .collect()
+    }
+    fn median(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    }
+    fn num(v: f64) -> String {
+        if !v.is_finite() {
+            return "-".into();
+        }
+        if v >= 10_000.0 {
+            let digits = format!("{:.0}", v);
+            let mut out = String::new();
+            for (i, ch) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(ch);
+            }
+            out
+        } else if v >= 100.0 {
+            format!("{v:.1}")
+        } else if v >= 10.0 {
+            format!("{v:.2}")
+        } else {
+            format!("{v:.3}")
+        }
+    }
+    fn spread(v: &[f64], f: fn(f64) -> String) -> String {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if v.len() > 1 {
+            format!(" ({}–{})", f(lo), f(hi))
+        } else {
+            String::new()
+        }
+    }
+    /// Row key of a measurement: bench, worker count, and CPython's start method.
+    fn key(line: &Value) -> (String, i64) {
+        (
+            line["bench"].as_str().unwrap_or("?").to_owned(),
+            line["procs"].as_i64().unwrap_or(0),
+        )
+    }
+
+    if pinned {
+        let found = Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            bail!("--pinned needs `taskset` (util-linux) on PATH");
+        }
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("bench-pool: building pool-ref-bench (release)");
+    let built = Command::new(&cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "pool-ref",
+            "--bin",
+            "pool-ref-bench",
+        ])
+        .status()
+        .context("running cargo build")?;
+    if !built.success() {
+        bail!("cargo build of pool-ref-bench failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    let rust_bin = target.join("release/pool-ref-bench");
+    let python = match python {
+        Some(p) => p.to_path_buf(),
+        None => implementations::find_python()?,
+    };
+    let script = root.join("fixtures/bench/cpython_pool_bench.py");
+    let mut rust_args = Vec::new();
+    let mut py_args = vec![
+        "-u".to_owned(),
+        script.display().to_string(),
+        "--start-method".into(),
+        "fork".into(),
+        "--context-methods".into(),
+        "spawn,forkserver".into(),
+    ];
+    if quick {
+        rust_args.push("--quick".to_owned());
+        py_args.push("--quick".into());
+    }
+
+    let rounds = rounds.max(1);
+    let mode = if pinned {
+        "pinned (taskset -c 0)"
+    } else {
+        "unpinned"
+    };
+    // Per round: rust lines, CPython lines.
+    let mut results: Vec<(Vec<Value>, Vec<Value>)> = Vec::new();
+    let mut raw = String::new();
+    for round in 0..rounds {
+        eprintln!("bench-pool: round {}/{rounds}, {mode}", round + 1);
+        let (rust, py) = if round % 2 == 0 {
+            let r = run_json(&rust_bin, &rust_args, pinned)?;
+            (r, run_json(&python, &py_args, pinned)?)
+        } else {
+            let p = run_json(&python, &py_args, pinned)?;
+            (run_json(&rust_bin, &rust_args, pinned)?, p)
+        };
+        for line in rust.iter().chain(&py) {
+            let mut line = line.clone();
+            line["round"] = round.into();
+            line["pinned"] = pinned.into();
+            raw.push_str(&line.to_string());
+            raw.push('\n');
+        }
+        results.push((rust, py));
+    }
+    let out_dir = target.join("bench-pool");
+    std::fs::create_dir_all(&out_dir)?;
+    let raw_path = out_dir.join(if pinned {
+        "pinned.jsonl"
+    } else {
+        "unpinned.jsonl"
+    });
+    std::fs::write(&raw_path, raw)?;
+
+    let label = |bench: &str, procs: i64, method: &str, tasks: Option<i64>| -> String {
+        let k = tasks.map_or_else(|| "?".to_owned(), |t| format!("{}k", t / 1000));
+        let base = match bench {
+            "start_shutdown" => format!("start+close/join N={procs}"),
+            "start_apply_shutdown" => format!("start+1 apply+close/join N={procs}"),
+            "apply_rtt" => "apply() round trip, Pool(2)".into(),
+            "map_cs1" => format!("map {k}, chunksize=1"),
+            "map_default" => format!("map {k}, default chunksize"),
+            "imap_unordered_cs1" => format!("imap_unordered {k}, cs=1"),
+            "apply_async_cb" => format!("apply_async+callback {k}"),
+            "pipe_rtt" => "raw pipe RTT, 1 byte".into(),
+            "seqpacket_rtt" => "raw seqpacket RTT, 1 byte".into(),
+            other => other.into(),
+        };
+        if method.is_empty() || method == "fork" {
+            base
+        } else {
+            format!("{base} [{method}]")
+        }
+    };
+    let python_version = results
+        .iter()
+        .flat_map(|(_, p)| p)
+        .find_map(|l| l["python"].as_str())
+        .unwrap_or("?")
+        .to_owned();
+    println!(
+        "pool-ref vs CPython {python_version} multiprocessing.Pool (fork unless noted), {mode}, \
+         {rounds} round(s){}",
+        if quick { ", --quick" } else { "" }
+    );
+    println!(
+        "speedup = how many times better pool-ref is (throughput rust/cpython; time cpython/rust), per round; median (min–max) over rounds"
+    );
+    println!(
+        "{:38} {:8} {:>14} {:>14} {:>22}  target",
+        "measurement", "unit", "pool-ref", "cpython", "speedup"
+    );
+    // Rows in CPython's order (bench, procs, method), then pool-ref-only rows.
+    let mut rows: Vec<(String, i64, String)> = Vec::new();
+    for line in results[0].1.iter() {
+        let (b, n) = key(line);
+        let m = line["method"].as_str().unwrap_or("").to_owned();
+        rows.push((b, n, m));
+    }
+    for line in results[0].0.iter() {
+        let (b, n) = key(line);
+        if !rows.iter().any(|(rb, rn, _)| *rb == b && *rn == n) {
+            rows.push((b, n, String::new()));
+        }
+    }
+    let mut missed = 0;
+    let mut per_method: BTreeMap<(String, i64, String), (Vec<f64>, Vec<f64>, Vec<f64>)> =
+        BTreeMap::new();
+    for (rust, py) in &results {
+        for (b, n, m) in &rows {
+            let find = |lines: &[Value], method: Option<&str>| {
+                lines
+                    .iter()
+                    .find(|l| {
+                        key(l) == (b.clone(), *n)
+                            && method.is_none_or(|m| l["method"].as_str() == Some(m))
+                    })
+                    .and_then(|l| Some((l["value"].as_f64()?, l["unit"].as_str()?.to_owned())))
+            };
+            let r = find(rust, None);
+            let c = if m.is_empty() {
+                None
+            } else {
+                find(py, Some(m))
+            };
+            let entry = per_method.entry((b.clone(), *n, m.clone())).or_default();
+            if let Some((rv, _)) = &r {
+                entry.0.push(*rv);
+            }
+            if let Some((cv, unit)) = &c {
+                entry.1.push(*cv);
+                if let Some((rv, _)) = &r {
+                    entry
+                        .2
+                        .push(if unit == "tasks/s" { rv / cv } else { cv / rv });
+                }
+            }
+        }
+    }
+    for (b, n, m) in &rows {
+        let (rv, cv, ratio) = &per_method[&(b.clone(), *n, m.clone())];
+        let first = results[0]
+            .0
+            .iter()
+            .chain(&results[0].1)
+            .find(|l| key(l) == (b.clone(), *n));
+        let unit = first
+            .and_then(|l| l["unit"].as_str())
+            .unwrap_or("")
+            .replace("us", "µs");
+        let tasks = first.and_then(|l| l["tasks"].as_i64());
+        let target = match (b.as_str(), *n, m.as_str()) {
+            ("map_cs1", _, "fork") => Some(10.0),
+            ("apply_rtt", _, "fork") => Some(5.0),
+            ("start_shutdown", 2, "fork") => Some(1.0),
+            _ => None,
+        };
+        let speed = median(ratio.clone());
+        let verdict = match target {
+            Some(t) if speed >= t => format!("≥{t}× met"),
+            Some(t) => {
+                missed += 1;
+                format!("≥{t}× MISSED")
+            }
+            None => String::new(),
+        };
+        println!(
+            "{:38} {:8} {:>14} {:>14} {:>22}  {verdict}",
+            label(b, *n, m, tasks),
+            unit,
+            num(median(rv.clone())),
+            num(median(cv.clone())),
+            if ratio.is_empty() {
+                "-".to_owned()
+            } else {
+                format!("{:.2}×{}", speed, spread(ratio, |x| format!("{x:.2}")))
+            },
+        );
+    }
+    println!("raw measurements: {}", raw_path.display());
+    if missed > 0 {
+        println!("{missed} target(s) missed");
+    }
     Ok(ExitCode::SUCCESS)
 }
