@@ -256,10 +256,11 @@ fn check_case(case: &Case) -> Result<(), String> {
         let endings = usize::from(task.returns.is_some())
             + usize::from(task.echo)
             + usize::from(task.raises.is_some())
-            + usize::from(task.exit.is_some());
+            + usize::from(task.exit.is_some())
+            + usize::from(task.unserializable);
         if endings > 1 {
             return Err(format!(
-                "task {}: give at most one of returns, echo, raises, exit",
+                "task {}: give at most one of returns, echo, raises, exit, unserializable",
                 task.id.as_deref().unwrap_or("(unnamed)")
             ));
         }

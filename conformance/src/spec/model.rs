@@ -183,8 +183,8 @@ impl TimeoutTier {
 }
 
 /// What a task (or initializer) does, in order: report `start`, wait on each gate in `wait`,
-/// then finish in exactly one way (`returns`, `echo`, `raises` or `exit`), reporting `end`
-/// (or `exit`) first.
+/// then finish in exactly one way (`returns`, `echo`, `raises`, `exit` or `unserializable`),
+/// reporting `end` (or `exit`) first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
@@ -206,6 +206,10 @@ pub struct Task {
     /// End the worker process abruptly with this exit code (`os._exit`), without a result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
+    /// Return a value that cannot be serialized back to the parent (Python: a lambda). The
+    /// `end` report says `returned: "<unserializable>"`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unserializable: bool,
 }
 
 /// Shorthand accepted wherever a task is: a scalar `v` means `{returns: v}`.
@@ -333,6 +337,10 @@ pub struct Submit {
     /// Extra positional arguments after the task descriptor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<serde_json::Value>,
+    /// Pass, after `args`, one more argument that cannot be serialized to a worker (Python:
+    /// a lambda), so the submission itself fails to reach any worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unserializable_arg: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
