@@ -114,3 +114,94 @@ pub fn select(all: Vec<Implementation>, names: &[String]) -> Result<Vec<Implemen
     }
     Ok(chosen)
 }
+
+/// A CPython interpreter found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interpreter {
+    pub path: PathBuf,
+    /// `major.minor.micro`.
+    pub version: String,
+}
+
+impl Interpreter {
+    /// `major.minor`.
+    pub fn short_version(&self) -> &str {
+        match self.version.match_indices('.').nth(1) {
+            Some((i, _)) => &self.version[..i],
+            None => &self.version,
+        }
+    }
+}
+
+/// Asks `path` for its version; `None` unless it is a CPython 3.8 or newer that runs.
+pub fn probe_python(path: &Path) -> Option<Interpreter> {
+    let out = std::process::Command::new(path)
+        .args([
+            "-c",
+            "import sys, platform; print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3])",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let (implementation, version) = text.trim().split_once(' ')?;
+    let minor: u32 = version.split('.').nth(1)?.parse().ok()?;
+    (implementation == "CPython" && version.starts_with("3.") && minor >= 8).then(|| Interpreter {
+        path: path.to_path_buf(),
+        version: version.to_owned(),
+    })
+}
+
+/// Every CPython 3.8+ on this machine: `python3.8` … `python3.14` on `PATH`, and pyenv's
+/// versions (`$PYENV_ROOT`, else `~/.pyenv`). One per version, sorted by version.
+pub fn discover_pythons() -> Vec<Interpreter> {
+    let mut candidates: Vec<PathBuf> = (8..=14)
+        .filter_map(|minor| which::which(format!("python3.{minor}")).ok())
+        .collect();
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    if let Some(root) = pyenv
+        && let Ok(entries) = std::fs::read_dir(root.join("versions"))
+    {
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin/python3"))
+            .filter(|p| p.exists())
+            .collect();
+        found.sort();
+        candidates.extend(found);
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for path in candidates {
+        if let Some(interp) = probe_python(&path) {
+            seen.entry(version_key(&interp.version)).or_insert(interp);
+        }
+    }
+    seen.into_values().collect()
+}
+
+fn version_key(version: &str) -> Vec<u32> {
+    version.split('.').filter_map(|p| p.parse().ok()).collect()
+}
+
+/// The interpreter matrix: CPython's `Pool` under each start method, for each interpreter,
+/// named `cpython-<major.minor>-<method>`.
+pub fn interpreter_matrix(root: &Path, pythons: &[Interpreter]) -> Vec<Implementation> {
+    let mut out = Vec::new();
+    for interp in pythons {
+        for imp in builtin(root, &interp.path, None) {
+            let Some(method) = imp.name.strip_prefix("cpython-") else {
+                continue;
+            };
+            if method == "threadpool" {
+                continue;
+            }
+            out.push(Implementation {
+                name: format!("cpython-{}-{method}", interp.short_version()),
+                command: imp.command,
+            });
+        }
+    }
+    out
+}

@@ -15,6 +15,7 @@
 
 pub mod claims;
 pub mod coordinator;
+pub mod coverage;
 pub mod driver;
 pub mod expect;
 pub mod expectations;

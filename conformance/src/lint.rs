@@ -5,7 +5,9 @@
 use std::path::Path;
 
 use crate::claims::ClaimsFile;
+use crate::coverage::{CoverageFile, cpython_test_source};
 use crate::expectations::ExpectationFile;
+use crate::implementations::find_python;
 use crate::spec::{Suite, json_schema, load_dir};
 
 /// The tags a case may carry (besides none), from `spec/tags.yaml`.
@@ -132,6 +134,27 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                 problems.push(
                     "spec/CLAIMS.md is stale: run `cargo xtask conformance claims`".to_owned(),
                 );
+            }
+        }
+        Err(e) => problems.push(format!("{e:#}")),
+    }
+
+    match CoverageFile::load(&root.join("spec/coverage.yaml"), &suite.cases) {
+        Ok(coverage) => {
+            let want = coverage.render(&suite.cases);
+            let have = std::fs::read_to_string(root.join("spec/COVERAGE.md")).unwrap_or_default();
+            if want != have {
+                problems.push(
+                    "spec/COVERAGE.md is stale: run `cargo xtask conformance coverage`".to_owned(),
+                );
+            }
+            // The installed CPython's own test file is the list to cover, when it is there.
+            if let Some(source) = find_python().ok().and_then(|p| cpython_test_source(&p)) {
+                for name in coverage.missing_tests(&source) {
+                    problems.push(format!(
+                        "spec/coverage.yaml: CPython test `{name}` has no entry (cases or a gap)"
+                    ));
+                }
             }
         }
         Err(e) => problems.push(format!("{e:#}")),

@@ -99,6 +99,20 @@ fn mask_addresses(message: &str) -> String {
     out
 }
 
+/// `mask_addresses` applied to every string inside a JSON value.
+fn mask_value(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(mask_addresses(s)),
+        serde_json::Value::Array(items) => items.iter().map(mask_value).collect(),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), mask_value(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+        other => other.clone(),
+    }
+}
+
 fn normalized(err: &ErrorValue) -> ErrorValue {
     ErrorValue {
         kind: err.kind.clone(),
@@ -176,7 +190,7 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
             _ => None,
         });
         let obs = match (called, ret) {
-            (_, Some(Outcome::Returned(v))) => StepObs::Returned(v.clone()),
+            (_, Some(Outcome::Returned(v))) => StepObs::Returned(mask_value(v)),
             (_, Some(Outcome::Raised(e))) => StepObs::Raised(normalized(e)),
             (_, Some(Outcome::Handle(h))) => StepObs::Handle(h.clone()),
             (true, None) => StepObs::NeverReturned(true),
@@ -248,7 +262,7 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
                 if let Some(list) = callbacks.get_mut(step) {
                     list.push(CallbackObs {
                         kind: kind.clone(),
-                        arg: arg.clone(),
+                        arg: mask_value(arg),
                         raised: None,
                     });
                 }

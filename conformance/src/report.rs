@@ -164,7 +164,74 @@ pub fn counts(run: &MatrixRun) -> serde_json::Value {
         "cells": run.results.len(),
         "unexpected": run.unexpected().count(),
         "per_implementation": per_impl,
+        "compliance": compliance(run),
     })
+}
+
+/// Per implementation, how many `contract` and how many `quirk` cases pass. Contract cases
+/// say what every Pool must do; quirk cases record what CPython happens to do (hang where an
+/// error would be better, say), so an implementation that differs there is told it differs,
+/// not that it is broken.
+pub fn compliance(run: &MatrixRun) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for i in &run.implementations {
+        let mine: Vec<&CaseResult> = run
+            .results
+            .iter()
+            .filter(|r| r.implementation == i.name)
+            .collect();
+        let part = |quirk: bool| {
+            let of: Vec<&&CaseResult> = mine.iter().filter(|r| r.quirk == quirk).collect();
+            let passed = of
+                .iter()
+                .filter(|r| r.status == crate::verdict::Status::Pass)
+                .count();
+            json!({"passed": passed, "cases": of.len()})
+        };
+        out.insert(
+            i.name.clone(),
+            json!({"contract": part(false), "quirk": part(true)}),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
+/// One line per implementation: `name  contract 60/60, CPython quirks 8/10`.
+pub fn compliance_lines(run: &MatrixRun) -> String {
+    let c = compliance(run);
+    let mut out = String::new();
+    for i in &run.implementations {
+        let n = |kind: &str, field: &str| c[&i.name][kind][field].as_u64().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "  {:24} contract {}/{}, CPython quirks {}/{}",
+            i.name,
+            n("contract", "passed"),
+            n("contract", "cases"),
+            n("quirk", "passed"),
+            n("quirk", "cases")
+        );
+    }
+    out
+}
+
+/// For each case, the implementations whose observation differs from the oracle's: the
+/// version and start-method differences, at a glance.
+pub fn differences(run: &MatrixRun, cases: &[LoadedCase]) -> Vec<(String, Vec<String>)> {
+    cases
+        .iter()
+        .filter_map(|c| {
+            let oracle = run.result(c.id(), ORACLE)?;
+            let differing: Vec<String> = run
+                .results
+                .iter()
+                .filter(|r| r.case == c.id() && r.implementation != ORACLE)
+                .filter(|r| r.observation.is_some() && r.observation != oracle.observation)
+                .map(|r| r.implementation.clone())
+                .collect();
+            (!differing.is_empty()).then(|| (c.id().to_owned(), differing))
+        })
+        .collect()
 }
 
 /// Writes `report.jsonl`, `summary.md` and `junit.xml` under `dir`.
@@ -271,9 +338,10 @@ pub fn markdown(run: &MatrixRun, cases: &[LoadedCase]) -> String {
     );
     let _ = writeln!(
         out,
-        "| implementation | version | pass | expected-fail | unexpected |"
+        "| implementation | version | pass | expected-fail | unexpected | contract | CPython quirks |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let comp = compliance(run);
     for i in &run.implementations {
         let mine: Vec<&CaseResult> = run
             .results
@@ -286,14 +354,23 @@ pub fn markdown(run: &MatrixRun, cases: &[LoadedCase]) -> String {
             .as_ref()
             .map(|x| md_escape(x.interpreter.as_deref().unwrap_or(&x.version)))
             .unwrap_or_else(|| "(did not start)".into());
+        let part = |kind: &str| {
+            format!(
+                "{}/{}",
+                comp[&i.name][kind]["passed"].as_u64().unwrap_or(0),
+                comp[&i.name][kind]["cases"].as_u64().unwrap_or(0)
+            )
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             i.name,
             version,
             n(Verdict::Pass),
             n(Verdict::ExpectedFail),
-            mine.iter().filter(|r| !r.verdict.is_ok()).count()
+            mine.iter().filter(|r| !r.verdict.is_ok()).count(),
+            part("contract"),
+            part("quirk")
         );
     }
     let _ = writeln!(out, "\n## Matrix\n");
@@ -322,6 +399,13 @@ pub fn markdown(run: &MatrixRun, cases: &[LoadedCase]) -> String {
             let _ = write!(out, " {label} |");
         }
         out.push('\n');
+    }
+    let diffs = differences(run, cases);
+    if !diffs.is_empty() {
+        let _ = writeln!(out, "\n## Observations that differ from {ORACLE}\n");
+        for (case, imps) in &diffs {
+            let _ = writeln!(out, "- `{case}`: {}", imps.join(", "));
+        }
     }
     let notable: Vec<&CaseResult> = run
         .results

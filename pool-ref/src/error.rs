@@ -4,6 +4,12 @@ use serde::{Deserialize, Serialize};
 
 /// An error raised by a task: an exception kind (a type name such as `ValueError`, or `Panic`
 /// for a task that panicked) and its message.
+///
+/// A task whose value fails to serialize (or exceeds [`crate::MAX_FRAME`]) fails with kind
+/// `MaybeEncodingError` and CPython's message for it, `Error sending result: '<value>'.
+/// Reason: '<why>'`: the value in Python notation (a list for a chunk of the map family, or
+/// of `imap` with chunksize > 1), with `<unserializable>` standing for each item that did not
+/// serialize, and the serializer's message (or the size) as the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct TaskError {
@@ -46,7 +52,10 @@ pub enum PoolError {
     /// the worker.
     #[error("worker process {pid} died ({status}) while running this task")]
     WorkerLost { pid: u32, status: String },
-    /// A value could not be encoded or decoded. Python: `PicklingError` and friends.
+    /// A value could not be encoded or decoded: the serializer's message. Arguments that do
+    /// not serialize fail the submitted result (asynchronously) with this, as in CPython.
+    /// Python: `PicklingError` and friends. (A task's value that does not serialize is a
+    /// [`TaskError`] of kind `MaybeEncodingError` instead.)
     #[error("cannot encode or decode a value: {0}")]
     Serialization(String),
     /// A worker process could not be started.

@@ -49,10 +49,17 @@
 //! Where CPython hangs, this pool reports an error instead: a worker that dies while running
 //! a task fails that task's result with [`PoolError::WorkerLost`] and is replaced, and a
 //! panicking callback does not stop the result-handler thread.
+//!
+//! Values cross processes as JSON (serde), where CPython pickles them, and fail as CPython's
+//! do: arguments that do not serialize fail the submitted result, not the submitting call,
+//! with [`PoolError::Serialization`], the error callback running on the pool's feeder thread
+//! (CPython's task handler); a task value that does not serialize fails the result with a
+//! [`TaskError`] of kind `MaybeEncodingError`, and the worker carries on.
 
 mod error;
 mod pool;
 mod registry;
+mod repr;
 mod result;
 mod wire;
 mod worker;

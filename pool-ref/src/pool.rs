@@ -3,10 +3,13 @@
 //! As in CPython, the parent runs three threads besides the caller's:
 //!
 //! - the **feeder** writes task frames to the shared task socket, so submitting never
-//!   blocks the caller even when the socket is full;
+//!   blocks the caller even when the socket is full. Like CPython's task handler, it also
+//!   fails the chunks whose arguments could not be encoded, in submission order, running
+//!   their error callbacks;
 //! - the **result handler** reads report records, tracks which worker runs what, completes
-//!   results and runs callbacks (the only thread that does, one at a time), and asks for
-//!   replacements when workers exit;
+//!   results and runs callbacks (one at a time; only the error callbacks of arguments that
+//!   did not encode run elsewhere, on the feeder), and asks for replacements when workers
+//!   exit;
 //! - the **supervisor** starts workers (so they die with it, via the parent-death signal, only
 //!   when the pool's process dies) and waits on each of them, turning every exit into a
 //!   report record so it is handled in order after that worker's last report.
@@ -101,9 +104,13 @@ enum State {
     Terminated,
 }
 
+/// A job, shared by the threads that complete it (the result handler, and the feeder for
+/// chunks whose arguments did not encode); `None` once complete.
+type JobCell = Arc<Mutex<Option<Box<dyn Job>>>>;
+
 struct Jobs {
-    map: HashMap<u64, Box<dyn Job>>,
-    /// Jobs not yet complete, including one the result handler is completing right now.
+    map: HashMap<u64, JobCell>,
+    /// Jobs not yet complete, including one a thread is completing right now.
     outstanding: usize,
 }
 
@@ -118,6 +125,19 @@ struct Workers {
     next_id: u32,
     /// No more replacements: the pool is shutting down.
     retiring: bool,
+}
+
+/// What the feeder is asked to do, in submission order.
+enum Feed {
+    /// Write this frame to the task socket.
+    Frame(Vec<u8>),
+    /// Fail chunk `index` of `job`: its arguments could not be encoded. (CPython's task
+    /// handler fails the job with the pickling error, and goes on with the next task.)
+    Fail {
+        job: u64,
+        index: u32,
+        error: PoolError,
+    },
 }
 
 enum SupervisorCmd {
@@ -135,7 +155,7 @@ struct Inner {
     workers: Mutex<Workers>,
     workers_changed: Condvar,
     next_job: AtomicU64,
-    feeder: Mutex<Option<Sender<Vec<u8>>>>,
+    feeder: Mutex<Option<Sender<Feed>>>,
     supervisor: Mutex<Option<Sender<SupervisorCmd>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     result_thread: Mutex<Option<ThreadId>>,
@@ -210,7 +230,7 @@ impl Pool {
     ) -> Result<Pool, PoolError> {
         let (task_tx, task_worker_end) = seqpacket_pair()?;
         let (report_rx, report_worker_end) = seqpacket_pair()?;
-        let (feed_tx, feed_rx) = channel::<Vec<u8>>();
+        let (feed_tx, feed_rx) = channel::<Feed>();
         let (sup_tx, sup_rx) = channel::<SupervisorCmd>();
         let inner = Arc::new(Inner {
             processes,
@@ -286,7 +306,7 @@ impl Pool {
             .collect()
     }
 
-    fn submit(&self, job: Box<dyn Job>, frames: Vec<Vec<u8>>) -> Result<(), PoolError> {
+    fn submit(&self, id: u64, job: Box<dyn Job>, feeds: Vec<Feed>) -> Result<(), PoolError> {
         let state = lock(&self.inner.state);
         if *state != State::Running {
             return Err(PoolError::NotRunning);
@@ -295,37 +315,44 @@ impl Pool {
         let Some(feeder) = feeder.as_ref() else {
             return Err(PoolError::NotRunning);
         };
-        let id = job_id_of(&frames);
         {
             let mut jobs = lock(&self.inner.jobs);
-            jobs.map.insert(id, job);
+            jobs.map.insert(id, Arc::new(Mutex::new(Some(job))));
             jobs.outstanding += 1;
         }
-        for f in frames {
+        for f in feeds {
             let _ = feeder.send(f);
         }
         Ok(())
     }
 
-    fn frames<A: Serialize>(
+    /// The feeder's work for a job: one task frame per chunk, or, for a chunk whose
+    /// arguments cannot be encoded, its failure with [`PoolError::Serialization`]. As in
+    /// CPython, that failure is no error of the submitting call: the chunk's result fails
+    /// with it later, on a pool thread, and the other chunks run.
+    fn feeds<A: Serialize>(
         &self,
         job: u64,
         name: &str,
         chunks: &[&[A]],
-    ) -> Result<Vec<Vec<u8>>, PoolError> {
+        listed: bool,
+    ) -> Vec<Feed> {
         chunks
             .iter()
             .enumerate()
             .map(|(i, chunk)| {
-                let payload = serde_json::to_string(chunk)
-                    .map_err(|e| PoolError::Serialization(e.to_string()))?;
-                if payload.len() + name.len() + 32 > MAX_FRAME {
-                    return Err(PoolError::Serialization(format!(
-                        "arguments of {} bytes exceed the frame limit of {MAX_FRAME}",
-                        payload.len()
-                    )));
+                let index = i as u32;
+                let fail = |error| Feed::Fail { job, index, error };
+                match serde_json::to_string(chunk) {
+                    Err(e) => fail(PoolError::Serialization(e.to_string())),
+                    Ok(payload) if payload.len() + name.len() + 32 > MAX_FRAME => {
+                        fail(PoolError::Serialization(format!(
+                            "arguments of {} bytes exceed the frame limit of {MAX_FRAME}",
+                            payload.len()
+                        )))
+                    }
+                    Ok(payload) => Feed::Frame(encode_task(job, index, listed, name, &payload)),
                 }
-                Ok(encode_task(job, i as u32, name, &payload))
             })
             .collect()
     }
@@ -350,6 +377,10 @@ impl Pool {
     /// Submits `task(args)` and returns at once. `callback` (on success) or `error_callback`
     /// (on failure) runs on the result-handler thread before the result becomes ready.
     /// Python: `apply_async`.
+    ///
+    /// Arguments that fail to serialize are no error of this call, as in CPython: the task
+    /// never runs, and the result fails with [`PoolError::Serialization`], its
+    /// `error_callback` running on the pool's feeder thread (CPython's task handler).
     pub fn apply_async<A, R>(
         &self,
         task: TaskRef<A, R>,
@@ -363,15 +394,16 @@ impl Pool {
     {
         self.check_running()?;
         let job = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
-        let frames = self.frames(job, task.name(), &[std::slice::from_ref(&args)])?;
+        let feeds = self.feeds(job, task.name(), &[std::slice::from_ref(&args)], false);
         let slot = Slot::new();
         self.submit(
+            job,
             Box::new(ApplyJob {
                 slot: Arc::clone(&slot),
                 callback,
                 error_callback,
             }),
-            frames,
+            feeds,
         )?;
         Ok(AsyncResult::new(slot))
     }
@@ -398,7 +430,8 @@ impl Pool {
 
     /// Like [`Pool::map`] but returns at once; the callback gets the whole list, once.
     /// Python: `map_async`. As in CPython, an empty input is ready at once and never calls
-    /// the callback.
+    /// the callback, and a chunk whose arguments fail to serialize fails the result (see
+    /// [`Pool::apply_async`]) while the other chunks still run.
     pub fn map_async<A, R>(
         &self,
         task: TaskRef<A, R>,
@@ -425,9 +458,10 @@ impl Pool {
         }
         let chunks: Vec<&[A]> = items.chunks(size).collect();
         let job = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
-        let frames = self.frames(job, task.name(), &chunks)?;
+        let feeds = self.feeds(job, task.name(), &chunks, true);
         let n = chunks.len();
         self.submit(
+            job,
             Box::new(MapJob {
                 slot: Arc::clone(&slot),
                 callback,
@@ -436,7 +470,7 @@ impl Pool {
                 left: n,
                 error: None,
             }),
-            frames,
+            feeds,
         )?;
         Ok(AsyncResult::new(slot))
     }
@@ -496,12 +530,14 @@ impl Pool {
             return Ok(IMapIter::new(shared));
         }
         let job = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
-        let frames = self.frames(job, task.name(), &chunks)?;
+        // CPython's imap sends single items unwrapped, and chunks (chunksize > 1) as lists.
+        let feeds = self.feeds(job, task.name(), &chunks, size > 1);
         self.submit(
+            job,
             Box::new(IterJob {
                 shared: Arc::clone(&shared),
             }),
-            frames,
+            feeds,
         )?;
         Ok(IMapIter::new(shared))
     }
@@ -604,7 +640,7 @@ impl Pool {
         } else if let Some(feeder) = lock(&inner.feeder).as_ref() {
             // One exit frame per worker, queued behind every task.
             for _ in 0..lock(&inner.workers).live.len() {
-                let _ = feeder.send(vec![b'X']);
+                let _ = feeder.send(Feed::Frame(vec![b'X']));
             }
         }
         if !on_result_thread {
@@ -642,19 +678,15 @@ impl Drop for Pool {
     }
 }
 
-fn job_id_of(frames: &[Vec<u8>]) -> u64 {
-    frames
-        .first()
-        .and_then(|f| f.get(1..9))
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0)
-}
-
-fn feed(inner: &Inner, rx: Receiver<Vec<u8>>) {
-    for frame in rx {
-        if send_frame(&inner.task_tx, &frame).is_err() {
-            return;
+fn feed(inner: &Inner, rx: Receiver<Feed>) {
+    for item in rx {
+        match item {
+            Feed::Frame(frame) => {
+                if send_frame(&inner.task_tx, &frame).is_err() {
+                    return;
+                }
+            }
+            Feed::Fail { job, index, error } => deliver(inner, job, index, Err(error)),
         }
     }
 }
@@ -663,17 +695,21 @@ fn deliver(inner: &Inner, job: u64, index: u32, outcome: Result<&str, PoolError>
     if *lock(&inner.state) == State::Terminated {
         return;
     }
-    let taken = lock(&inner.jobs).map.remove(&job);
-    let Some(mut j) = taken else { return };
-    // Callbacks run here, without the lock, so a callback may submit more work.
-    let done = j.set(index, outcome);
-    let mut jobs = lock(&inner.jobs);
-    if done {
-        jobs.outstanding = jobs.outstanding.saturating_sub(1);
-        inner.jobs_done.notify_all();
-    } else {
-        jobs.map.insert(job, j);
+    let cell = lock(&inner.jobs).map.get(&job).cloned();
+    let Some(cell) = cell else { return };
+    // Callbacks run here, holding only this job's lock (which orders the feeder's and the
+    // result handler's deliveries to one job), so a callback may submit more work.
+    let mut held = lock(&cell);
+    let Some(j) = held.as_mut() else { return };
+    if !j.set(index, outcome) {
+        return;
     }
+    *held = None;
+    drop(held);
+    let mut jobs = lock(&inner.jobs);
+    jobs.map.remove(&job);
+    jobs.outstanding = jobs.outstanding.saturating_sub(1);
+    inner.jobs_done.notify_all();
 }
 
 fn handle_results(inner: &Inner) {

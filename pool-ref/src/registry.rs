@@ -42,7 +42,16 @@ impl<A, R> Clone for TaskRef<A, R> {
 
 impl<A, R> Copy for TaskRef<A, R> {}
 
-type Erased = Box<dyn Fn(&str) -> Result<String, TaskError> + Send + Sync>;
+type Erased = Box<dyn Fn(&str) -> Result<String, CallError> + Send + Sync>;
+
+/// Why a registered task produced no encoded result.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CallError {
+    /// The task raised (or panicked), or its arguments did not decode.
+    Raised(TaskError),
+    /// The task returned, but its value failed to serialize: why.
+    Unencodable(String),
+}
 
 /// The tasks a program's workers can run.
 #[derive(Default)]
@@ -64,39 +73,43 @@ impl Registry {
     }
 
     /// Registers `f` under `task`'s name. A panic in `f` becomes a [`TaskError`] of kind
-    /// `Panic`; the worker survives it.
+    /// `Panic`; the worker survives it. So does a value of `f` that fails to serialize: the
+    /// task fails with a [`TaskError`] of kind `MaybeEncodingError`, as in CPython.
     pub fn register<A, R, F>(mut self, task: TaskRef<A, R>, f: F) -> Registry
     where
         A: DeserializeOwned + 'static,
         R: Serialize + 'static,
         F: Fn(A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
-        let erased = move |json: &str| -> Result<String, TaskError> {
-            let args: A = serde_json::from_str(json)
-                .map_err(|e| TaskError::new("TypeError", format!("bad arguments: {e}")))?;
-            let out = catch_unwind(AssertUnwindSafe(|| f(args))).map_err(|p| {
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "task panicked".to_owned());
-                TaskError::new("Panic", msg)
-            })??;
-            serde_json::to_string(&out)
-                .map_err(|e| TaskError::new("PicklingError", format!("cannot encode result: {e}")))
+        let erased = move |json: &str| -> Result<String, CallError> {
+            let args: A = serde_json::from_str(json).map_err(|e| {
+                CallError::Raised(TaskError::new("TypeError", format!("bad arguments: {e}")))
+            })?;
+            let out = catch_unwind(AssertUnwindSafe(|| f(args)))
+                .map_err(|p| {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "task panicked".to_owned());
+                    TaskError::new("Panic", msg)
+                })
+                .and_then(|r| r)
+                .map_err(CallError::Raised)?;
+            serde_json::to_string(&out).map_err(|e| CallError::Unencodable(e.to_string()))
         };
         self.tasks.insert(task.name(), Box::new(erased));
         self
     }
 
     /// Runs the task `name` on one JSON-encoded argument.
-    pub(crate) fn call(&self, name: &str, json: &str) -> Result<String, TaskError> {
+    pub(crate) fn call(&self, name: &str, json: &str) -> Result<String, CallError> {
         match self.tasks.get(name) {
             Some(f) => f(json),
-            None => Err(TaskError::new(
+            None => Err(CallError::Raised(TaskError::new(
                 "AttributeError",
                 format!("no task named `{name}` is registered in the worker"),
-            )),
+            ))),
         }
     }
 }

@@ -15,7 +15,8 @@ use crate::error::{PoolError, TaskError};
 
 /// A callback run on the pool's result-handler thread with a successful value.
 pub type Callback<T> = Box<dyn FnOnce(&T) + Send>;
-/// A callback run on the pool's result-handler thread with the error.
+/// A callback run on the pool's result-handler thread with the error (on its feeder thread
+/// when the arguments could not be serialized, as CPython's task-handler thread does).
 pub type ErrorCallback = Box<dyn FnOnce(&PoolError) + Send>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -6,8 +6,10 @@
 //! from one shared pipe, without a lock between processes. Each frame starts with a one-byte
 //! tag; integers are little-endian; payloads are JSON.
 //!
-//! - Tasks (pool → worker): `T job:u64 index:u32 name_len:u16 name payload` (payload is a JSON
-//!   array of arguments, one per item of the chunk), or `X` (exit).
+//! - Tasks (pool → worker): `T job:u64 index:u32 listed:u8 name_len:u16 name payload` (payload
+//!   is a JSON array of arguments, one per item of the chunk; `listed` is 1 when the chunk's
+//!   value is a list, as for the map family, and 0 when it is its one item's value, as for
+//!   `apply`), or `X` (exit).
 //! - Reports (worker → pool): a frame is a sequence of records, each
 //!   `tag worker:u32 job:u64 index:u32 len:u32 body`: `S` started, `O` ok (body: JSON array of
 //!   results), `E` error (body: JSON `TaskError`), `D` the worker exited (body: how; sent by the
@@ -23,19 +25,28 @@ pub(crate) enum TaskFrame<'a> {
     Task {
         job: u64,
         index: u32,
+        /// The chunk's value is a list (map family), not its one item's value (`apply`).
+        listed: bool,
         name: &'a str,
         payload: &'a str,
     },
     Exit,
 }
 
-pub(crate) fn encode_task(job: u64, index: u32, name: &str, payload: &str) -> Vec<u8> {
+pub(crate) fn encode_task(
+    job: u64,
+    index: u32,
+    listed: bool,
+    name: &str,
+    payload: &str,
+) -> Vec<u8> {
     // Task names are static strings of a program; one beyond 64 KiB is not a name.
     let name = &name.as_bytes()[..name.len().min(usize::from(u16::MAX))];
-    let mut out = Vec::with_capacity(15 + name.len() + payload.len());
+    let mut out = Vec::with_capacity(16 + name.len() + payload.len());
     out.push(b'T');
     out.extend_from_slice(&job.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
+    out.push(u8::from(listed));
     out.extend_from_slice(&(name.len() as u16).to_le_bytes());
     out.extend_from_slice(name);
     out.extend_from_slice(payload.as_bytes());
@@ -48,12 +59,14 @@ pub(crate) fn decode_task(frame: &[u8]) -> Option<TaskFrame<'_>> {
         b'T' => {
             let job = u64::from_le_bytes(frame.get(1..9)?.try_into().ok()?);
             let index = u32::from_le_bytes(frame.get(9..13)?.try_into().ok()?);
-            let len = usize::from(u16::from_le_bytes(frame.get(13..15)?.try_into().ok()?));
-            let name = std::str::from_utf8(frame.get(15..15 + len)?).ok()?;
-            let payload = std::str::from_utf8(frame.get(15 + len..)?).ok()?;
+            let listed = *frame.get(13)? != 0;
+            let len = usize::from(u16::from_le_bytes(frame.get(14..16)?.try_into().ok()?));
+            let name = std::str::from_utf8(frame.get(16..16 + len)?).ok()?;
+            let payload = std::str::from_utf8(frame.get(16 + len..)?).ok()?;
             Some(TaskFrame::Task {
                 job,
                 index,
+                listed,
                 name,
                 payload,
             })
@@ -206,15 +219,21 @@ mod tests {
 
     #[test]
     fn tasks_round_trip() {
-        let f = encode_task(42, 7, "double", "[1,2]");
-        match decode_task(&f) {
-            Some(TaskFrame::Task {
-                job,
-                index,
-                name,
-                payload,
-            }) => assert_eq!((job, index, name, payload), (42, 7, "double", "[1,2]")),
-            _ => panic!("not a task"),
+        for listed in [false, true] {
+            let f = encode_task(42, 7, listed, "double", "[1,2]");
+            match decode_task(&f) {
+                Some(TaskFrame::Task {
+                    job,
+                    index,
+                    listed: l,
+                    name,
+                    payload,
+                }) => assert_eq!(
+                    (job, index, l, name, payload),
+                    (42, 7, listed, "double", "[1,2]")
+                ),
+                _ => panic!("not a task"),
+            }
         }
     }
 }

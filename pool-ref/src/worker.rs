@@ -14,7 +14,8 @@ use nix::sys::socket::{MsgFlags, recv, send};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
-use crate::registry::Registry;
+use crate::registry::{CallError, Registry};
+use crate::repr::py_repr;
 use crate::wire::{MAX_FRAME, Record, TaskFrame, decode_task, push_record};
 
 /// The first argument that marks a worker process.
@@ -70,8 +71,9 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
     }
 
     let id = config.id;
+    // The initializer's value is discarded, so one that does not serialize is no failure.
     if let Some((name, args)) = &config.initializer
-        && let Err(e) = registry.call(name, args)
+        && let Err(CallError::Raised(e)) = registry.call(name, args)
     {
         let mut frame = Vec::new();
         let why = format!("initializer failed: {e}");
@@ -138,6 +140,7 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
             Some(TaskFrame::Task {
                 job,
                 index,
+                listed,
                 name,
                 payload,
             }) => {
@@ -153,7 +156,7 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
                 );
                 send_all(&reports, &out)?;
                 out.clear();
-                let record = match run_chunk(registry, name, payload) {
+                let record = match run_chunk(registry, name, payload, listed) {
                     Ok(body) => Record::Ok {
                         worker: id,
                         job,
@@ -178,26 +181,86 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
     }
 }
 
-/// Runs a task on every item of a chunk (a JSON array); the first failure fails the chunk.
-fn run_chunk(registry: &Registry, name: &str, payload: &str) -> Result<String, TaskError> {
+/// Runs a task on every item of a chunk (a JSON array), as CPython's `mapstar` does: the
+/// first item that raises fails the chunk and the items after it do not run. A value that
+/// fails to serialize fails the chunk only once every item ran (CPython pickles the whole
+/// list), with `MaybeEncodingError`, unless a later item raises.
+fn run_chunk(
+    registry: &Registry,
+    name: &str,
+    payload: &str,
+    listed: bool,
+) -> Result<String, TaskError> {
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(payload)
         .map_err(|e| TaskError::new("TypeError", format!("malformed chunk: {e}")))?;
+    let mut values: Vec<Result<String, String>> = Vec::with_capacity(items.len());
+    for item in &items {
+        match registry.call(name, item.get()) {
+            Ok(json) => values.push(Ok(json)),
+            Err(CallError::Unencodable(why)) => values.push(Err(why)),
+            Err(CallError::Raised(e)) => return Err(e),
+        }
+    }
+    if let Some(why) = values.iter().find_map(|v| v.as_ref().err()) {
+        return Err(encoding_error(&values, listed, why));
+    }
     let mut body = String::with_capacity(payload.len() + 2);
     body.push('[');
-    for (i, item) in items.iter().enumerate() {
+    for (i, v) in values.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&registry.call(name, item.get())?);
+        body.push_str(v.as_deref().unwrap_or("null"));
     }
     body.push(']');
     if body.len() > MAX_FRAME - 64 {
-        return Err(TaskError::new(
-            "PicklingError",
-            format!("result of {} bytes exceeds the frame limit", body.len()),
-        ));
+        let why = format!(
+            "result of {} bytes exceeds the frame limit of {MAX_FRAME}",
+            body.len()
+        );
+        return Err(encoding_error(&values, listed, &why));
     }
     Ok(body)
+}
+
+/// Longest value shown in an encoding error, so that the error itself fits in a frame.
+const SHOWN_MAX: usize = 16 * 1024;
+
+/// CPython's `MaybeEncodingError`: `Error sending result: '<value>'. Reason: '<why>'`. The
+/// value is shown in Python notation (a list when `listed`), `<unserializable>` standing
+/// for each item that did not serialize.
+fn encoding_error(values: &[Result<String, String>], listed: bool, why: &str) -> TaskError {
+    let show = |v: &Result<String, String>| match v {
+        Ok(json) => serde_json::from_str::<serde_json::Value>(json)
+            .map_or_else(|_| json.clone(), |v| py_repr(&v)),
+        Err(_) => "<unserializable>".to_owned(),
+    };
+    let shown = if listed || values.len() != 1 {
+        let all: Vec<String> = values.iter().map(show).collect();
+        format!("[{}]", all.join(", "))
+    } else {
+        show(&values[0])
+    };
+    TaskError::new(
+        "MaybeEncodingError",
+        format!(
+            "Error sending result: '{}'. Reason: '{}'",
+            truncate(shown, SHOWN_MAX),
+            truncate(why.to_owned(), SHOWN_MAX / 4)
+        ),
+    )
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
 }
 
 fn send_all(fd: &OwnedFd, frame: &[u8]) -> std::io::Result<()> {

@@ -1,6 +1,7 @@
 //! Lifecycle and failure tests of pool-ref: typed errors (never panics) for misuse, close,
-//! join and terminate in every order, Drop, task errors and panics, workers that die mid-task,
-//! timeouts, initializers, and no orphan workers when the pool's process is killed.
+//! join and terminate in every order, Drop, task errors and panics, arguments and values that
+//! do not serialize, workers that die mid-task, timeouts, initializers, and no orphan workers
+//! when the pool's process is killed.
 //!
 //! `harness = false`: pools re-execute this binary as their workers, so `main` must call
 //! `pool_ref::init` before anything else (see `common`). The same binary run with
@@ -47,6 +48,35 @@ const WAIT_GATE: TaskRef<(String, String, u32), u32> = TaskRef::new("wait_gate")
 const INIT_RECORD: TaskRef<String, ()> = TaskRef::new("init_record");
 /// The worker's pid and how many times the initializer ran in it so far.
 const INIT_PID: TaskRef<(), (u32, u32)> = TaskRef::new("init_pid");
+
+/// `Fine(x)` serializes as `x`; `Refuse` does not serialize at all.
+#[derive(Debug, Clone, PartialEq)]
+enum Refusable {
+    Fine(u32),
+    Refuse,
+}
+
+const REFUSAL: &str = "refused to serialize";
+
+impl serde::Serialize for Refusable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Refusable::Fine(x) => s.serialize_u32(*x),
+            Refusable::Refuse => Err(serde::ser::Error::custom(REFUSAL)),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Refusable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Refusable, D::Error> {
+        u32::deserialize(d).map(Refusable::Fine)
+    }
+}
+
+/// Its argument's number (it never sees `Refuse`: that cannot be sent).
+const TAKE_REFUSABLE: TaskRef<Refusable, u32> = TaskRef::new("take_refusable");
+/// `Refuse` for 0, raises `ValueError` for 99, else `Fine(x)`.
+const GIVE_REFUSABLE: TaskRef<u32, Refusable> = TaskRef::new("give_refusable");
 
 /// Initializer runs in this process (meaningful in workers only).
 static INIT_RUNS: AtomicU32 = AtomicU32::new(0);
@@ -113,6 +143,15 @@ fn registry() -> Registry {
             writeln!(f, "init").map_err(|e| TaskError::new("OSError", e.to_string()))?;
             Ok(())
         })
+        .register(TAKE_REFUSABLE, |r: Refusable| match r {
+            Refusable::Fine(x) => Ok(x),
+            Refusable::Refuse => Err(TaskError::new("Unreachable", "got Refuse")),
+        })
+        .register(GIVE_REFUSABLE, |x: u32| match x {
+            0 => Ok(Refusable::Refuse),
+            99 => Err(TaskError::new("ValueError", "99")),
+            x => Ok(Refusable::Fine(x)),
+        })
         .register(INIT_PID, |()| {
             Ok::<_, TaskError>((std::process::id(), INIT_RUNS.load(Ordering::SeqCst)))
         })
@@ -147,6 +186,8 @@ fn main() {
         invalid_arguments_are_errors,
         task_error_carries_kind_and_message,
         panicking_task_is_a_panic_task_error,
+        unserializable_arguments_fail_the_result_not_the_call,
+        unserializable_values_are_maybe_encoding_errors,
         worker_exit_mid_task_is_worker_lost,
         worker_sigkill_mid_task_is_worker_lost,
         worker_lost_in_map_and_imap,
@@ -570,6 +611,108 @@ fn panicking_task_is_a_panic_task_error() -> Outcome {
         Ok(before),
         "a different worker after a panic in map"
     );
+    Ok(())
+}
+
+/// Arguments that do not serialize are no error of the submitting call (CPython pickles them
+/// in its task handler): the result fails with `Serialization`, the error callback runs on the
+/// feeder thread, the task never runs, and the other chunks of a map do.
+fn unserializable_arguments_fail_the_result_not_the_call() -> Outcome {
+    let pool = pool(1)?;
+    let before = pool.apply(PID, ()).map_err(err("apply"))?;
+    let refused = PoolError::Serialization(REFUSAL.into());
+    // (thread name, error) of each error callback.
+    type Seen = Arc<Mutex<Vec<(Option<String>, PoolError)>>>;
+    let seen: Seen = Arc::default();
+    let record = |seen: &Seen| {
+        let seen = Arc::clone(seen);
+        Box::new(move |e: &PoolError| {
+            let name = std::thread::current().name().map(str::to_owned);
+            seen.lock().expect("seen").push((name, e.clone()));
+        }) as pool_ref::ErrorCallback
+    };
+    let h = pool
+        .apply_async(TAKE_REFUSABLE, Refusable::Refuse, None, Some(record(&seen)))
+        .map_err(err("apply_async"))?;
+    ensure_eq!(h.get(Some(PATIENCE)), Err(refused.clone()));
+    ensure_eq!(h.successful(), Ok(false));
+    ensure_eq!(
+        seen.lock().expect("seen").clone(),
+        vec![(Some("pool-ref-feeder".to_owned()), refused.clone())]
+    );
+    // apply is apply_async + get.
+    ensure_eq!(
+        pool.apply(TAKE_REFUSABLE, Refusable::Refuse),
+        Err(refused.clone())
+    );
+    // The other chunks still run; map fails once all are in.
+    let items = [Refusable::Fine(1), Refusable::Refuse, Refusable::Fine(3)];
+    let m = pool
+        .map_async(
+            TAKE_REFUSABLE,
+            items.clone(),
+            Some(1),
+            None,
+            Some(record(&seen)),
+        )
+        .map_err(err("map_async"))?;
+    ensure_eq!(m.get(Some(PATIENCE)), Err(refused.clone()));
+    ensure_eq!(seen.lock().expect("seen").len(), 2);
+    let got: Vec<Result<u32, PoolError>> = pool
+        .imap(TAKE_REFUSABLE, items, Some(1))
+        .map_err(err("imap"))?
+        .collect();
+    ensure_eq!(got, vec![Ok(1), Err(refused), Ok(3)]);
+    ensure_eq!(pool.apply(PID, ()), Ok(before), "a different worker");
+    pool.close();
+    pool.join().map_err(err("join"))?;
+    Ok(())
+}
+
+/// A value that does not serialize fails its task with CPython's `MaybeEncodingError`,
+/// showing the value (a list for a map chunk) and the reason; the worker survives it. In a
+/// chunk, every item runs first, and an item that raises wins.
+fn unserializable_values_are_maybe_encoding_errors() -> Outcome {
+    let pool = pool(1)?;
+    let before = pool.apply(PID, ()).map_err(err("apply"))?;
+    let unsendable = |shown: &str| {
+        Err::<Refusable, _>(PoolError::Task(TaskError::new(
+            "MaybeEncodingError",
+            format!("Error sending result: '{shown}'. Reason: '{REFUSAL}'"),
+        )))
+    };
+    ensure_eq!(
+        pool.apply(GIVE_REFUSABLE, 0),
+        unsendable("<unserializable>")
+    );
+    ensure_eq!(pool.apply(GIVE_REFUSABLE, 5), Ok(Refusable::Fine(5)));
+    ensure_eq!(
+        pool.map(GIVE_REFUSABLE, [1, 0, 2], Some(3))
+            .map(|_| Refusable::Refuse),
+        unsendable("[1, <unserializable>, 2]")
+    );
+    ensure_eq!(
+        pool.map(GIVE_REFUSABLE, [1, 0], Some(1))
+            .map(|_| Refusable::Refuse),
+        unsendable("[<unserializable>]")
+    );
+    ensure_eq!(
+        pool.map(GIVE_REFUSABLE, [0, 99], Some(2)),
+        Err(PoolError::Task(TaskError::new("ValueError", "99")))
+    );
+    let got: Vec<Result<Refusable, PoolError>> = pool
+        .imap(GIVE_REFUSABLE, [1, 0, 2], Some(1))
+        .map_err(err("imap"))?
+        .collect();
+    ensure_eq!(
+        got,
+        vec![
+            Ok(Refusable::Fine(1)),
+            unsendable("<unserializable>"),
+            Ok(Refusable::Fine(2))
+        ]
+    );
+    ensure_eq!(pool.apply(PID, ()), Ok(before), "a different worker");
     Ok(())
 }
 

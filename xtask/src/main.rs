@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use conformance::coverage::CoverageFile;
 use conformance::expectations::ExpectationFile;
 use conformance::implementations::{self, Implementation};
 use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
@@ -94,6 +95,13 @@ struct Select {
     /// python3 on PATH).
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Also run CPython's Pool under fork, spawn and forkserver on every CPython 3.8+ found on
+    /// this machine (PATH and pyenv), as `cpython-<version>-<method>`.
+    #[arg(long)]
+    interpreters: bool,
+    /// Run the interpreter matrix on exactly these interpreters instead (repeatable).
+    #[arg(long = "interpreter", value_name = "PATH")]
+    interpreter_paths: Vec<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +118,11 @@ enum Maintenance {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate spec/COVERAGE.md from spec/coverage.yaml (or check it with --check).
+    Coverage {
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -121,6 +134,7 @@ fn main() -> ExitCode {
             Some(Maintenance::Lint) => run_lint(&root),
             Some(Maintenance::Schema { check }) => schema(&root, check),
             Some(Maintenance::Claims { check }) => claims(&root, check),
+            Some(Maintenance::Coverage { check }) => coverage(&root, check),
         },
         Command::Bench { select, rounds } => bench(&root, &select, rounds),
         Command::BenchPool {
@@ -163,10 +177,31 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
     } else {
         None
     };
-    let impls = implementations::select(
-        implementations::builtin(root, &python, rust_ref.as_deref()),
-        &select.impls,
-    )?;
+    let mut all = implementations::builtin(root, &python, rust_ref.as_deref());
+    if select.interpreters || !select.interpreter_paths.is_empty() {
+        let pythons = if select.interpreter_paths.is_empty() {
+            implementations::discover_pythons()
+        } else {
+            let mut chosen = Vec::new();
+            for p in &select.interpreter_paths {
+                match implementations::probe_python(p) {
+                    Some(i) => chosen.push(i),
+                    None => bail!("{} is not a runnable CPython 3.8 or newer", p.display()),
+                }
+            }
+            chosen
+        };
+        eprintln!(
+            "interpreter matrix: {}",
+            pythons
+                .iter()
+                .map(|i| format!("{} ({})", i.version, i.path.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        all.extend(implementations::interpreter_matrix(root, &pythons));
+    }
+    let impls = implementations::select(all, &select.impls)?;
     let mut with_expectations = Vec::new();
     for imp in impls {
         let path = root
@@ -243,6 +278,18 @@ fn run(root: &Path, c: &Conformance) -> Result<ExitCode> {
     }
     let paths = report::write_all(&out_dir, &matrix, &cases)?;
     print_claims(root, &matrix, &cases);
+    let diffs = report::differences(&matrix, &cases);
+    if !diffs.is_empty() {
+        println!(
+            "\nObservations that differ from {}:",
+            implementations::ORACLE
+        );
+        for (case, imps) in diffs {
+            println!("  {case:10} {}", imps.join(", "));
+        }
+    }
+    println!("\nCompliance (status pass):");
+    print!("{}", report::compliance_lines(&matrix));
     summary(&matrix, &paths, spec_errors);
     Ok(if matrix.unexpected().count() == 0 && spec_errors == 0 {
         ExitCode::SUCCESS
@@ -367,6 +414,17 @@ fn claims(root: &Path, check: bool) -> Result<ExitCode> {
         &claims.render(&suite.cases),
         check,
         "cargo xtask conformance claims",
+    )
+}
+
+fn coverage(root: &Path, check: bool) -> Result<ExitCode> {
+    let suite = load_dir(&root.join("spec"));
+    let file = CoverageFile::load(&root.join("spec/coverage.yaml"), &suite.cases)?;
+    write_or_check(
+        &root.join("spec/COVERAGE.md"),
+        &file.render(&suite.cases),
+        check,
+        "cargo xtask conformance coverage",
     )
 }
 
@@ -541,6 +599,13 @@ fn bench_pool(
         py_args.push("--quick".into());
     }
 
+    let loadavg = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_else(|| "?".into())
+    };
+    let load_before = loadavg();
     let rounds = rounds.max(1);
     let mode = if pinned {
         "pinned (taskset -c 0)"
@@ -629,8 +694,14 @@ fn bench_pool(
         }
     }
     let mut missed = 0;
-    let mut per_method: BTreeMap<(String, i64, String), (Vec<f64>, Vec<f64>, Vec<f64>)> =
-        BTreeMap::new();
+    /// One table row's values over the rounds.
+    #[derive(Default)]
+    struct Cell {
+        rust: Vec<f64>,
+        cpython: Vec<f64>,
+        ratio: Vec<f64>,
+    }
+    let mut per_method: BTreeMap<(String, i64, String), Cell> = BTreeMap::new();
     for (rust, py) in &results {
         for (b, n, m) in &rows {
             let find = |lines: &[Value], method: Option<&str>| {
@@ -650,20 +721,24 @@ fn bench_pool(
             };
             let entry = per_method.entry((b.clone(), *n, m.clone())).or_default();
             if let Some((rv, _)) = &r {
-                entry.0.push(*rv);
+                entry.rust.push(*rv);
             }
             if let Some((cv, unit)) = &c {
-                entry.1.push(*cv);
+                entry.cpython.push(*cv);
                 if let Some((rv, _)) = &r {
                     entry
-                        .2
+                        .ratio
                         .push(if unit == "tasks/s" { rv / cv } else { cv / rv });
                 }
             }
         }
     }
     for (b, n, m) in &rows {
-        let (rv, cv, ratio) = &per_method[&(b.clone(), *n, m.clone())];
+        let Cell {
+            rust: rv,
+            cpython: cv,
+            ratio,
+        } = &per_method[&(b.clone(), *n, m.clone())];
         let first = results[0]
             .0
             .iter()
@@ -702,6 +777,11 @@ fn bench_pool(
             },
         );
     }
+    println!(
+        "1-min load average before/after: {load_before}/{} (other work on this machine skews \
+         unpinned figures most)",
+        loadavg()
+    );
     println!("raw measurements: {}", raw_path.display());
     if missed > 0 {
         println!("{missed} target(s) missed");

@@ -12,7 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::coord::{self, Coord, report_loud};
 use crate::fields;
-use crate::tasks::{RUN_TASK, error_value, make_callback, make_error_callback, returned_or_raised};
+use crate::tasks::{
+    Lambda, Obj, RUN_TASK, error_value, make_callback, make_error_callback, returned_or_raised,
+};
 
 /// The ops this driver implements (and declares).
 pub const OPS: &[&str] = &[
@@ -65,11 +67,11 @@ pub struct Failure {
 /// What a step returned that later steps use.
 enum Handle {
     /// `apply_async`: an `ApplyResult`.
-    Apply(AsyncResult<Value>),
+    Apply(AsyncResult<Obj>),
     /// `map_async` / `starmap_async`: a `MapResult`.
-    Map(AsyncResult<Vec<Value>>),
+    Map(AsyncResult<Vec<Obj>>),
     /// `imap` / `imap_unordered`.
-    Iter(IMapIter<Value>),
+    Iter(IMapIter<Obj>),
 }
 
 /// Python's `repr()` of a JSON value, for messages (strings quoted, null as None).
@@ -249,6 +251,10 @@ fn returned(v: Value) -> Value {
     returned_or_raised("returned", v)
 }
 
+fn returned_all(v: &[Obj]) -> Value {
+    returned(Value::Array(v.iter().map(Obj::to_json).collect()))
+}
+
 fn raised(e: &PoolError, handle: Option<&str>) -> Value {
     returned_or_raised("raised", error_value(e, handle))
 }
@@ -292,18 +298,26 @@ fn execute(
                 )));
             };
             let desc = descriptor(task, coord);
-            let args = match body.get("args") {
-                Some(Value::Array(a)) => a.clone(),
+            let mut args: Vec<Obj> = match body.get("args") {
+                Some(Value::Array(a)) => a.iter().cloned().map(Obj::Json).collect(),
                 _ => Vec::new(),
             };
+            if body
+                .get("unserializable_arg")
+                .is_some_and(crate::tasks::truthy)
+            {
+                // Fails to serialize: the pool fails the result with it, as pickle in
+                // CPython's task handler.
+                args.push(Obj::Lambda(Lambda::Argument));
+            }
             if op == "apply" {
                 return Ok(match pool.apply(RUN_TASK, (desc, args)) {
-                    Ok(v) => returned(v),
+                    Ok(v) => returned(v.to_json()),
                     Err(e) => raised(&e, None),
                 });
             }
             let callback = callback_spec("callback")
-                .map(|spec| make_callback::<Value>(coord, &step_id, &spec, Value::clone));
+                .map(|spec| make_callback::<Obj>(coord, &step_id, &spec, Obj::to_json));
             let error_callback = callback_spec("error_callback")
                 .map(|spec| make_error_callback(coord, &step_id, &spec));
             Ok(
@@ -325,7 +339,7 @@ fn execute(
                 Some(Value::Array(a)) => a.clone(),
                 _ => Vec::new(),
             };
-            let items: Vec<(Value, Vec<Value>)> = if op.starts_with("starmap") {
+            let items: Vec<(Value, Vec<Obj>)> = if op.starts_with("starmap") {
                 descs
                     .into_iter()
                     .enumerate()
@@ -335,7 +349,7 @@ fn execute(
                             Some(Value::Null) | None => Vec::new(),
                             Some(other) => vec![other.clone()],
                         };
-                        (d, more)
+                        (d, more.into_iter().map(Obj::Json).collect())
                     })
                     .collect()
             } else {
@@ -349,13 +363,13 @@ fn execute(
             };
             match op {
                 "map" | "starmap" => Ok(match pool.map(RUN_TASK, items, chunksize) {
-                    Ok(v) => returned(Value::Array(v)),
+                    Ok(v) => returned_all(&v),
                     Err(e) => raised(&e, None),
                 }),
                 "map_async" | "starmap_async" => {
                     let callback = callback_spec("callback").map(|spec| {
-                        make_callback::<Vec<Value>>(coord, &step_id, &spec, |v| {
-                            Value::Array(v.clone())
+                        make_callback::<Vec<Obj>>(coord, &step_id, &spec, |v| {
+                            Value::Array(v.iter().map(Obj::to_json).collect())
                         })
                     });
                     let error_callback = callback_spec("error_callback")
@@ -391,11 +405,11 @@ fn execute(
             let handle = lookup(handles, body, "result")?;
             Ok(match (op, handle) {
                 ("get", Handle::Apply(h)) => match h.get(timeout) {
-                    Ok(v) => returned(v),
+                    Ok(v) => returned(v.to_json()),
                     Err(e) => raised(&e, Some("ApplyResult")),
                 },
                 ("get", Handle::Map(h)) => match h.get(timeout) {
-                    Ok(v) => returned(Value::Array(v)),
+                    Ok(v) => returned_all(&v),
                     Err(e) => raised(&e, Some("MapResult")),
                 },
                 ("wait", Handle::Apply(h)) => {
@@ -425,7 +439,7 @@ fn execute(
                 return Ok(unreachable_handle());
             };
             Ok(match it.next_timeout(timeout) {
-                Ok(Some(v)) => returned(v),
+                Ok(Some(v)) => returned(v.to_json()),
                 Ok(None) => stop_iteration(),
                 Err(e) => raised(&e, None),
             })
@@ -438,7 +452,7 @@ fn execute(
             loop {
                 match it.next_timeout(None) {
                     Ok(Some(v)) => all.push(v),
-                    Ok(None) => return Ok(returned(Value::Array(all))),
+                    Ok(None) => return Ok(returned_all(&all)),
                     Err(e) => return Ok(raised(&e, None)),
                 }
             }

@@ -3,15 +3,85 @@
 //! Mirrors fixtures/drivers/poolspec_tasks.py: one registered task, [`RUN_TASK`], takes the
 //! task's descriptor (the program's task object plus `_coord: [socket path, token]`) and the
 //! extra positional arguments; the initializer is the same function with no extra arguments.
+//!
+//! Where the reference driver uses a lambda as a value pickle refuses (an `unserializable`
+//! task's value, a submission's `unserializable_arg`), this driver uses [`Obj::Lambda`],
+//! whose serialization fails with the message of the `AttributeError` pickle raises; and
+//! [`error_value`] shows the errors that come of it as CPython's.
 
 use pool_ref::{PoolError, Registry, TaskError, TaskRef};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::coord::{Coord, report, stopped};
 use crate::fields;
 
 /// `run_task(desc, *extra)`.
-pub const RUN_TASK: TaskRef<(Value, Vec<Value>), Value> = TaskRef::new("poolspec.run_task");
+pub const RUN_TASK: TaskRef<(Value, Vec<Obj>), Obj> = TaskRef::new("poolspec.run_task");
+
+/// A value a task takes or returns: JSON data, or a lambda, which cannot be serialized (pickle
+/// refuses functions it cannot import by name). Only JSON data ever deserializes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Obj {
+    Json(Value),
+    Lambda(Lambda),
+}
+
+/// The lambdas of the reference driver, each named by where it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lambda {
+    /// `return lambda: None` in poolspec_tasks.run_task (an `unserializable` task).
+    Returned,
+    /// `args += (lambda: None,)` in cpython_driver's Driver.execute (`unserializable_arg`).
+    Argument,
+}
+
+impl Lambda {
+    const ALL: [Lambda; 2] = [Lambda::Returned, Lambda::Argument];
+
+    fn qualname(self) -> &'static str {
+        match self {
+            Lambda::Returned => "run_task.<locals>.<lambda>",
+            Lambda::Argument => "Driver.execute.<locals>.<lambda>",
+        }
+    }
+
+    /// `str()` of the `AttributeError` pickling it raises (CPython 3.11); also the message of
+    /// its serialization error.
+    pub fn refusal(self) -> String {
+        format!("Can't pickle local object '{}'", self.qualname())
+    }
+
+    /// Its `repr()`; the runner masks the address.
+    pub fn repr(self) -> String {
+        format!("<function {} at 0x7f0000000000>", self.qualname())
+    }
+}
+
+impl Obj {
+    /// As JSON; a lambda (never seen by a success callback) as its repr.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Obj::Json(v) => v.clone(),
+            Obj::Lambda(l) => Value::String(l.repr()),
+        }
+    }
+}
+
+impl Serialize for Obj {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Obj::Json(v) => v.serialize(s),
+            Obj::Lambda(l) => Err(serde::ser::Error::custom(l.refusal())),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Obj {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Obj, D::Error> {
+        Value::deserialize(d).map(Obj::Json)
+    }
+}
 
 /// The exception types a case may ask for (model.rs: ERROR_TYPES).
 const ERROR_TYPES: &[&str] = &[
@@ -23,8 +93,8 @@ const ERROR_TYPES: &[&str] = &[
 ];
 
 pub fn registry() -> Registry {
-    Registry::new().register(RUN_TASK, |(desc, extra): (Value, Vec<Value>)| {
-        run_task(&desc, extra)
+    Registry::new().register(RUN_TASK, |(desc, extra): (Value, Vec<Obj>)| {
+        run_task(&desc, extra.iter().map(Obj::to_json).collect())
     })
 }
 
@@ -112,7 +182,14 @@ pub fn make_exception(spec: &Value) -> (String, String) {
 /// `successful()`-before-ready message (`ApplyResult` or `MapResult`).
 pub fn error_value(e: &PoolError, handle: Option<&str>) -> Value {
     let (kind, message) = match e {
+        PoolError::Task(t) if t.kind == "MaybeEncodingError" => {
+            (t.kind.clone(), maybe_encoding_message(&t.message))
+        }
         PoolError::Task(t) => (t.kind.clone(), t.message.clone()),
+        // pickle's own exception, raised by the task handler: AttributeError for a lambda.
+        PoolError::Serialization(m) if Lambda::ALL.iter().any(|l| *m == l.refusal()) => {
+            ("AttributeError".into(), m.clone())
+        }
         PoolError::NotRunning => ("ValueError".into(), "Pool not running".into()),
         PoolError::StillRunning => ("ValueError".into(), "Pool is still running".into()),
         // multiprocessing.TimeoutError() is raised without arguments.
@@ -130,6 +207,22 @@ pub fn error_value(e: &PoolError, handle: Option<&str>) -> Value {
     error_json(kind, message)
 }
 
+/// CPython's message for a result holding an `unserializable` task's lambda, from pool-ref's:
+/// the same `Error sending result: '<value>'. Reason: '<why>'`, with the lambda's repr for
+/// pool-ref's `<unserializable>` and `repr()` of pickle's exception as the reason.
+fn maybe_encoding_message(message: &str) -> String {
+    let lambda = Lambda::Returned;
+    let tail = format!("'. Reason: '{}'", lambda.refusal());
+    match message.strip_suffix(&tail) {
+        Some(head) => format!(
+            "{}'. Reason: 'AttributeError({})'",
+            head.replace("<unserializable>", &lambda.repr()),
+            py_repr_str(&lambda.refusal())
+        ),
+        None => message.to_owned(),
+    }
+}
+
 pub fn error_json(kind: String, message: String) -> Value {
     let mut m = Map::new();
     m.insert("type".into(), Value::String(kind));
@@ -139,9 +232,9 @@ pub fn error_json(kind: String, message: String) -> Value {
 
 /// Runs one task (or the initializer) as its descriptor says: report `start`; report `wait`
 /// for each gate (blocks until it opens); then end in exactly one way (`exit`, `raises`,
-/// `echo`, `returns`; the default returns null). When the coordinator answers ok=false or
-/// cannot be reached, returns null at once, quietly.
-pub fn run_task(desc: &Value, extra: Vec<Value>) -> Result<Value, TaskError> {
+/// `unserializable`, `echo`, `returns`; the default returns null). When the coordinator
+/// answers ok=false or cannot be reached, returns null at once, quietly.
+pub fn run_task(desc: &Value, extra: Vec<Value>) -> Result<Obj, TaskError> {
     let Some(coord) = desc.get("_coord").and_then(Coord::from_json) else {
         return Err(TaskError::new("KeyError", "'_coord'"));
     };
@@ -150,7 +243,7 @@ pub fn run_task(desc: &Value, extra: Vec<Value>) -> Result<Value, TaskError> {
         &coord,
         fields! {"event" => "start", "task" => task_id.clone()},
     )) {
-        return Ok(Value::Null);
+        return Ok(Obj::Json(Value::Null));
     }
     if let Some(Value::Array(gates)) = desc.get("wait") {
         for gate in gates {
@@ -159,7 +252,7 @@ pub fn run_task(desc: &Value, extra: Vec<Value>) -> Result<Value, TaskError> {
                 fields! {"event" => "wait", "who" => task_id.clone(), "gate" => gate.clone()},
             );
             if stopped(&ack) {
-                return Ok(Value::Null);
+                return Ok(Obj::Json(Value::Null));
             }
         }
     }
@@ -184,6 +277,13 @@ pub fn run_task(desc: &Value, extra: Vec<Value>) -> Result<Value, TaskError> {
         );
         return Err(TaskError::new(kind, message));
     }
+    if desc.get("unserializable").is_some_and(truthy) {
+        report(
+            &coord,
+            fields! {"event" => "end", "task" => task_id, "outcome" => returned_or_raised("returned", Value::from("<unserializable>"))},
+        );
+        return Ok(Obj::Lambda(Lambda::Returned));
+    }
     let value = if desc.get("echo").is_some_and(truthy) {
         Value::Array(extra)
     } else {
@@ -193,7 +293,7 @@ pub fn run_task(desc: &Value, extra: Vec<Value>) -> Result<Value, TaskError> {
         &coord,
         fields! {"event" => "end", "task" => task_id, "outcome" => returned_or_raised("returned", value.clone())},
     );
-    Ok(value)
+    Ok(Obj::Json(value))
 }
 
 /// `{key: value}`: an outcome.

@@ -1,0 +1,117 @@
+//! Values shown in Python notation, for the messages that CPython builds with `repr()`.
+
+use serde_json::Value;
+
+/// Python's `repr()` of the value a JSON document decodes to (`json.loads`): `None`, `True`,
+/// `'text'`, `[1, 2]`, `{'k': 1.5}`.
+pub(crate) fn py_repr(v: &Value) -> String {
+    let mut out = String::new();
+    push_repr(&mut out, v);
+    out
+}
+
+fn push_repr(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !n.is_i64() && !n.is_u64() => out.push_str(&py_float_repr(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => out.push_str(&py_str_repr(s)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_repr(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&py_str_repr(k));
+                out.push_str(": ");
+                push_repr(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `repr()` of a float: the shortest round-tripping digits, in positional notation
+/// for exponents -5 < e < 16 (with `.0` when integral), else `1e+16`, `1.5e-07`.
+pub(crate) fn py_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // `{:e}` gives the shortest round-tripping digits: "1.5e-7", "1e16", "-2.5e0".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-5 < exp) && (exp < 16) {
+        let s = format!("{f}");
+        if s.contains('.') { s } else { format!("{s}.0") }
+    } else {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+    }
+}
+
+/// Python's `repr()` of a str: single quotes unless the text has `'` and no `"`; control
+/// characters escaped.
+pub(crate) fn py_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn like_python() {
+        let v = json!([null, true, false, 1, -2, 1.5, 1e16, 1.5e-7, 0.0001, 100.0, "it's", "a\"b'c", {"k": [1, "x"]}]);
+        assert_eq!(
+            py_repr(&v),
+            r#"[None, True, False, 1, -2, 1.5, 1e+16, 1.5e-07, 0.0001, 100.0, "it's", 'a"b\'c', {'k': [1, 'x']}]"#
+        );
+        assert_eq!(py_float_repr(1e15), "1000000000000000.0");
+        assert_eq!(py_float_repr(1e-5), "1e-05");
+        assert_eq!(py_float_repr(-2.5e300), "-2.5e+300");
+    }
+}
