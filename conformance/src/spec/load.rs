@@ -63,8 +63,8 @@ pub struct Suite {
     pub errors: Vec<SpecError>,
 }
 
-/// Loads every `*.yaml` file directly in `dir` except `claims.yaml` and `tags.yaml`, in file
-/// name order.
+/// Loads every `*.yaml` file directly in `dir` except `claims.yaml`, `tags.yaml` and
+/// `coverage.yaml`, in file name order.
 pub fn load_dir(dir: &Path) -> Suite {
     let mut suite = Suite::default();
     let mut files = match std::fs::read_dir(dir) {
@@ -74,7 +74,7 @@ pub fn load_dir(dir: &Path) -> Suite {
             .filter(|p| {
                 !matches!(
                     p.file_name().and_then(|n| n.to_str()),
-                    Some("claims.yaml" | "tags.yaml")
+                    Some("claims.yaml" | "tags.yaml" | "coverage.yaml")
                 )
             })
             .collect::<Vec<_>>(),

@@ -202,6 +202,11 @@ pub fn error_value(e: &PoolError, handle: Option<&str>) -> Value {
                 handle.unwrap_or("ApplyResult")
             ),
         ),
+        // The pid varies from run to run; observations must not.
+        PoolError::WorkerLost { status, .. } => (
+            e.python_type().to_owned(),
+            format!("a worker process died ({status}) while running this task"),
+        ),
         other => (other.python_type().to_owned(), other.to_string()),
     };
     error_json(kind, message)
