@@ -42,7 +42,9 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             timeout_multiplier: 1.0,
-            jobs: thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            // Cases spend much of their time blocked on gates and bounded waits, so twice
+            // the CPUs keeps the machine busy without oversubscribing spawn's start-up.
+            jobs: thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(2, 8)),
             repeat: 1,
             history_dir: None,
         }

@@ -68,7 +68,7 @@ struct Conformance {
     /// Run each case N times and report any case whose observation changed.
     #[arg(long, value_name = "N", default_value_t = 1)]
     verify: u32,
-    /// Worker threads (default: the number of CPUs, at least 2).
+    /// Worker threads (default: twice the number of CPUs, from 2 to 8).
     #[arg(long)]
     jobs: Option<usize>,
     /// Never draw a progress bar.

@@ -180,6 +180,10 @@ impl Driver {
 fn main() {
     // In a pool worker (a re-execution of this binary) this runs the worker loop and exits.
     pool_ref::init(&tasks::registry());
+    // Callbacks that "raise" do so by panicking, on purpose. The default hook would capture
+    // and print a backtrace for each (RUST_BACKTRACE is often set), which takes long enough
+    // to delay the result a case observes; one line on stderr is all a reader needs.
+    std::panic::set_hook(Box::new(|info| eprintln!("pool-ref-driver: {info}")));
     let out = match claim_stdout() {
         Ok(out) => out,
         Err(e) => {
