@@ -94,25 +94,21 @@ pub fn builtin(root: &Path, python: &Path, rust_ref: Option<&Path>) -> Vec<Imple
     all
 }
 
-/// Picks implementations by name from `all`; an empty selection means all of them.
-pub fn select(all: Vec<Implementation>, names: &[String]) -> Result<Vec<Implementation>> {
-    if names.is_empty() {
+/// Picks implementations from the command line (see [`parse_spec`]); an empty selection
+/// means all of `all`.
+pub fn select(
+    all: Vec<Implementation>,
+    specs: &[String],
+    root: &Path,
+    python: &Path,
+) -> Result<Vec<Implementation>> {
+    if specs.is_empty() {
         return Ok(all);
     }
-    let mut chosen = Vec::new();
-    for n in names {
-        match all.iter().find(|i| &i.name == n) {
-            Some(i) => chosen.push(i.clone()),
-            None => bail!(
-                "unknown implementation `{n}` (known: {})",
-                all.iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    }
-    Ok(chosen)
+    specs
+        .iter()
+        .map(|spec| parse_spec(spec, root, python, &all))
+        .collect()
 }
 
 /// A CPython interpreter found on this machine.
@@ -204,4 +200,84 @@ pub fn interpreter_matrix(root: &Path, pythons: &[Interpreter]) -> Vec<Implement
         }
     }
     out
+}
+
+/// Parses an implementation named on the command line:
+///
+/// - a built-in name (`cpython-fork`, `rust-ref`, ...), looked up in `builtin`;
+/// - `python:MODULE:ATTR`: any Pool-compatible class or factory, called like
+///   `multiprocessing.Pool(processes, initializer, initargs, maxtasksperchild)`, importable by
+///   `python` (e.g. `python:billiard.pool:Pool`), driven by the CPython driver;
+/// - `exec:COMMAND ARGS`: any executable speaking `spec/PROTOCOL.md` (split on whitespace;
+///   quote nothing).
+pub fn parse_spec(
+    spec: &str,
+    root: &Path,
+    python: &Path,
+    builtin: &[Implementation],
+) -> Result<Implementation> {
+    if let Some(target) = spec.strip_prefix("python:") {
+        let Some((module, attr)) = target.rsplit_once(':') else {
+            bail!("`{spec}`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool");
+        };
+        if module.is_empty() || attr.is_empty() {
+            bail!("`{spec}`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool");
+        }
+        let driver = root.join("fixtures/drivers/cpython_driver.py");
+        return Ok(Implementation {
+            name: format!("python:{module}:{attr}"),
+            command: DriverCommand {
+                program: python.display().to_string(),
+                args: vec![
+                    "-u".into(),
+                    driver.display().to_string(),
+                    "--factory".into(),
+                    format!("{module}:{attr}"),
+                ],
+                env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
+            },
+        });
+    }
+    if let Some(command) = spec.strip_prefix("exec:") {
+        let mut words = command.split_whitespace().map(str::to_owned);
+        let Some(program) = words.next() else {
+            bail!("`{spec}`: expected exec:COMMAND [ARGS...]");
+        };
+        return Ok(Implementation {
+            name: spec.to_owned(),
+            command: DriverCommand {
+                program,
+                args: words.collect(),
+                env: Vec::new(),
+            },
+        });
+    }
+    builtin
+        .iter()
+        .find(|i| i.name == spec)
+        .cloned()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown implementation `{spec}` (known: {}; or python:MODULE:ATTR, exec:COMMAND)",
+                builtin
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// The file name stem for an implementation's expectations and snapshots: its name with
+/// every character outside `[A-Za-z0-9._-]` replaced by `_`.
+pub fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -87,8 +87,10 @@ struct Select {
     /// Only cases of this area (repeatable).
     #[arg(long = "area")]
     areas: Vec<String>,
-    /// Only this implementation (repeatable): cpython-fork, cpython-spawn,
-    /// cpython-forkserver, cpython-threadpool.
+    /// Only this implementation (repeatable): a built-in one (cpython-fork, cpython-spawn,
+    /// cpython-forkserver, cpython-threadpool, rust-ref), `python:MODULE:ATTR` (any
+    /// Pool-compatible class or factory, e.g. python:billiard.pool:Pool), or
+    /// `exec:COMMAND ARGS` (any driver speaking spec/PROTOCOL.md).
     #[arg(long = "impl", value_name = "NAME")]
     impls: Vec<String>,
     /// The Python interpreter for the CPython drivers (default: $POOLSPEC_PYTHON, else
@@ -201,12 +203,12 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
         );
         all.extend(implementations::interpreter_matrix(root, &pythons));
     }
-    let impls = implementations::select(all, &select.impls)?;
+    let impls = implementations::select(all, &select.impls, root, &python)?;
     let mut with_expectations = Vec::new();
     for imp in impls {
         let path = root
             .join("fixtures/expectations")
-            .join(format!("{}.yaml", imp.name));
+            .join(format!("{}.yaml", implementations::file_stem(&imp.name)));
         let file = ExpectationFile::load(&path, &imp.name, &all_ids)?;
         with_expectations.push((imp, file));
     }
