@@ -11,7 +11,8 @@
 //! 4. [`observe::observe`] normalizes the history into an [`observe::Observation`];
 //!    [`expect`] checks the case's expectations on it; [`verdict`] judges the status against
 //!    the implementation's [`expectations`] file.
-//! 5. [`report`] renders the run as JSON lines, Markdown and JUnit XML.
+//! 5. [`report`] renders the run as JSON lines, Markdown and JUnit XML; [`html`] as a static
+//!    page.
 
 pub mod claims;
 pub mod coordinator;
@@ -19,12 +20,15 @@ pub mod coverage;
 pub mod driver;
 pub mod expect;
 pub mod expectations;
+pub mod html;
 pub mod implementations;
 pub mod lint;
 pub mod observe;
 pub mod protocol;
 pub mod report;
 pub mod runner;
+pub mod smoke;
+pub mod snapshots;
 pub mod spec;
 pub mod verdict;
 

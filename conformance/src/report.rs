@@ -1,4 +1,5 @@
-//! Rendering a run: the terminal matrix, `report.jsonl`, `summary.md` and `junit.xml`.
+//! Rendering a run: the terminal matrix, `report.jsonl`, `summary.md` and `junit.xml` (and,
+//! through [`crate::html`], `report.html`).
 //!
 //! The JSON-lines report is the source of truth: a header, one record per cell, and a footer
 //! with the counts and `"complete": true`. A report without its footer is invalid (the run was
@@ -24,6 +25,8 @@ pub struct ReportPaths {
     pub jsonl: PathBuf,
     pub markdown: PathBuf,
     pub junit: PathBuf,
+    /// The static HTML matrix ([`crate::html`]).
+    pub html: PathBuf,
 }
 
 /// A stable fingerprint of the suite (FNV-1a over ids and compiled programs), so reports of
@@ -234,13 +237,14 @@ pub fn differences(run: &MatrixRun, cases: &[LoadedCase]) -> Vec<(String, Vec<St
         .collect()
 }
 
-/// Writes `report.jsonl`, `summary.md` and `junit.xml` under `dir`.
+/// Writes `report.jsonl`, `summary.md`, `junit.xml` and `report.html` under `dir`.
 pub fn write_all(dir: &Path, run: &MatrixRun, cases: &[LoadedCase]) -> Result<ReportPaths> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let paths = ReportPaths {
         jsonl: dir.join("report.jsonl"),
         markdown: dir.join("summary.md"),
         junit: dir.join("junit.xml"),
+        html: dir.join("report.html"),
     };
     std::fs::write(&paths.jsonl, jsonl(run, cases))
         .with_context(|| format!("writing {}", paths.jsonl.display()))?;
@@ -248,6 +252,8 @@ pub fn write_all(dir: &Path, run: &MatrixRun, cases: &[LoadedCase]) -> Result<Re
         .with_context(|| format!("writing {}", paths.markdown.display()))?;
     std::fs::write(&paths.junit, junit(run))
         .with_context(|| format!("writing {}", paths.junit.display()))?;
+    std::fs::write(&paths.html, crate::html::render(run, cases))
+        .with_context(|| format!("writing {}", paths.html.display()))?;
     Ok(paths)
 }
 

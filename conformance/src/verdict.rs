@@ -77,7 +77,8 @@ pub fn cell_label(status: Status, verdict: Verdict) -> &'static str {
         Verdict::ExpectedFail => "expected-fail",
         Verdict::UnexpectedPass => "UNEXPECTED-PASS",
         Verdict::Unexpected => match status {
-            Status::Pass => "pass",
+            // Passed, yet unexpected: its regression snapshot changed.
+            Status::Pass => "CHANGED",
             Status::Fail => "FAIL",
             Status::Error => "ERROR",
             Status::Crash => "CRASH",

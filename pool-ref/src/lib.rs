@@ -57,7 +57,9 @@
 //! [`TaskError`] of kind `MaybeEncodingError`, and the worker carries on.
 
 mod error;
+mod handler;
 mod pool;
+mod queue;
 mod registry;
 mod repr;
 mod result;

@@ -1,43 +1,46 @@
-//! The pool: its state, its three parent threads, and the public API.
+//! The pool: its state, its parent threads, and the public API.
 //!
-//! As in CPython, the parent runs three threads besides the caller's:
+//! As in CPython, the parent runs threads besides the caller's:
 //!
-//! - the **feeder** writes task frames to the shared task socket, so submitting never
-//!   blocks the caller even when the socket is full. Like CPython's task handler, it also
-//!   fails the chunks whose arguments could not be encoded, in submission order, running
-//!   their error callbacks;
-//! - the **result handler** reads report records, tracks which worker runs what, completes
-//!   results and runs callbacks (one at a time; only the error callbacks of arguments that
-//!   did not encode run elsewhere, on the feeder), and asks for replacements when workers
-//!   exit;
+//! - the **feeder** ([`crate::queue`]) sends the task frames a submitting thread could not
+//!   send itself without blocking (the shared task socket was full), in order, so that
+//!   submitting never blocks. Like CPython's task handler, it also fails the chunks whose
+//!   arguments could not be encoded, in submission order, running their error callbacks;
+//! - the **result handler** ([`crate::handler`]) reads every worker's report pipe, tracks
+//!   which worker runs what, completes results and runs callbacks (one at a time; only the
+//!   error callbacks of arguments that did not encode run elsewhere, on the feeder), and
+//!   asks for replacements when workers exit;
 //! - the **supervisor** starts workers (so they die with it, via the parent-death signal, only
-//!   when the pool's process dies) and waits on each of them, turning every exit into a
-//!   report record so it is handled in order after that worker's last report.
+//!   when the pool's process dies), with one waiter thread per worker that reaps it and hands
+//!   its exit status to the result handler.
+//!
+//! Lock order: `state`, then `jobs`; `workers`, then `state`, then `jobs`. No lock is held
+//! while a callback runs except the completing job's own (see [`Inner::deliver_to`]).
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, ThreadId};
 
-use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, recv, send, setsockopt, socketpair, sockopt,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socketpair, sockopt};
 use nix::unistd::Pid;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
+use crate::handler::{Control, ControlTx, Reports, control_channel, handle_results, lead};
+use crate::queue::{Feed, TaskQueue};
 use crate::registry::TaskRef;
 use crate::result::{
     ApplyJob, AsyncResult, Callback, ErrorCallback, IMapIter, IterJob, IterShared, Job, MapJob,
-    Slot, task_failed,
+    Slot,
 };
-use crate::wire::{MAX_FRAME, Record, decode_records, encode_task, push_record};
+use crate::wire::{EXIT_FRAME, MAX_FRAME, encode_task};
 use crate::worker::{WORKER_FLAG, WorkerConfig};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,38 +109,34 @@ enum State {
 
 /// A job, shared by the threads that complete it (the result handler, and the feeder for
 /// chunks whose arguments did not encode); `None` once complete.
-type JobCell = Arc<Mutex<Option<Box<dyn Job>>>>;
+pub(crate) type JobCell = Arc<Mutex<Option<Box<dyn Job>>>>;
 
 struct Jobs {
     map: HashMap<u64, JobCell>,
     /// Jobs not yet complete, including one a thread is completing right now.
     outstanding: usize,
-}
-
-struct Worker {
-    pid: u32,
-    /// The (job, chunk) it reported starting and has not finished.
-    inflight: Option<(u64, u32)>,
+    /// The result handler is idle: it found no job outstanding, and reads no reports until
+    /// woken (see [`crate::handler`]). Changes only under this lock, so a submitter that
+    /// counts its job here either is seen by the handler or sees it idle.
+    handler_idle: bool,
 }
 
 struct Workers {
-    live: HashMap<u32, Worker>,
+    /// Pids of the workers whose exit has not been handled yet, by worker id.
+    live: HashMap<u32, u32>,
     next_id: u32,
     /// No more replacements: the pool is shutting down.
     retiring: bool,
 }
 
-/// What the feeder is asked to do, in submission order.
-enum Feed {
-    /// Write this frame to the task socket.
-    Frame(Vec<u8>),
-    /// Fail chunk `index` of `job`: its arguments could not be encoded. (CPython's task
-    /// handler fails the job with the pickling error, and goes on with the next task.)
-    Fail {
-        job: u64,
-        index: u32,
-        error: PoolError,
-    },
+/// Who waits for a job's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    /// Whoever, whenever (the `_async` calls, `imap`): the result handler reads for it.
+    Anyone,
+    /// The submitting thread, at once; and the job has no callbacks. It may read the reports
+    /// itself ([`crate::handler::lead`]).
+    Submitter,
 }
 
 enum SupervisorCmd {
@@ -145,29 +144,28 @@ enum SupervisorCmd {
     Shutdown,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     processes: usize,
     maxtasks: Option<u32>,
     initializer: Option<(String, String)>,
     state: Mutex<State>,
+    /// `state` is `Terminated`: read on every delivery, which must not wait for `state`
+    /// (a submitting thread may hold it).
+    terminated: AtomicBool,
     jobs: Mutex<Jobs>,
     jobs_done: Condvar,
     workers: Mutex<Workers>,
     workers_changed: Condvar,
     next_job: AtomicU64,
-    feeder: Mutex<Option<Sender<Feed>>>,
+    tasks: TaskQueue,
+    /// To the result handler.
+    control: ControlTx,
+    reports: Reports,
     supervisor: Mutex<Option<Sender<SupervisorCmd>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     result_thread: Mutex<Option<ThreadId>>,
-    /// Parent's sending end of the task socket.
-    task_tx: OwnedFd,
     /// The end of the task socket workers read (kept to hand to new workers).
     task_worker_end: OwnedFd,
-    /// The end of the report socket workers write (kept for new workers, and so the
-    /// supervisor can add exit records).
-    report_worker_end: OwnedFd,
-    /// Parent's receiving end of the report socket.
-    report_rx: OwnedFd,
     finished: Mutex<bool>,
 }
 
@@ -202,16 +200,6 @@ fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), PoolError> {
     Ok((a, b))
 }
 
-fn send_frame(fd: &OwnedFd, frame: &[u8]) -> Result<(), Errno> {
-    loop {
-        match send(fd.as_raw_fd(), frame, MsgFlags::MSG_NOSIGNAL) {
-            Ok(_) => return Ok(()),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 impl Pool {
     /// A builder; `Pool::builder().processes(4).build()`.
     pub fn builder() -> PoolBuilder {
@@ -229,17 +217,19 @@ impl Pool {
         initializer: Option<(String, String)>,
     ) -> Result<Pool, PoolError> {
         let (task_tx, task_worker_end) = seqpacket_pair()?;
-        let (report_rx, report_worker_end) = seqpacket_pair()?;
-        let (feed_tx, feed_rx) = channel::<Feed>();
+        let (tasks, feed_rx) = TaskQueue::new(task_tx);
+        let (control, reports, control_rx) = control_channel()?;
         let (sup_tx, sup_rx) = channel::<SupervisorCmd>();
         let inner = Arc::new(Inner {
             processes,
             maxtasks,
             initializer,
             state: Mutex::new(State::Running),
+            terminated: AtomicBool::new(false),
             jobs: Mutex::new(Jobs {
                 map: HashMap::new(),
                 outstanding: 0,
+                handler_idle: false,
             }),
             jobs_done: Condvar::new(),
             workers: Mutex::new(Workers {
@@ -249,14 +239,13 @@ impl Pool {
             }),
             workers_changed: Condvar::new(),
             next_job: AtomicU64::new(1),
-            feeder: Mutex::new(Some(feed_tx)),
+            tasks,
+            control,
+            reports,
             supervisor: Mutex::new(Some(sup_tx.clone())),
             threads: Mutex::new(Vec::new()),
             result_thread: Mutex::new(None),
-            task_tx,
             task_worker_end,
-            report_worker_end,
-            report_rx,
             finished: Mutex::new(false),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -267,11 +256,21 @@ impl Pool {
         };
         let feeder = {
             let inner = Arc::clone(&inner);
-            spawn("pool-ref-feeder", Box::new(move || feed(&inner, feed_rx)))?
+            let fail = {
+                let inner = Arc::clone(&inner);
+                move |job, index, error| inner.deliver(job, index, Err(error))
+            };
+            spawn(
+                "pool-ref-feeder",
+                Box::new(move || inner.tasks.feed(feed_rx, fail)),
+            )?
         };
         let results = {
             let inner = Arc::clone(&inner);
-            spawn("pool-ref-results", Box::new(move || handle_results(&inner)))?
+            spawn(
+                "pool-ref-results",
+                Box::new(move || handle_results(&inner, control_rx)),
+            )?
         };
         *lock(&inner.result_thread) = Some(results.thread().id());
         let supervisor = {
@@ -299,29 +298,46 @@ impl Pool {
 
     /// Pids of the live worker processes, in no particular order.
     pub fn worker_pids(&self) -> Vec<u32> {
-        lock(&self.inner.workers)
-            .live
-            .values()
-            .map(|w| w.pid)
-            .collect()
+        lock(&self.inner.workers).live.values().copied().collect()
     }
 
-    fn submit(&self, id: u64, job: Box<dyn Job>, feeds: Vec<Feed>) -> Result<(), PoolError> {
-        let state = lock(&self.inner.state);
-        if *state != State::Running {
-            return Err(PoolError::NotRunning);
-        }
-        let feeder = lock(&self.inner.feeder);
-        let Some(feeder) = feeder.as_ref() else {
-            return Err(PoolError::NotRunning);
-        };
-        {
+    /// Registers job `id` and sends its feeds. With [`Waiter::Submitter`], may read the
+    /// reports on this thread until the job completes (see [`crate::handler`]).
+    fn submit(
+        &self,
+        id: u64,
+        job: Box<dyn Job>,
+        feeds: Vec<Feed>,
+        waiter: Waiter,
+    ) -> Result<(), PoolError> {
+        let cell: JobCell = Arc::new(Mutex::new(Some(job)));
+        let handler_idle = {
+            // Under `state`, so that a `close` either refuses this job or counts it in the
+            // work its `join` waits for.
+            let state = lock(&self.inner.state);
+            if *state != State::Running {
+                return Err(PoolError::NotRunning);
+            }
             let mut jobs = lock(&self.inner.jobs);
-            jobs.map.insert(id, Arc::new(Mutex::new(Some(job))));
+            jobs.map.insert(id, Arc::clone(&cell));
             jobs.outstanding += 1;
+            jobs.handler_idle
+        };
+        // A chunk the feeder fails completes the job where a leader would not see it.
+        let leadable =
+            waiter == Waiter::Submitter && feeds.iter().all(|f| matches!(f, Feed::Frame(_)));
+        // Not under `state`: the worker this wakes may finish before the submitter goes on,
+        // and delivering its result must not wait for the submitter.
+        if !self.inner.tasks.submit(feeds) {
+            // Terminated meanwhile: the job will never complete.
+            return Err(PoolError::NotRunning);
         }
-        for f in feeds {
-            let _ = feeder.send(f);
+        if handler_idle {
+            if leadable {
+                lead(&self.inner, &self.inner.control, id, &cell);
+            } else {
+                self.inner.control.wake();
+            }
         }
         Ok(())
     }
@@ -371,7 +387,8 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Clone + Send + 'static,
     {
-        self.apply_async(task, args, None, None)?.get(None)
+        self.apply_with(task, args, None, None, Waiter::Submitter)?
+            .get(None)
     }
 
     /// Submits `task(args)` and returns at once. `callback` (on success) or `error_callback`
@@ -392,6 +409,21 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Clone + Send + 'static,
     {
+        self.apply_with(task, args, callback, error_callback, Waiter::Anyone)
+    }
+
+    fn apply_with<A, R>(
+        &self,
+        task: TaskRef<A, R>,
+        args: A,
+        callback: Option<Callback<R>>,
+        error_callback: Option<ErrorCallback>,
+        waiter: Waiter,
+    ) -> Result<AsyncResult<R>, PoolError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Clone + Send + 'static,
+    {
         self.check_running()?;
         let job = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
         let feeds = self.feeds(job, task.name(), &[std::slice::from_ref(&args)], false);
@@ -404,6 +436,7 @@ impl Pool {
                 error_callback,
             }),
             feeds,
+            waiter,
         )?;
         Ok(AsyncResult::new(slot))
     }
@@ -424,7 +457,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned + Clone + Send + 'static,
     {
-        self.map_async(task, items, chunksize, None, None)?
+        self.map_with(task, items, chunksize, None, None, Waiter::Submitter)?
             .get(None)
     }
 
@@ -439,6 +472,29 @@ impl Pool {
         chunksize: Option<usize>,
         callback: Option<Callback<Vec<R>>>,
         error_callback: Option<ErrorCallback>,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Clone + Send + 'static,
+    {
+        self.map_with(
+            task,
+            items,
+            chunksize,
+            callback,
+            error_callback,
+            Waiter::Anyone,
+        )
+    }
+
+    fn map_with<A, R>(
+        &self,
+        task: TaskRef<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<R>>>,
+        error_callback: Option<ErrorCallback>,
+        waiter: Waiter,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         A: Serialize,
@@ -471,6 +527,7 @@ impl Pool {
                 error: None,
             }),
             feeds,
+            waiter,
         )?;
         Ok(AsyncResult::new(slot))
     }
@@ -538,6 +595,7 @@ impl Pool {
                 shared: Arc::clone(&shared),
             }),
             feeds,
+            Waiter::Anyone,
         )?;
         Ok(IMapIter::new(shared))
     }
@@ -612,6 +670,7 @@ impl Pool {
     /// never run. Python: `terminate`.
     pub fn terminate(&self) {
         *lock(&self.inner.state) = State::Terminated;
+        self.inner.terminated.store(true, Ordering::Release);
         // Wake a `join` waiting for outstanding work (taking the lock first, so the wakeup
         // cannot fall between its check and its wait).
         drop(lock(&self.inner.jobs));
@@ -629,22 +688,19 @@ impl Pool {
         lock(&inner.workers).retiring = true;
         let on_result_thread = *lock(&inner.result_thread) == Some(thread::current().id());
         if kill_workers {
-            for w in lock(&inner.workers).live.values() {
-                let _ = kill(Pid::from_raw(w.pid as i32), Signal::SIGKILL);
+            for &pid in lock(&inner.workers).live.values() {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
             }
-            // A feeder blocked on a full socket nobody reads any more: make its send fail.
-            let _ = nix::sys::socket::shutdown(
-                inner.task_tx.as_raw_fd(),
-                nix::sys::socket::Shutdown::Write,
-            );
-        } else if let Some(feeder) = lock(&inner.feeder).as_ref() {
+            inner.tasks.shut_down_socket();
+        } else {
             // One exit frame per worker, queued behind every task.
-            for _ in 0..lock(&inner.workers).live.len() {
-                let _ = feeder.send(Feed::Frame(vec![b'X']));
-            }
+            let live = lock(&inner.workers).live.len();
+            inner
+                .tasks
+                .submit((0..live).map(|_| Feed::Frame(EXIT_FRAME.to_vec())));
         }
         if !on_result_thread {
-            // Exit records arrive through the result handler, which keeps `live` current.
+            // Exits are handled by the result handler, which keeps `live` current.
             let workers = lock(&inner.workers);
             drop(
                 inner
@@ -658,10 +714,8 @@ impl Pool {
         if let Some(sup) = lock(&inner.supervisor).take() {
             let _ = sup.send(SupervisorCmd::Shutdown);
         }
-        lock(&inner.feeder).take();
-        let mut stop = Vec::new();
-        push_record(&mut stop, &Record::Stop);
-        let _ = send_frame(&inner.report_worker_end, &stop);
+        inner.tasks.close();
+        inner.control.send(Control::Stop);
         let handles: Vec<JoinHandle<()>> = lock(&inner.threads).drain(..).collect();
         for h in handles {
             if h.thread().id() != thread::current().id() {
@@ -678,114 +732,91 @@ impl Drop for Pool {
     }
 }
 
-fn feed(inner: &Inner, rx: Receiver<Feed>) {
-    for item in rx {
-        match item {
-            Feed::Frame(frame) => {
-                if send_frame(&inner.task_tx, &frame).is_err() {
-                    return;
-                }
-            }
-            Feed::Fail { job, index, error } => deliver(inner, job, index, Err(error)),
+impl Inner {
+    pub(crate) fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    /// Some job is outstanding: the result handler must read the reports.
+    pub(crate) fn has_jobs(&self) -> bool {
+        lock(&self.jobs).outstanding > 0
+    }
+
+    /// The result handler goes idle if no job is outstanding. True if it is idle.
+    pub(crate) fn handler_idles(&self) -> bool {
+        let mut jobs = lock(&self.jobs);
+        jobs.handler_idle = jobs.outstanding == 0;
+        jobs.handler_idle
+    }
+
+    /// The result handler was woken and reads the reports again.
+    pub(crate) fn handler_wakes(&self) {
+        lock(&self.jobs).handler_idle = false;
+    }
+
+    /// The job `id`, unless it is complete (or unknown).
+    pub(crate) fn job(&self, id: u64) -> Option<JobCell> {
+        lock(&self.jobs).map.get(&id).cloned()
+    }
+
+    /// Delivers chunk `index`'s outcome to job `job`.
+    fn deliver(&self, job: u64, index: u32, outcome: Result<&str, PoolError>) {
+        if let Some(cell) = self.job(job) {
+            self.deliver_to(job, &cell, index, outcome);
         }
     }
-}
 
-fn deliver(inner: &Inner, job: u64, index: u32, outcome: Result<&str, PoolError>) {
-    if *lock(&inner.state) == State::Terminated {
-        return;
-    }
-    let cell = lock(&inner.jobs).map.get(&job).cloned();
-    let Some(cell) = cell else { return };
-    // Callbacks run here, holding only this job's lock (which orders the feeder's and the
-    // result handler's deliveries to one job), so a callback may submit more work.
-    let mut held = lock(&cell);
-    let Some(j) = held.as_mut() else { return };
-    if !j.set(index, outcome) {
-        return;
-    }
-    *held = None;
-    drop(held);
-    let mut jobs = lock(&inner.jobs);
-    jobs.map.remove(&job);
-    jobs.outstanding = jobs.outstanding.saturating_sub(1);
-    inner.jobs_done.notify_all();
-}
-
-fn handle_results(inner: &Inner) {
-    let mut buf = vec![0u8; MAX_FRAME + 4096];
-    loop {
-        let n = match recv(inner.report_rx.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(_) => return,
+    /// Delivers chunk `index`'s outcome to job `job`, whose cell is `cell`. True if that
+    /// completed the job. Nothing is delivered once the pool is terminated.
+    pub(crate) fn deliver_to(
+        &self,
+        job: u64,
+        cell: &JobCell,
+        index: u32,
+        outcome: Result<&str, PoolError>,
+    ) -> bool {
+        if self.terminated.load(Ordering::Acquire) {
+            return false;
+        }
+        // Callbacks run here, holding only this job's lock (which orders the feeder's and the
+        // result handler's deliveries to one job), so a callback may submit more work.
+        let mut held = lock(cell);
+        let Some(j) = held.as_mut() else {
+            return false;
         };
-        for record in decode_records(&buf[..n]) {
-            match record {
-                Record::Started { worker, job, index } => {
-                    if let Some(w) = lock(&inner.workers).live.get_mut(&worker) {
-                        w.inflight = Some((job, index));
-                    }
-                }
-                Record::Ok {
-                    worker,
-                    job,
-                    index,
-                    body,
-                } => {
-                    finish(inner, worker);
-                    deliver(inner, job, index, Ok(&body));
-                }
-                Record::Err {
-                    worker,
-                    job,
-                    index,
-                    error,
-                } => {
-                    finish(inner, worker);
-                    deliver(inner, job, index, Err(task_failed(error)));
-                }
-                Record::Exited { worker, how } => worker_exited(inner, worker, &how),
-                Record::Fatal { worker, why } => {
-                    eprintln!("pool-ref: worker {worker}: {why}");
-                }
-                Record::Stop => return,
-            }
+        if !j.set(index, outcome) {
+            return false;
         }
+        *held = None;
+        drop(held);
+        let mut jobs = lock(&self.jobs);
+        jobs.map.remove(&job);
+        jobs.outstanding = jobs.outstanding.saturating_sub(1);
+        // Only `join` waits for this, and only for the last job.
+        if jobs.outstanding == 0 {
+            self.jobs_done.notify_all();
+        }
+        true
     }
-}
 
-fn finish(inner: &Inner, worker: u32) {
-    if let Some(w) = lock(&inner.workers).live.get_mut(&worker) {
-        w.inflight = None;
-    }
-}
-
-fn worker_exited(inner: &Inner, worker: u32, how: &str) {
-    let (gone, replace) = {
-        let mut workers = lock(&inner.workers);
-        let gone = workers.live.remove(&worker);
-        let state = *lock(&inner.state);
-        let pending = lock(&inner.jobs).outstanding > 0;
+    /// The result handler handled worker `id`'s exit (after its last records). True if a
+    /// replacement is due.
+    pub(crate) fn worker_exited(&self, id: u32) -> bool {
+        let mut workers = lock(&self.workers);
+        workers.live.remove(&id);
+        let state = *lock(&self.state);
+        let pending = lock(&self.jobs).outstanding > 0;
         let replace =
             !workers.retiring && (state == State::Running || (state == State::Closed && pending));
-        (gone, replace)
-    };
-    inner.workers_changed.notify_all();
-    if let Some(Worker {
-        pid,
-        inflight: Some((job, index)),
-    }) = gone
-    {
-        let lost = PoolError::WorkerLost {
-            pid,
-            status: how.to_owned(),
-        };
-        deliver(inner, job, index, Err(lost));
+        drop(workers);
+        self.workers_changed.notify_all();
+        replace
     }
-    if replace && let Some(sup) = lock(&inner.supervisor).as_ref() {
-        let _ = sup.send(SupervisorCmd::Spawn(1, None));
+
+    pub(crate) fn spawn_replacement(&self) {
+        if let Some(sup) = lock(&self.supervisor).as_ref() {
+            let _ = sup.send(SupervisorCmd::Spawn(1, None));
+        }
     }
 }
 
@@ -832,24 +863,27 @@ fn spawn_worker(inner: &Arc<Inner>) -> Result<(), PoolError> {
         maxtasks: inner.maxtasks,
         initializer: inner.initializer.clone(),
     };
-    let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| PoolError::Spawn(e.to_string()));
+    let tasks = inner
+        .task_worker_end
+        .try_clone()
+        .map_err(|e| PoolError::Spawn(e.to_string()))?;
+    let (reports, report_end) = report_pipe()?;
     let mut child = Command::new(exe)
         .arg(WORKER_FLAG)
         .arg(serde_json::to_string(&config).map_err(|e| PoolError::Spawn(e.to_string()))?)
-        .stdin(Stdio::from(dup(&inner.task_worker_end)?))
-        .stdout(Stdio::from(dup(&inner.report_worker_end)?))
+        .stdin(Stdio::from(tasks))
+        .stdout(Stdio::from(report_end))
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| PoolError::Spawn(e.to_string()))?;
-    workers.live.insert(
-        id,
-        Worker {
-            pid: child.id(),
-            inflight: None,
-        },
-    );
+    // The `Command` (and with it the parent's copy of the pipe's writing end) is gone: the
+    // pipe ends when the worker and whatever it shares its stdout with do.
+    let pid = child.id();
+    workers.live.insert(id, pid);
+    // Before the waiter can report the exit: the handler must know the worker by then.
+    inner.control.send(Control::Worker { id, pid, reports });
     drop(workers);
-    let reports = dup(&inner.report_worker_end)?;
+    let waiter = Arc::clone(inner);
     thread::Builder::new()
         .name(format!("pool-ref-wait-{id}"))
         .spawn(move || {
@@ -857,10 +891,17 @@ fn spawn_worker(inner: &Arc<Inner>) -> Result<(), PoolError> {
                 Ok(status) => status.to_string(),
                 Err(e) => format!("lost: {e}"),
             };
-            let mut frame = Vec::new();
-            push_record(&mut frame, &Record::Exited { worker: id, how });
-            let _ = send_frame(&reports, &frame);
+            waiter.control.send(Control::Exited { id, how });
         })
         .map_err(|e| PoolError::Spawn(format!("thread: {e}")))?;
     Ok(())
+}
+
+/// A worker's report pipe: (the parent's reading end, non-blocking; the worker's end).
+fn report_pipe() -> Result<(OwnedFd, OwnedFd), PoolError> {
+    let fail = |e: nix::errno::Errno| PoolError::Spawn(format!("pipe: {e}"));
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(fail)?;
+    // Only the parent's end: the worker writes with blocking writes.
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(fail)?;
+    Ok((read, write))
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::error::{PoolError, TaskError};
+use crate::error::PoolError;
 
 /// A callback run on the pool's result-handler thread with a successful value.
 pub type Callback<T> = Box<dyn FnOnce(&T) + Send>;
@@ -56,22 +56,49 @@ fn wait_until<'a, T>(
     }
 }
 
+struct SlotState<T> {
+    value: Option<Result<T, PoolError>>,
+    /// Threads waiting on `ready`: completing wakes them only if there are any (most
+    /// results are complete before anyone asks, and a wake-up is a system call).
+    waiters: usize,
+}
+
 pub(crate) struct Slot<T> {
-    value: Mutex<Option<Result<T, PoolError>>>,
+    state: Mutex<SlotState<T>>,
     ready: Condvar,
 }
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Arc<Slot<T>> {
         Arc::new(Slot {
-            value: Mutex::new(None),
+            state: Mutex::new(SlotState {
+                value: None,
+                waiters: 0,
+            }),
             ready: Condvar::new(),
         })
     }
 
     pub(crate) fn complete(&self, value: Result<T, PoolError>) {
-        *lock(&self.value) = Some(value);
-        self.ready.notify_all();
+        let mut state = lock(&self.state);
+        state.value = Some(value);
+        let waiting = state.waiters > 0;
+        drop(state);
+        if waiting {
+            self.ready.notify_all();
+        }
+    }
+
+    /// Waits until the value is in, or until `deadline`. True if it is in.
+    fn wait(&self, deadline: Option<Instant>) -> (MutexGuard<'_, SlotState<T>>, bool) {
+        let mut state = lock(&self.state);
+        if state.value.is_some() {
+            return (state, true);
+        }
+        state.waiters += 1;
+        let (mut state, ok) = wait_until(&self.ready, state, deadline, |s| s.value.is_some());
+        state.waiters -= 1;
+        (state, ok)
     }
 }
 
@@ -83,7 +110,7 @@ pub struct AsyncResult<T> {
 impl<T> std::fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncResult")
-            .field("ready", &lock(&self.slot.value).is_some())
+            .field("ready", &lock(&self.slot.state).value.is_some())
             .finish()
     }
 }
@@ -96,11 +123,8 @@ impl<T: Clone> AsyncResult<T> {
     /// The value, or the task's error; waits at most `timeout` (`None`: without limit) and
     /// returns [`PoolError::Timeout`] then. Repeatable, like Python's `get`.
     pub fn get(&self, timeout: Option<Duration>) -> Result<T, PoolError> {
-        let deadline = deadline_after(timeout);
-        let (guard, ok) = wait_until(&self.slot.ready, lock(&self.slot.value), deadline, |v| {
-            v.is_some()
-        });
-        match (&*guard, ok) {
+        let (state, ok) = self.slot.wait(deadline_after(timeout));
+        match (&state.value, ok) {
             (Some(v), true) => v.clone(),
             _ => Err(PoolError::Timeout),
         }
@@ -108,20 +132,17 @@ impl<T: Clone> AsyncResult<T> {
 
     /// Waits until ready, at most `timeout`.
     pub fn wait(&self, timeout: Option<Duration>) {
-        let deadline = deadline_after(timeout);
-        let _ = wait_until(&self.slot.ready, lock(&self.slot.value), deadline, |v| {
-            v.is_some()
-        });
+        let _ = self.slot.wait(deadline_after(timeout));
     }
 
     /// Whether the result (and its callback) is complete.
     pub fn ready(&self) -> bool {
-        lock(&self.slot.value).is_some()
+        lock(&self.slot.state).value.is_some()
     }
 
     /// Whether the task succeeded; [`PoolError::NotReady`] before it is ready.
     pub fn successful(&self) -> Result<bool, PoolError> {
-        match &*lock(&self.slot.value) {
+        match &lock(&self.slot.state).value {
             Some(v) => Ok(v.is_ok()),
             None => Err(PoolError::NotReady),
         }
@@ -245,6 +266,8 @@ pub(crate) struct IterState<R> {
     /// An error ended a multi-item chunk: iteration stops after yielding it, as CPython's
     /// chunked imap (a generator) does.
     stopped: bool,
+    /// Threads waiting for items: only then does a new chunk wake anyone.
+    waiters: usize,
 }
 
 pub(crate) struct IterShared<R> {
@@ -263,6 +286,7 @@ impl<R> IterShared<R> {
                 items: VecDeque::new(),
                 left: chunks,
                 stopped: false,
+                waiters: 0,
             }),
             changed: Condvar::new(),
             ordered,
@@ -312,8 +336,11 @@ impl<R: DeserializeOwned + Send> Job for IterJob<R> {
             st.push_chunk(chunk, shared.chunked);
         }
         let done = st.left == 0;
+        let waiting = st.waiters > 0;
         drop(st);
-        shared.changed.notify_all();
+        if waiting {
+            shared.changed.notify_all();
+        }
         done
     }
 }
@@ -341,12 +368,12 @@ impl<R> IMapIter<R> {
     /// arrived within `timeout`, or the item's own error. Python: `next(timeout)`.
     pub fn next_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<R>, PoolError> {
         let deadline = deadline_after(timeout);
-        let (mut st, ok) = wait_until(
-            &self.shared.changed,
-            lock(&self.shared.state),
-            deadline,
-            |st| !st.items.is_empty() || st.left == 0 || st.stopped,
-        );
+        let mut st = lock(&self.shared.state);
+        st.waiters += 1;
+        let (mut st, ok) = wait_until(&self.shared.changed, st, deadline, |st| {
+            !st.items.is_empty() || st.left == 0 || st.stopped
+        });
+        st.waiters -= 1;
         match st.items.pop_front() {
             Some(item) => item.map(Some),
             None if ok => Ok(None),
@@ -361,9 +388,4 @@ impl<R> Iterator for IMapIter<R> {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_timeout(None).transpose()
     }
-}
-
-/// Turns a worker's error record into the pool error a caller sees.
-pub(crate) fn task_failed(e: TaskError) -> PoolError {
-    PoolError::Task(e)
 }

@@ -1,25 +1,35 @@
 //! Frames between the pool and its workers.
 //!
-//! Both channels are `SOCK_SEQPACKET` socket pairs, so every frame is one message: a reader
-//! gets a whole message or nothing, and the kernel hands each message to exactly one reader.
-//! That is what lets all workers pull tasks from one shared queue, as CPython's workers pull
-//! from one shared pipe, without a lock between processes. Each frame starts with a one-byte
-//! tag; integers are little-endian; payloads are JSON.
+//! Two kinds of channel, chosen for what each has to guarantee:
 //!
-//! - Tasks (pool → worker): `T job:u64 index:u32 listed:u8 name_len:u16 name payload` (payload
-//!   is a JSON array of arguments, one per item of the chunk; `listed` is 1 when the chunk's
+//! - **Tasks** go through one `SOCK_SEQPACKET` socket pair whose reading end every worker
+//!   holds. Every frame is one message: a reader gets a whole message or nothing, and the
+//!   kernel hands each message to exactly one reader. That is what lets all workers pull
+//!   tasks from one shared queue in FIFO order, as CPython's workers pull from one shared
+//!   pipe, without a lock between processes.
+//! - **Reports** go through one pipe per worker (the worker's stdout). Only one process
+//!   writes each, so no framing is needed from the kernel: a report is a byte stream of
+//!   records, and the pool reads many records per system call. A pipe is also the cheapest
+//!   channel per message, and its end of file comes after everything its worker wrote.
+//!
+//! Integers are little-endian; payloads are JSON.
+//!
+//! - A task frame is `T job:u64 index:u32 listed:u8 name_len:u16 name payload` (payload is
+//!   a JSON array of arguments, one per item of the chunk; `listed` is 1 when the chunk's
 //!   value is a list, as for the map family, and 0 when it is its one item's value, as for
 //!   `apply`), or `X` (exit).
-//! - Reports (worker → pool): a frame is a sequence of records, each
-//!   `tag worker:u32 job:u64 index:u32 len:u32 body`: `S` started, `O` ok (body: JSON array of
-//!   results), `E` error (body: JSON `TaskError`), `D` the worker exited (body: how; sent by the
-//!   pool itself once it reaped the worker), `F` the worker failed fatally (body: why), `Q`
-//!   stop the result handler.
+//! - A report record is `tag job:u64 index:u32 len:u32 body`: `S` started (no body), `O` ok
+//!   (body: JSON array of results), `E` error (body: JSON `TaskError`), `F` the worker failed
+//!   fatally (job and index 0; body: why). A worker's exit is no record: the pool learns it
+//!   from reaping the process.
 
 use crate::error::TaskError;
 
 /// Largest frame, in bytes. Bigger arguments or results are refused with an error.
 pub const MAX_FRAME: usize = 200 * 1024;
+
+/// The task frame that tells the worker reading it to exit.
+pub(crate) const EXIT_FRAME: &[u8] = b"X";
 
 pub(crate) enum TaskFrame<'a> {
     Task {
@@ -75,109 +85,92 @@ pub(crate) fn decode_task(frame: &[u8]) -> Option<TaskFrame<'_>> {
     }
 }
 
-/// One record of a report frame.
+/// One report record, borrowing its body from the bytes it was decoded from.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Record {
+pub(crate) enum Record<'a> {
     Started {
-        worker: u32,
         job: u64,
         index: u32,
     },
     Ok {
-        worker: u32,
         job: u64,
         index: u32,
-        body: String,
+        body: &'a str,
     },
+    /// The body is a JSON [`TaskError`]; see [`task_error`].
     Err {
-        worker: u32,
         job: u64,
         index: u32,
-        error: TaskError,
-    },
-    Exited {
-        worker: u32,
-        how: String,
+        body: &'a str,
     },
     Fatal {
-        worker: u32,
-        why: String,
+        why: &'a str,
     },
-    Stop,
 }
 
-pub(crate) fn push_record(out: &mut Vec<u8>, record: &Record) {
-    let (tag, worker, job, index, body): (u8, u32, u64, u32, std::borrow::Cow<'_, str>) =
-        match record {
-            Record::Started { worker, job, index } => (b'S', *worker, *job, *index, "".into()),
-            Record::Ok {
-                worker,
-                job,
-                index,
-                body,
-            } => (b'O', *worker, *job, *index, body.as_str().into()),
-            Record::Err {
-                worker,
-                job,
-                index,
-                error,
-            } => (
-                b'E',
-                *worker,
-                *job,
-                *index,
-                serde_json::to_string(error).unwrap_or_default().into(),
-            ),
-            Record::Exited { worker, how } => (b'D', *worker, 0, 0, how.as_str().into()),
-            Record::Fatal { worker, why } => (b'F', *worker, 0, 0, why.as_str().into()),
-            Record::Stop => (b'Q', 0, 0, 0, "".into()),
-        };
+/// Bytes of a record before its body.
+const HEADER: usize = 17;
+
+/// Appends a record to `out` (the worker's buffer of records not yet written).
+pub(crate) fn push_record(out: &mut Vec<u8>, record: &Record<'_>) {
+    let (tag, job, index, body) = match *record {
+        Record::Started { job, index } => (b'S', job, index, ""),
+        Record::Ok { job, index, body } => (b'O', job, index, body),
+        Record::Err { job, index, body } => (b'E', job, index, body),
+        Record::Fatal { why } => (b'F', 0, 0, why),
+    };
     out.push(tag);
-    out.extend_from_slice(&worker.to_le_bytes());
     out.extend_from_slice(&job.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(body.as_bytes());
 }
 
-/// Decodes every record of a frame; a malformed tail is dropped.
-pub(crate) fn decode_records(mut frame: &[u8]) -> Vec<Record> {
-    let mut records = Vec::new();
-    while frame.len() >= 21 {
-        let tag = frame[0];
-        let word =
-            |r: std::ops::Range<usize>| -> [u8; 4] { frame[r].try_into().unwrap_or_default() };
-        let worker = u32::from_le_bytes(word(1..5));
-        let job = u64::from_le_bytes(frame[5..13].try_into().unwrap_or_default());
-        let index = u32::from_le_bytes(word(13..17));
-        let len = u32::from_le_bytes(word(17..21)) as usize;
-        let Some(body) = frame.get(21..21 + len) else {
-            break;
-        };
-        let body = String::from_utf8_lossy(body).into_owned();
-        frame = &frame[21 + len..];
-        records.push(match tag {
-            b'S' => Record::Started { worker, job, index },
-            b'O' => Record::Ok {
-                worker,
-                job,
-                index,
-                body,
-            },
-            b'E' => Record::Err {
-                worker,
-                job,
-                index,
-                error: serde_json::from_str(&body)
-                    .unwrap_or_else(|_| TaskError::new("RuntimeError", body)),
-            },
-            b'D' => Record::Exited { worker, how: body },
-            b'F' => Record::Fatal { worker, why: body },
-            b'Q' => Record::Stop,
-            _ => continue,
-        });
-    }
-    records
+/// The body of an `E` record.
+pub(crate) fn error_body(error: &TaskError) -> String {
+    serde_json::to_string(error).unwrap_or_default()
+}
+
+/// The error an `E` record's body describes (a body that is no `TaskError` is shown as is).
+pub(crate) fn task_error(body: &str) -> TaskError {
+    serde_json::from_str(body).unwrap_or_else(|_| TaskError::new("RuntimeError", body))
+}
+
+/// What the front of a report stream holds.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Next<'a> {
+    /// A whole record (`None` for an unknown tag, skipped) and the bytes it took.
+    Record(Option<Record<'a>>, usize),
+    /// Only part of a record: this many bytes are needed in all before it can be decoded.
+    Partial(usize),
+}
+
+/// Decodes the record at the front of `stream`, without copying its body.
+pub(crate) fn next_record(stream: &[u8]) -> Next<'_> {
+    let Some(header) = stream.get(..HEADER) else {
+        return Next::Partial(HEADER);
+    };
+    let word = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let len = word(13) as usize;
+    let Some(body) = stream.get(HEADER..HEADER + len) else {
+        return Next::Partial(HEADER + len);
+    };
+    let mut job = [0u8; 8];
+    job.copy_from_slice(&header[1..9]);
+    let (job, index) = (u64::from_le_bytes(job), word(9));
+    // Workers write their own JSON and messages, so a body is UTF-8; a worker corrupting its
+    // stdout shows as a replacement character, not as a lost record.
+    let body = std::str::from_utf8(body).unwrap_or("\u{fffd}");
+    let record = match header[0] {
+        b'S' => Some(Record::Started { job, index }),
+        b'O' => Some(Record::Ok { job, index, body }),
+        b'E' => Some(Record::Err { job, index, body }),
+        b'F' => Some(Record::Fatal { why: body }),
+        _ => None,
+    };
+    Next::Record(record, HEADER + len)
 }
 
 #[cfg(test)]
@@ -185,36 +178,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_round_trip() {
+    fn records_round_trip_and_split_anywhere() {
+        let error = error_body(&TaskError::new("ValueError", "boom"));
         let all = vec![
-            Record::Started {
-                worker: 1,
-                job: 2,
-                index: 3,
-            },
+            Record::Started { job: 2, index: 3 },
             Record::Ok {
-                worker: 1,
                 job: 2,
                 index: 3,
-                body: "[4]".into(),
+                body: "[4]",
             },
             Record::Err {
-                worker: 7,
                 job: 8,
                 index: 9,
-                error: TaskError::new("ValueError", "boom"),
+                body: &error,
             },
-            Record::Exited {
-                worker: 5,
-                how: "signal 9".into(),
-            },
-            Record::Stop,
+            Record::Fatal { why: "no" },
         ];
-        let mut frame = Vec::new();
+        let mut stream = Vec::new();
         for r in &all {
-            push_record(&mut frame, r);
+            push_record(&mut stream, r);
         }
-        assert_eq!(decode_records(&frame), all);
+        let mut got = Vec::new();
+        let mut rest = &stream[..];
+        while let Next::Record(record, used) = next_record(rest) {
+            got.extend(record);
+            rest = &rest[used..];
+        }
+        assert_eq!(got, all);
+        assert!(rest.is_empty());
+        assert_eq!(task_error(&error), TaskError::new("ValueError", "boom"));
+        // Any prefix that cuts a record short asks for the rest of it.
+        for cut in 1..HEADER + 3 {
+            assert!(matches!(
+                next_record(&stream[HEADER..][..cut]),
+                Next::Partial(_)
+            ));
+        }
+        assert_eq!(next_record(&stream[..5]), Next::Partial(HEADER));
     }
 
     #[test]

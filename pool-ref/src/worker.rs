@@ -2,21 +2,27 @@
 //! it was started as a pool worker.
 //!
 //! A worker reads tasks from the shared task socket (its stdin) and writes report records to
-//! the shared report socket (its stdout). Its real stdout is pointed at stderr first, so a
-//! stray `println!` in a task cannot corrupt the reports. It dies with the pool's parent
-//! (`PR_SET_PDEATHSIG`), so no worker outlives a parent that crashed or was killed.
+//! its own report pipe (its stdout); see [`crate::wire`]. Its real stdout is pointed at
+//! stderr first, so a stray `println!` in a task cannot corrupt the reports. It dies with
+//! the pool's parent (`PR_SET_PDEATHSIG`), so no worker outlives a parent that crashed or was
+//! killed.
+//!
+//! Before running a task a worker reports `started`, so that the pool knows which result a
+//! dying worker leaves unfinished. When the next task is already queued as a task finishes,
+//! that `started` and the finished task's result go out in one write: one `recv` and one
+//! `write` per task while the queue is busy.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::socket::{MsgFlags, recv, send};
+use nix::sys::socket::{MsgFlags, recv};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
 use crate::registry::{CallError, Registry};
 use crate::repr::py_repr;
-use crate::wire::{MAX_FRAME, Record, TaskFrame, decode_task, push_record};
+use crate::wire::{MAX_FRAME, Record, TaskFrame, decode_task, error_body, push_record};
 
 /// The first argument that marks a worker process.
 pub(crate) const WORKER_FLAG: &str = "--pool-ref-worker";
@@ -63,78 +69,54 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
     if nix::unistd::getppid().as_raw() as u32 != config.parent {
         return Err(std::io::Error::other("the pool's parent is gone"));
     }
-    let tasks: OwnedFd = nix::unistd::dup(std::io::stdin()).map_err(io)?;
-    let reports: OwnedFd = nix::unistd::dup(std::io::stdout()).map_err(io)?;
+    // Close-on-exec copies: a process a task starts must not hold the report pipe, or the
+    // pool would see its end of file only when that process exits.
+    let tasks: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let reports: OwnedFd = std::io::stdout().as_fd().try_clone_to_owned()?;
     nix::unistd::dup2_stdout(std::io::stderr()).map_err(io)?;
     if let Ok(null) = std::fs::File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(null);
     }
 
-    let id = config.id;
     // The initializer's value is discarded, so one that does not serialize is no failure.
     if let Some((name, args)) = &config.initializer
         && let Err(CallError::Raised(e)) = registry.call(name, args)
     {
-        let mut frame = Vec::new();
         let why = format!("initializer failed: {e}");
-        push_record(
-            &mut frame,
-            &Record::Fatal {
-                worker: id,
-                why: why.clone(),
-            },
-        );
-        let _ = send(reports.as_raw_fd(), &frame, MsgFlags::MSG_NOSIGNAL);
+        let mut out = Vec::new();
+        push_record(&mut out, &Record::Fatal { why: &why });
+        let _ = write_all(&reports, &out);
         return Err(std::io::Error::other(why));
     }
+    serve_tasks(registry, config, &tasks, &reports)
+}
 
+/// The task loop: pull a task from the shared queue, report it started, run it, report its
+/// value; until an exit frame, the end of the queue, or `maxtasks`.
+fn serve_tasks(
+    registry: &Registry,
+    config: &WorkerConfig,
+    tasks: &OwnedFd,
+    reports: &OwnedFd,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; MAX_FRAME];
-    // Records not yet sent: the last result waits here only while the next task is being
-    // fetched without blocking, so that one send carries both "result" and "started".
+    // Records not yet written: the last result waits here only while the next task is being
+    // fetched without blocking, so that one write carries both "result" and "started".
     let mut out: Vec<u8> = Vec::new();
     let mut done: u32 = 0;
     loop {
-        let mut got = None;
-        if !out.is_empty() {
-            match recv(tasks.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-                Ok(n) => got = Some(n),
-                Err(Errno::EAGAIN) => {
-                    send_all(&reports, &out)?;
-                    out.clear();
-                }
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(io(e)),
-            }
-        }
-        let n = match got {
-            Some(n) => n,
-            None => match recv(tasks.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(n) => n,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(io(e)),
-            },
-        };
+        let n = next_task(tasks, reports, &mut buf, &mut out)?;
         if n == 0 {
             // Every sender is gone: the pool's parent closed the queue.
-            send_all(&reports, &out)?;
-            return Ok(());
+            return write_all(reports, &out);
         }
         match decode_task(&buf[..n]) {
-            Some(TaskFrame::Exit) => {
-                send_all(&reports, &out)?;
-                return Ok(());
-            }
+            Some(TaskFrame::Exit) => return write_all(reports, &out),
             None => {
                 // Never produced by the pool: say so loudly rather than lose a task quietly.
                 let why = format!("malformed task frame of {n} bytes");
-                push_record(
-                    &mut out,
-                    &Record::Fatal {
-                        worker: id,
-                        why: why.clone(),
-                    },
-                );
-                send_all(&reports, &out)?;
+                push_record(&mut out, &Record::Fatal { why: &why });
+                write_all(reports, &out)?;
                 return Err(std::io::Error::other(why));
             }
             Some(TaskFrame::Task {
@@ -146,37 +128,63 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
             }) => {
                 // Report the start before running: a task may block indefinitely, and the
                 // pool must know what a worker was running if it dies.
-                push_record(
-                    &mut out,
-                    &Record::Started {
-                        worker: id,
-                        job,
-                        index,
-                    },
-                );
-                send_all(&reports, &out)?;
+                push_record(&mut out, &Record::Started { job, index });
+                write_all(reports, &out)?;
                 out.clear();
-                let record = match run_chunk(registry, name, payload, listed) {
-                    Ok(body) => Record::Ok {
-                        worker: id,
-                        job,
-                        index,
-                        body,
-                    },
-                    Err(error) => Record::Err {
-                        worker: id,
-                        job,
-                        index,
-                        error,
-                    },
-                };
-                push_record(&mut out, &record);
+                match run_chunk(registry, name, payload, listed) {
+                    Ok(values) => push_record(
+                        &mut out,
+                        &Record::Ok {
+                            job,
+                            index,
+                            body: &values,
+                        },
+                    ),
+                    Err(e) => push_record(
+                        &mut out,
+                        &Record::Err {
+                            job,
+                            index,
+                            body: &error_body(&e),
+                        },
+                    ),
+                }
                 done += 1;
                 if config.maxtasks.is_some_and(|max| done >= max) {
-                    send_all(&reports, &out)?;
-                    return Ok(());
+                    return write_all(reports, &out);
                 }
             }
+        }
+    }
+}
+
+/// Receives the next task frame into `buf` and returns its length (0: the queue ended).
+/// With records pending in `out`, it first looks without blocking: when the next task is
+/// already queued, its "started" joins them in one write; otherwise they are written before
+/// it blocks.
+fn next_task(
+    tasks: &OwnedFd,
+    reports: &OwnedFd,
+    buf: &mut [u8],
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    if !out.is_empty() {
+        loop {
+            match recv(tasks.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return Ok(n),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => return Err(io(e)),
+            }
+        }
+        write_all(reports, out)?;
+        out.clear();
+    }
+    loop {
+        match recv(tasks.as_raw_fd(), buf, MsgFlags::empty()) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(io(e)),
         }
     }
 }
@@ -263,15 +271,14 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-fn send_all(fd: &OwnedFd, frame: &[u8]) -> std::io::Result<()> {
-    if frame.is_empty() {
-        return Ok(());
-    }
-    loop {
-        match send(fd.as_raw_fd(), frame, MsgFlags::MSG_NOSIGNAL) {
-            Ok(_) => return Ok(()),
+/// Writes all of `bytes` to the report pipe (a big record may take several writes).
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(io(e)),
         }
     }
+    Ok(())
 }

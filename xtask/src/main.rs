@@ -16,9 +16,13 @@ use conformance::coverage::CoverageFile;
 use conformance::expectations::ExpectationFile;
 use conformance::implementations::{self, Implementation};
 use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
+use conformance::snapshots::{self, SnapshotMode};
 use conformance::spec::{LoadedCase, json_schema, load_dir};
 use conformance::{claims::ClaimsFile, lint, report, workspace_root};
 use indicatif::{ProgressBar, ProgressStyle};
+
+mod smoke;
+mod thirdparty;
 
 #[derive(Parser, Debug)]
 #[command(name = "cargo xtask", about = "poolspec's project automation")]
@@ -29,6 +33,25 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Install billiard, multiprocess and Ray (pinned) into target/thirdparty-venv, run the
+    /// suite on them and on ThreadPool, and write COMPLIANCE.md (or check it with --check).
+    Compliance {
+        /// Use target/thirdparty-venv as it is: create and install nothing.
+        #[arg(long)]
+        no_install: bool,
+        /// Rerun and compare with the committed COMPLIANCE.md instead of writing it.
+        #[arg(long)]
+        check: bool,
+        /// The interpreter the venv is created from (default: $POOLSPEC_PYTHON, else python3).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// Runs of each case per implementation; observations that change are unstable.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        runs: u32,
+        /// Print every finished cell.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// Run the conformance matrix (or one of its maintenance subcommands).
     Conformance(Conformance),
     /// Report the suite's wall time per implementation (each run alone, then all together).
@@ -77,6 +100,13 @@ struct Conformance {
     /// Print only the summary, not the matrix.
     #[arg(long, short)]
     quiet: bool,
+    /// Regression snapshots: compare each cell's status and observation with
+    /// DIR/<implementation>/<case>.yaml (recording missing ones); any change is unexpected.
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
+    /// With --snapshots: rewrite every snapshot with this run's observations.
+    #[arg(long, requires = "snapshots")]
+    update_snapshots: bool,
 }
 
 #[derive(Args, Debug)]
@@ -104,12 +134,19 @@ struct Select {
     /// Run the interpreter matrix on exactly these interpreters instead (repeatable).
     #[arg(long = "interpreter", value_name = "PATH")]
     interpreter_paths: Vec<PathBuf>,
+    /// The expectation file of the (single) selected implementation, instead of
+    /// fixtures/expectations/<implementation>.yaml.
+    #[arg(long, value_name = "FILE")]
+    expectations: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Maintenance {
     /// Check spec/ and fixtures/: ids, citations, tags, and every reference between files.
     Lint,
+    /// Check a new driver: its handshake and a few trivial cases, explaining every protocol
+    /// mistake found (`smoke --impl exec:./my-driver`).
+    Smoke(smoke::SmokeArgs),
     /// Regenerate spec/case.schema.json from the Rust types (or check it with --check).
     Schema {
         #[arg(long)]
@@ -134,11 +171,34 @@ fn main() -> ExitCode {
         Command::Conformance(c) => match c.command {
             None => run(&root, &c),
             Some(Maintenance::Lint) => run_lint(&root),
+            Some(Maintenance::Smoke(args)) => smoke::run(
+                &root,
+                &args,
+                &c.select.impls,
+                c.timeout_multiplier,
+                c.select.python.as_deref(),
+            ),
             Some(Maintenance::Schema { check }) => schema(&root, check),
             Some(Maintenance::Claims { check }) => claims(&root, check),
             Some(Maintenance::Coverage { check }) => coverage(&root, check),
         },
         Command::Bench { select, rounds } => bench(&root, &select, rounds),
+        Command::Compliance {
+            no_install,
+            check,
+            python,
+            runs,
+            verbose,
+        } => thirdparty::compliance(
+            &root,
+            &thirdparty::Options {
+                no_install,
+                check,
+                python,
+                runs,
+                verbose,
+            },
+        ),
         Command::BenchPool {
             pinned,
             quick,
@@ -204,11 +264,22 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
         all.extend(implementations::interpreter_matrix(root, &pythons));
     }
     let impls = implementations::select(all, &select.impls, root, &python)?;
+    if let Some(file) = &select.expectations {
+        if impls.len() != 1 {
+            bail!(
+                "--expectations names the file of one implementation; select exactly one with --impl"
+            );
+        }
+        if !file.is_file() {
+            bail!("--expectations {}: no such file", file.display());
+        }
+    }
     let mut with_expectations = Vec::new();
     for imp in impls {
-        let path = root
-            .join("fixtures/expectations")
-            .join(format!("{}.yaml", implementations::file_stem(&imp.name)));
+        let path = select.expectations.clone().unwrap_or_else(|| {
+            root.join("fixtures/expectations")
+                .join(format!("{}.yaml", implementations::file_stem(&imp.name)))
+        });
         let file = ExpectationFile::load(&path, &imp.name, &all_ids)?;
         with_expectations.push((imp, file));
     }
@@ -268,8 +339,19 @@ fn run(root: &Path, c: &Conformance) -> Result<ExitCode> {
         bar.set_message(format!("{} on {}", r.case, r.implementation));
         bar.inc(1);
     };
-    let matrix = run_matrix(&cases, &impls, &options, &on_result);
+    let mut matrix = run_matrix(&cases, &impls, &options, &on_result);
     bar.finish_and_clear();
+    let snapshots = match &c.snapshots {
+        Some(dir) => {
+            let mode = if c.update_snapshots {
+                SnapshotMode::Update
+            } else {
+                SnapshotMode::Check
+            };
+            Some(snapshots::apply(&mut matrix, dir, mode)?)
+        }
+        None => None,
+    };
 
     if !c.quiet {
         print!("{}", report::terminal_matrix(&matrix, &cases));
@@ -277,6 +359,9 @@ fn run(root: &Path, c: &Conformance) -> Result<ExitCode> {
         if !details.is_empty() {
             println!("\n{details}");
         }
+    }
+    if let Some(s) = &snapshots {
+        println!("\n{}", s.render().trim_end());
     }
     let paths = report::write_all(&out_dir, &matrix, &cases)?;
     print_claims(root, &matrix, &cases);
@@ -351,7 +436,7 @@ fn summary(matrix: &MatrixRun, paths: &report::ReportPaths, spec_errors: usize) 
         serde_json::to_string(&c["per_implementation"]).unwrap_or_default()
     );
     println!(
-        "{} cells in {:.1} s; {} unexpected{}. Reports: {}, {}, {}",
+        "{} cells in {:.1} s; {} unexpected{}. Reports: {}, {}, {}, {}",
         matrix.results.len(),
         matrix.wall.as_secs_f64(),
         unexpected,
@@ -362,7 +447,8 @@ fn summary(matrix: &MatrixRun, paths: &report::ReportPaths, spec_errors: usize) 
         },
         paths.jsonl.display(),
         paths.markdown.display(),
-        paths.junit.display()
+        paths.junit.display(),
+        paths.html.display()
     );
 }
 

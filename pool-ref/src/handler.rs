@@ -1,0 +1,402 @@
+//! Reading the workers' reports: the result-handler thread, and callers that read for
+//! themselves.
+//!
+//! The **result handler** waits in `poll` on every worker's report pipe and on a wake-up pipe
+//! that carries [`Control`] messages (a new worker's pipe, a reaped worker's exit status,
+//! stop). It tracks which task each worker runs, completes results and runs callbacks (one
+//! at a time), and handles exits. A worker's exit is handled only once its pipe has been read
+//! to the end, so it always comes after the worker's last records, whichever of the two the
+//! handler sees first: a reaped worker writes nothing more, so what its pipe holds then is
+//! all there is.
+//!
+//! **Leading.** Waking the handler thread and then the waiting caller costs two thread
+//! switches per result, most of an `apply`'s round trip. So a caller that waits for its own
+//! job right after submitting it (`apply`, `map`: no callbacks, which must run on the handler
+//! thread) reads the pipes itself while the handler is idle, i.e. has no job to wait for:
+//! the worker's write then wakes the caller directly. The pipes' reading state is one mutex,
+//! [`Reports::readers`], held by whoever reads: the handler while it has jobs, or one
+//! leading caller. A leader handles only its own job's results (and `started` records); it
+//! steps down, handing everything else to the handler, as soon as it meets a record of
+//! another job or the wake-up pipe becomes readable (some other job, or a control message,
+//! needs the handler), and when its job completes.
+//!
+//! Whether the handler is idle is decided under the jobs lock (see [`Inner`]): it goes idle
+//! only when no job is outstanding, and a submitter that finds it idle either leads or wakes
+//! it, so no job is ever left without a reader.
+
+use std::cell::Cell;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::error::PoolError;
+use crate::pool::{Inner, JobCell};
+use crate::wire::{Next, Record, next_record, task_error};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What other threads tell the result handler.
+pub(crate) enum Control {
+    /// A worker started: its id, pid, and the parent's end of its report pipe.
+    Worker { id: u32, pid: u32, reports: OwnedFd },
+    /// A worker was reaped: how it exited.
+    Exited { id: u32, how: String },
+    /// Stop the thread.
+    Stop,
+}
+
+/// The sending side of [`Control`] messages; each send also wakes the handler.
+pub(crate) struct ControlTx {
+    tx: Mutex<Sender<Control>>,
+    wake: OwnedFd,
+}
+
+impl ControlTx {
+    pub(crate) fn send(&self, message: Control) {
+        let _ = lock(&self.tx).send(message);
+        self.wake();
+    }
+
+    /// Wakes the handler (and makes a leading caller step down).
+    pub(crate) fn wake(&self) {
+        // Non-blocking: a full wake-up pipe already wakes the handler.
+        let _ = nix::unistd::write(&self.wake, &[1]);
+    }
+}
+
+/// The report pipes and their reading state, shared by the handler and leading callers.
+pub(crate) struct Reports {
+    /// Held by whoever reads the pipes.
+    readers: Mutex<Vec<Reader>>,
+    /// The wake-up pipe's reading end: readable while the handler has something to do.
+    wake: OwnedFd,
+}
+
+/// A non-blocking, close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), PoolError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .map_err(|e| PoolError::Spawn(format!("pipe: {e}")))
+}
+
+/// The control channel: its sending side, the shared reports, and what the handler thread
+/// receives.
+pub(crate) fn control_channel() -> Result<(ControlTx, Reports, Receiver<Control>), PoolError> {
+    let (tx, rx) = channel();
+    let (wake_rx, wake_tx) = pipe()?;
+    let control = ControlTx {
+        tx: Mutex::new(tx),
+        wake: wake_tx,
+    };
+    let reports = Reports {
+        readers: Mutex::new(Vec::new()),
+        wake: wake_rx,
+    };
+    Ok((control, reports, rx))
+}
+
+/// Bytes read from a pipe at a time (a pipe's default capacity).
+const READ_SIZE: usize = 64 * 1024;
+
+/// One worker's report pipe, and what has been read from it.
+struct Reader {
+    id: u32,
+    pid: u32,
+    pipe: OwnedFd,
+    /// `buf[start..filled]` was read and not yet handled (a record cut by a read, or records
+    /// a leader left to the handler).
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    /// Bytes the record at `start` needs in all.
+    need: usize,
+    /// The (job, chunk) it reported starting and has not finished.
+    inflight: Option<(u64, u32)>,
+    /// Its pipe reached end of file: nothing more to read, its exit status is coming.
+    eof: bool,
+}
+
+enum Fill {
+    /// Read some bytes; true if the read filled all the room there was (more may wait).
+    Read(bool),
+    /// Nothing to read now.
+    Empty,
+    /// End of file.
+    Ended,
+}
+
+/// What a reader does with the outcome of a task: `Ok(body)` or `Err(error body)`.
+type Outcome<'a> = Result<&'a str, &'a str>;
+
+impl Reader {
+    fn new(id: u32, pid: u32, pipe: OwnedFd) -> Reader {
+        Reader {
+            id,
+            pid,
+            pipe,
+            buf: vec![0; READ_SIZE],
+            start: 0,
+            filled: 0,
+            need: 0,
+            inflight: None,
+            eof: false,
+        }
+    }
+
+    /// One read from the pipe into the buffer, after the bytes not yet handled.
+    fn fill(&mut self) -> Fill {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
+        let room = self.need.max(self.filled + 1).max(READ_SIZE);
+        if self.buf.len() < room {
+            self.buf.resize(room, 0);
+        }
+        loop {
+            match nix::unistd::read(&self.pipe, &mut self.buf[self.filled..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.filled += n;
+                    return Fill::Read(self.filled == self.buf.len());
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return Fill::Empty,
+                Err(_) => break,
+            }
+        }
+        self.eof = true;
+        Fill::Ended
+    }
+
+    /// Handles the whole records read so far, in order: `started` here, results by
+    /// `handle(job, index, outcome)`. When `handle` declines one (returns false), that record
+    /// and those after it stay for later, and this returns false.
+    fn decode(&mut self, mut handle: impl FnMut(u64, u32, Outcome<'_>) -> bool) -> bool {
+        loop {
+            let (record, len) = match next_record(&self.buf[self.start..self.filled]) {
+                Next::Partial(need) => {
+                    self.need = need;
+                    return true;
+                }
+                Next::Record(record, len) => (record, len),
+            };
+            match record {
+                Some(Record::Started { job, index }) => self.inflight = Some((job, index)),
+                Some(Record::Ok { job, index, body }) => {
+                    if !handle(job, index, Ok(body)) {
+                        return false;
+                    }
+                    self.inflight = None;
+                }
+                Some(Record::Err { job, index, body }) => {
+                    if !handle(job, index, Err(body)) {
+                        return false;
+                    }
+                    self.inflight = None;
+                }
+                Some(Record::Fatal { why }) => eprintln!("pool-ref: worker {}: {why}", self.id),
+                None => {}
+            }
+            self.start += len;
+        }
+    }
+}
+
+fn outcome_of(outcome: Outcome<'_>) -> Result<&str, PoolError> {
+    outcome.map_err(|body| PoolError::Task(task_error(body)))
+}
+
+/// Waits until the wake-up pipe or a report pipe is readable; `ready` gets the indexes of
+/// the readable report pipes. With `pipes` false, waits for the wake-up pipe alone. True if
+/// the wake-up pipe is readable.
+fn wait(wake: BorrowedFd<'_>, readers: &[Reader], pipes: bool, ready: &mut Vec<usize>) -> bool {
+    ready.clear();
+    let mut fds = vec![PollFd::new(wake, PollFlags::POLLIN)];
+    // Readers at end of file would be readable for ever: they wait for their exit status.
+    let polled: Vec<usize> = (0..readers.len())
+        .filter(|&i| pipes && !readers[i].eof)
+        .collect();
+    fds.extend(
+        polled
+            .iter()
+            .map(|&i| PollFd::new(readers[i].pipe.as_fd(), PollFlags::POLLIN)),
+    );
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            // Only a bug gets here (EFAULT, EINVAL); spinning would hide it no better.
+            Err(e) => panic!("pool-ref: poll failed: {e}"),
+        }
+    }
+    let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    ready.extend(
+        polled
+            .iter()
+            .zip(&fds[1..])
+            .filter(|(_, fd)| readable(fd))
+            .map(|(&i, _)| i),
+    );
+    readable(&fds[0])
+}
+
+/// Delivers outcomes to jobs, remembering the last job it looked up: consecutive records
+/// mostly belong to one job (a map's chunks), so that saves a shared-map lookup per record.
+struct Sink<'a> {
+    inner: &'a Inner,
+    last: Option<(u64, JobCell)>,
+}
+
+impl Sink<'_> {
+    fn deliver(&mut self, job: u64, index: u32, outcome: Result<&str, PoolError>) {
+        if self.last.as_ref().is_none_or(|(id, _)| *id != job) {
+            self.last = self.inner.job(job).map(|cell| (job, cell));
+        }
+        if let Some((_, cell)) = &self.last
+            && self.inner.deliver_to(job, cell, index, outcome)
+        {
+            self.last = None;
+        }
+    }
+}
+
+/// The result-handler thread's body.
+pub(crate) fn handle_results(inner: &Inner, control: Receiver<Control>) {
+    let reports = inner.reports();
+    let mut sink = Sink { inner, last: None };
+    let mut ready = Vec::new();
+    loop {
+        {
+            let mut readers = lock(&reports.readers);
+            if take_control(&control, reports, &mut readers, &mut sink) {
+                return;
+            }
+            for r in readers.iter_mut() {
+                r.decode(|job, index, outcome| {
+                    sink.deliver(job, index, outcome_of(outcome));
+                    true
+                });
+            }
+            // Read while there is a job to read for, until a control message comes.
+            while inner.has_jobs() && !wait(reports.wake.as_fd(), &readers, true, &mut ready) {
+                for &i in &ready {
+                    read_and_handle(&mut readers[i], &mut sink, false);
+                }
+            }
+        }
+        if inner.handler_idles() {
+            // Callers may lead now; only a control message wakes the handler.
+            wait(reports.wake.as_fd(), &[], false, &mut ready);
+            inner.handler_wakes();
+        }
+    }
+}
+
+/// Reads reader `r`'s pipe and handles its records: one read, or until it is empty
+/// (`to_end`, once its worker is gone).
+fn read_and_handle(r: &mut Reader, sink: &mut Sink<'_>, to_end: bool) {
+    loop {
+        let more = match r.fill() {
+            Fill::Read(full) => full || to_end,
+            Fill::Empty | Fill::Ended => false,
+        };
+        r.decode(|job, index, outcome| {
+            sink.deliver(job, index, outcome_of(outcome));
+            true
+        });
+        if !more {
+            return;
+        }
+    }
+}
+
+/// Handles every pending control message. True on `Stop`.
+fn take_control(
+    control: &Receiver<Control>,
+    reports: &Reports,
+    readers: &mut Vec<Reader>,
+    sink: &mut Sink<'_>,
+) -> bool {
+    let mut drain = [0u8; 256];
+    while matches!(nix::unistd::read(&reports.wake, &mut drain), Ok(n) if n > 0) {}
+    while let Ok(message) = control.try_recv() {
+        match message {
+            Control::Worker { id, pid, reports } => readers.push(Reader::new(id, pid, reports)),
+            Control::Exited { id, how } => exited(readers, sink, id, &how),
+            Control::Stop => return true,
+        }
+    }
+    false
+}
+
+/// Worker `id` was reaped: after its last records, fail the task it was running (if any)
+/// and tell the pool.
+fn exited(readers: &mut Vec<Reader>, sink: &mut Sink<'_>, id: u32, how: &str) {
+    let Some(i) = readers.iter().position(|r| r.id == id) else {
+        return;
+    };
+    read_and_handle(&mut readers[i], sink, true);
+    let r = readers.swap_remove(i);
+    let replace = sink.inner.worker_exited(id);
+    if let Some((job, index)) = r.inflight {
+        let lost = PoolError::WorkerLost {
+            pid: r.pid,
+            status: how.to_owned(),
+        };
+        sink.deliver(job, index, Err(lost));
+    }
+    if replace {
+        sink.inner.spawn_replacement();
+    }
+}
+
+/// Called by a caller that submitted job `job` (whose cell is `cell`, and which has no
+/// callbacks) while the handler was idle: reads the reports itself until the job completes
+/// or it must step down (see the module docs); then the handler takes over, woken here.
+pub(crate) fn lead(inner: &Inner, control: &ControlTx, job: u64, cell: &JobCell) {
+    let reports = inner.reports();
+    let mut readers = match reports.readers.try_lock() {
+        Ok(guard) => guard,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        // Another caller leads: let the handler read for both.
+        Err(TryLockError::WouldBlock) => return control.wake(),
+    };
+    let done = Cell::new(false);
+    let mut mine = |j: u64, index: u32, outcome: Outcome<'_>| {
+        if j != job {
+            return false;
+        }
+        if inner.deliver_to(job, cell, index, outcome_of(outcome)) {
+            done.set(true);
+        }
+        true
+    };
+    let mut ready = Vec::new();
+    let completed = 'lead: loop {
+        for r in readers.iter_mut() {
+            if !r.decode(&mut mine) {
+                break 'lead false;
+            }
+        }
+        if done.get() {
+            break true;
+        }
+        if wait(reports.wake.as_fd(), &readers, true, &mut ready) {
+            break false;
+        }
+        for &i in &ready {
+            readers[i].fill();
+        }
+    };
+    drop(readers);
+    if !completed {
+        control.wake();
+    }
+}

@@ -1,0 +1,819 @@
+//! `cargo xtask compliance`: the suite on real third-party pools, rendered as `COMPLIANCE.md`.
+//!
+//! 1. A project-owned virtual environment, `target/thirdparty-venv`, gets the pinned versions
+//!    of billiard, multiprocess and Ray ([`PINS`]; everything they pull in is pinned too, so
+//!    an install today and one next month resolve to the same files).
+//! 2. The suite runs, each case twice (an observation that changes between the runs is
+//!    reported as unstable), on CPython's `multiprocessing.Pool` (fork, the reference),
+//!    `multiprocessing.pool.ThreadPool`, `billiard.pool.Pool`, `multiprocess.pool.Pool` and
+//!    Ray's `ray.util.multiprocessing.Pool`, all under the venv's interpreter. Ray runs
+//!    through `fixtures/thirdparty/ray_pool.py`, which starts one local Ray instance per
+//!    driver (loopback only, no dashboard, a fixed number of logical CPUs).
+//! 3. `COMPLIANCE.md` is rendered from the results alone (no dates, no durations, no paths
+//!    outside the repository), so a rerun on the same machine reproduces it byte for byte;
+//!    `--check` reruns and compares instead of writing. Every divergence is listed with the
+//!    reason from the implementation's `fixtures/expectations/<stem>.yaml`.
+//!
+//! A third party that cannot be installed or started is recorded as such in `COMPLIANCE.md`
+//! instead of failing the command. Nothing here is needed by `cargo xtask conformance` or CI.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use conformance::expectations::ExpectationFile;
+use conformance::implementations::{self, Implementation};
+use conformance::report;
+use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
+use conformance::spec::{Area, LoadedCase, load_dir};
+use conformance::verdict::{Status, Verdict};
+
+/// The virtual environment, relative to the workspace root.
+pub const VENV: &str = "target/thirdparty-venv";
+
+/// The third parties under test, pinned.
+pub const PINS: &[(&str, &str)] = &[
+    ("billiard", "4.3.2"),
+    ("multiprocess", "0.70.19"),
+    ("ray", "2.60.0"),
+];
+
+/// Everything the pinned packages pull in, pinned as `pip freeze` showed it right after
+/// installing [`PINS`] into a fresh venv (CPython 3.11, Linux x86-64).
+const DEPENDENCIES: &[(&str, &str)] = &[
+    ("attrs", "26.1.0"),
+    ("certifi", "2026.10.18"),
+    ("charset-normalizer", "3.5.2"),
+    ("click", "8.5.1"),
+    ("dill", "0.4.1"),
+    ("filelock", "4.2.11"),
+    ("idna", "3.20"),
+    ("jsonschema", "4.26.0"),
+    ("jsonschema-specifications", "2025.9.1"),
+    ("msgpack", "1.2.4"),
+    ("packaging", "26.3"),
+    ("protobuf", "7.36.2"),
+    ("PyYAML", "6.0.3"),
+    ("referencing", "0.37.0"),
+    ("requests", "2.34.2"),
+    ("rpds-py", "2026.9.1"),
+    ("typing_extensions", "4.16.0"),
+    ("urllib3", "2.8.0"),
+];
+
+/// How long the Ray smoke test (start an instance, one task, tear down) may take.
+const RAY_SMOKE_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// What `cargo xtask compliance` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Use the venv as it is: create nothing, install nothing.
+    pub no_install: bool,
+    /// Compare the regenerated text with the committed `COMPLIANCE.md` instead of writing it.
+    pub check: bool,
+    /// The interpreter the venv is created from (default: `$POOLSPEC_PYTHON`, else `python3`).
+    pub python: Option<PathBuf>,
+    /// Runs of each case per implementation (two, to catch unstable observations).
+    pub runs: u32,
+    /// Print progress per finished cell.
+    pub verbose: bool,
+}
+
+/// One implementation `COMPLIANCE.md` reports on.
+#[derive(Debug, Clone)]
+struct Subject {
+    /// How the table names it: the Python class under test.
+    label: &'static str,
+    /// The implementation spec (`cargo xtask conformance --impl SPEC`).
+    spec: &'static str,
+    /// The pinned package it comes from (`None`: the standard library).
+    package: Option<&'static str>,
+    /// The module whose import proves the package is installed.
+    module: &'static str,
+    /// Guard multiplier and worker threads, for slow implementations.
+    timeout_multiplier: f64,
+    jobs: Option<usize>,
+    /// Extra `PYTHONPATH` entry (relative to the root), for factory modules.
+    pythonpath: Option<&'static str>,
+    /// One line on how it is run, for the table.
+    how: &'static str,
+}
+
+fn subjects() -> Vec<Subject> {
+    vec![
+        Subject {
+            label: "multiprocessing.Pool",
+            spec: implementations::ORACLE,
+            package: None,
+            module: "multiprocessing.pool",
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            how: "CPython's own Pool, fork start method: the reference",
+        },
+        Subject {
+            label: "multiprocessing.pool.ThreadPool",
+            spec: "cpython-threadpool",
+            package: None,
+            module: "multiprocessing.pool",
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            how: "built-in `cpython-threadpool`",
+        },
+        Subject {
+            label: "billiard.pool.Pool",
+            spec: "python:billiard.pool:Pool",
+            package: Some("billiard"),
+            module: "billiard.pool",
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            how: "`python:billiard.pool:Pool`",
+        },
+        Subject {
+            label: "multiprocess.pool.Pool",
+            spec: "python:multiprocess.pool:Pool",
+            package: Some("multiprocess"),
+            module: "multiprocess.pool",
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            how: "`python:multiprocess.pool:Pool`",
+        },
+        Subject {
+            label: "ray.util.multiprocessing.Pool",
+            spec: "python:ray_pool:Pool",
+            package: Some("ray"),
+            module: "ray.util.multiprocessing",
+            timeout_multiplier: 2.0,
+            jobs: Some(2),
+            pythonpath: Some("fixtures/thirdparty"),
+            how: "`python:ray_pool:Pool` (fixtures/thirdparty/ray_pool.py), guards ×2, 2 drivers",
+        },
+    ]
+}
+
+/// Why a subject was not run.
+#[derive(Debug, Clone)]
+struct Unavailable {
+    subject: Subject,
+    why: String,
+}
+
+/// `cargo xtask compliance`.
+pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
+    let venv = root.join(VENV);
+    let python = venv.join("bin/python");
+    let mut install_failures: Vec<(&'static str, String)> = Vec::new();
+    if options.no_install {
+        if !python.exists() {
+            bail!(
+                "{} does not exist: run `cargo xtask compliance` without --no-install first",
+                python.display()
+            );
+        }
+    } else {
+        install_failures = install(root, &venv, options.python.as_deref())?;
+    }
+    let interpreter = interpreter_version(&python)?;
+    let installed = installed_versions(&python);
+
+    let suite = load_dir(&root.join("spec"));
+    if !suite.errors.is_empty() {
+        for e in &suite.errors {
+            eprintln!("spec error: {e}");
+        }
+        bail!("spec/ does not load; fix it before measuring third parties");
+    }
+    let cases = suite.cases;
+    let ids: Vec<&str> = cases.iter().map(|c| c.id()).collect();
+
+    let builtin = implementations::builtin(root, &python, None);
+    let mut runnable: Vec<(Subject, Implementation, ExpectationFile)> = Vec::new();
+    let mut unavailable: Vec<Unavailable> = Vec::new();
+    for subject in subjects() {
+        if let Some(pkg) = subject.package
+            && let Some((_, why)) = install_failures.iter().find(|(p, _)| *p == pkg)
+        {
+            unavailable.push(Unavailable {
+                subject,
+                why: format!("not installed: {why}"),
+            });
+            continue;
+        }
+        if let Err(why) = probe(root, &python, &subject) {
+            eprintln!("compliance: {} is not available: {why}", subject.label);
+            unavailable.push(Unavailable { subject, why });
+            continue;
+        }
+        let mut imp = implementations::parse_spec(subject.spec, root, &python, &builtin)?;
+        if let Some(extra) = subject.pythonpath {
+            imp.command
+                .env
+                .push(("PYTHONPATH".into(), root.join(extra).display().to_string()));
+        }
+        let path = expectation_path(root, &imp.name);
+        let file = ExpectationFile::load(&path, &imp.name, &ids)?;
+        runnable.push((subject, imp, file));
+    }
+
+    let runs = options.runs.max(1);
+    let history_dir = root.join("target/compliance/histories");
+    let _ = std::fs::remove_dir_all(&history_dir);
+    let mut parts = Vec::new();
+    // One matrix per group of equal options: the fast ones together, slow ones alone.
+    let mut groups: Vec<(f64, Option<usize>, Vec<usize>)> = Vec::new();
+    for (i, (s, _, _)) in runnable.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(t, j, _)| *t == s.timeout_multiplier && *j == s.jobs)
+        {
+            Some(g) => g.2.push(i),
+            None => groups.push((s.timeout_multiplier, s.jobs, vec![i])),
+        }
+    }
+    for (multiplier, jobs, members) in &groups {
+        let impls: Vec<(Implementation, ExpectationFile)> = members
+            .iter()
+            .map(|&i| (runnable[i].1.clone(), runnable[i].2.clone()))
+            .collect();
+        let mut run_options = RunOptions {
+            timeout_multiplier: *multiplier,
+            repeat: runs,
+            history_dir: Some(history_dir.clone()),
+            ..RunOptions::default()
+        };
+        if let Some(j) = jobs {
+            run_options.jobs = *j;
+        }
+        eprintln!(
+            "compliance: {} cases × {} ({}), {} runs each, {} jobs",
+            cases.len(),
+            impls
+                .iter()
+                .map(|(i, _)| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if *multiplier == 1.0 {
+                "guards ×1".to_owned()
+            } else {
+                format!("guards ×{multiplier}")
+            },
+            runs,
+            run_options.jobs
+        );
+        let started = Instant::now();
+        let total = cases.len() * impls.len() * runs as usize;
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let verbose = options.verbose;
+        let progress = |r: &CaseResult| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if verbose || n % 50 == 0 || n == total {
+                eprintln!(
+                    "  {n}/{total} {:.0} s  {} on {}: {}",
+                    started.elapsed().as_secs_f64(),
+                    r.case,
+                    r.implementation,
+                    r.status.as_str()
+                );
+            }
+        };
+        parts.push(run_matrix(&cases, &impls, &run_options, &progress));
+    }
+    let order: Vec<String> = runnable.iter().map(|(_, i, _)| i.name.clone()).collect();
+    let matrix = merge(parts, &cases, &order);
+    let out_dir = root.join("target/compliance");
+    let paths = report::write_all(&out_dir, &matrix, &cases)?;
+
+    let context = Header {
+        interpreter,
+        installed,
+        runs,
+        suite_hash: report::suite_hash(&cases),
+    };
+    let subjects: Vec<(Subject, String)> = runnable
+        .iter()
+        .map(|(s, i, _)| (s.clone(), i.name.clone()))
+        .collect();
+    let text = render(&context, &cases, &matrix, &subjects, &unavailable);
+
+    let unexpected: Vec<&CaseResult> = matrix.unexpected().collect();
+    for r in &unexpected {
+        eprintln!(
+            "unexpected: {} on {}: {}{}",
+            r.case,
+            r.implementation,
+            r.unstable
+                .as_deref()
+                .map(|u| format!("unstable ({u})"))
+                .unwrap_or_else(|| r.status.as_str().to_owned()),
+            r.reason
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        );
+    }
+    println!("\nCompliance (status pass):");
+    print!("{}", report::compliance_lines(&matrix));
+    println!(
+        "reports: {}, {}",
+        paths.jsonl.display(),
+        paths.markdown.display()
+    );
+
+    let target = root.join("COMPLIANCE.md");
+    let mut code = ExitCode::SUCCESS;
+    if options.check {
+        let have = std::fs::read_to_string(&target).unwrap_or_default();
+        if have == text {
+            println!("{} is current", target.display());
+        } else {
+            let regenerated = out_dir.join("COMPLIANCE.md");
+            std::fs::write(&regenerated, &text)?;
+            println!(
+                "{} differs from this run (regenerated copy: {}); run `cargo xtask compliance`",
+                target.display(),
+                regenerated.display()
+            );
+            code = ExitCode::from(1);
+        }
+    } else {
+        std::fs::write(&target, &text).with_context(|| format!("writing {}", target.display()))?;
+        println!("wrote {}", target.display());
+    }
+    if !unexpected.is_empty() {
+        println!(
+            "{} unexpected results: update fixtures/expectations/ for them (COMPLIANCE.md lists them as unexplained)",
+            unexpected.len()
+        );
+        code = ExitCode::from(1);
+    }
+    Ok(code)
+}
+
+fn expectation_path(root: &Path, name: &str) -> PathBuf {
+    root.join("fixtures/expectations")
+        .join(format!("{}.yaml", implementations::file_stem(name)))
+}
+
+/// Requirement lines for pip.
+fn pin_lines(pins: &[(&str, &str)]) -> Vec<String> {
+    pins.iter().map(|(p, v)| format!("{p}=={v}")).collect()
+}
+
+/// Creates the venv if needed and installs whatever pinned package is missing or at another
+/// version. Returns the packages that failed to install, with pip's last words.
+fn install(root: &Path, venv: &Path, base: Option<&Path>) -> Result<Vec<(&'static str, String)>> {
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let base = match base {
+            Some(p) => p.to_path_buf(),
+            None => implementations::find_python()?,
+        };
+        eprintln!(
+            "compliance: creating {} with {}",
+            venv.display(),
+            base.display()
+        );
+        let status = Command::new(&base)
+            .args(["-m", "venv"])
+            .arg(venv)
+            .current_dir(root)
+            .status()
+            .with_context(|| format!("running {} -m venv", base.display()))?;
+        if !status.success() {
+            bail!(
+                "{} -m venv {} failed ({status})",
+                base.display(),
+                venv.display()
+            );
+        }
+    }
+    let constraints = venv.join("poolspec-constraints.txt");
+    let mut text =
+        String::from("# Written by `cargo xtask compliance` (xtask/src/thirdparty.rs).\n");
+    for line in pin_lines(PINS).iter().chain(&pin_lines(DEPENDENCIES)) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    std::fs::write(&constraints, text)?;
+
+    let installed = installed_versions(&python);
+    let all_pinned = PINS
+        .iter()
+        .chain(DEPENDENCIES)
+        .all(|(p, v)| installed_version(&installed, p) == Some(*v));
+    if all_pinned {
+        eprintln!("compliance: {} has every pinned package", venv.display());
+        return Ok(Vec::new());
+    }
+    let mut failures = Vec::new();
+    // One pip call per package under test, so a failure (Ray's wheels are platform-specific)
+    // costs only that package.
+    for (package, version) in PINS {
+        if installed_version(&installed, package) == Some(*version) {
+            continue;
+        }
+        eprintln!("compliance: pip install {package}=={version}");
+        let out = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("-c")
+            .arg(&constraints)
+            .arg(format!("{package}=={version}"))
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .output()
+            .context("running pip")?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("pip failed")
+                .trim()
+                .to_owned();
+            eprintln!("compliance: installing {package} failed:\n{stderr}");
+            failures.push((
+                *package,
+                format!("`pip install {package}=={version}` failed: {last}"),
+            ));
+        }
+    }
+    Ok(failures)
+}
+
+/// `name -> version` for every distribution in the venv (lower-case names, `-` for `_`).
+fn installed_versions(python: &Path) -> Vec<(String, String)> {
+    let script = "import importlib.metadata as m\n\
+                  for d in m.distributions():\n    print(d.metadata['Name'], d.version)";
+    let Ok(out) = Command::new(python)
+        .args(["-c", script])
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut list: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, v)| (normalize(n), v.trim().to_owned()))
+        .collect();
+    list.sort();
+    list
+}
+
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+fn installed_version<'a>(installed: &'a [(String, String)], package: &str) -> Option<&'a str> {
+    let key = normalize(package);
+    installed
+        .iter()
+        .find(|(n, _)| *n == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn interpreter_version(python: &Path) -> Result<String> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import platform; print(platform.python_implementation(), platform.python_version())",
+        ])
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        bail!("{} does not run", python.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Checks that a subject can be imported (and, for Ray, started and torn down) before the
+/// suite runs on it, so a broken install is one line in COMPLIANCE.md instead of a column of
+/// errors.
+fn probe(root: &Path, python: &Path, subject: &Subject) -> Result<(), String> {
+    let script = if subject.pythonpath.is_some() {
+        // Factory modules: create a one-worker pool, run one task, tear it down.
+        let module = subject
+            .spec
+            .strip_prefix("python:")
+            .and_then(|s| s.rsplit_once(':'))
+            .map(|(m, a)| (m.to_owned(), a.to_owned()))
+            .unwrap_or_default();
+        format!(
+            "import {m}\np = {m}.{a}(1)\nassert p.apply(abs, (-3,)) == 3\np.terminate()\np.join()\n",
+            m = module.0,
+            a = module.1
+        )
+    } else {
+        format!("import {}\n", subject.module)
+    };
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", &script])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env("RAY_USAGE_STATS_ENABLED", "0");
+    if let Some(extra) = subject.pythonpath {
+        cmd.env("PYTHONPATH", root.join(extra));
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run python: {e}"))?;
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut s) = stderr {
+            let _ = std::io::Read::read_to_string(&mut s, &mut text);
+        }
+        text
+    });
+    let deadline = Instant::now() + RAY_SMOKE_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let text = reader.join().unwrap_or_default();
+    match status {
+        Some(s) if s.success() => Ok(()),
+        Some(_) => Err(text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().to_owned())
+            .unwrap_or_else(|| "the smoke test failed".into())),
+        None => Err(format!(
+            "the smoke test (one pool, one task) did not finish within {} s",
+            RAY_SMOKE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Joins runs made with different options into one matrix, results in case order, then in
+/// `order` (so the reports and the oracle diffs read as if it had been one run).
+fn merge(parts: Vec<MatrixRun>, cases: &[LoadedCase], order: &[String]) -> MatrixRun {
+    let mut implementations = Vec::new();
+    let mut results = Vec::new();
+    let mut wall = Duration::ZERO;
+    for p in parts {
+        implementations.extend(p.implementations);
+        results.extend(p.results);
+        wall += p.wall;
+    }
+    implementations.sort_by_key(|i| order.iter().position(|n| *n == i.name));
+    let case_index = |id: &str| cases.iter().position(|c| c.id() == id);
+    results.sort_by_key(|r| {
+        (
+            case_index(&r.case),
+            order.iter().position(|n| *n == r.implementation),
+        )
+    });
+    MatrixRun {
+        implementations,
+        results,
+        wall,
+    }
+}
+
+/// Everything in the header besides the results.
+struct Header {
+    interpreter: String,
+    installed: Vec<(String, String)>,
+    runs: u32,
+    suite_hash: String,
+}
+
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The label of one cell in the divergence lists.
+fn outcome(r: &CaseResult) -> String {
+    if r.unstable.is_some() {
+        return format!("{} (unstable)", r.status.as_str());
+    }
+    r.status.as_str().to_owned()
+}
+
+fn render(
+    ctx: &Header,
+    cases: &[LoadedCase],
+    matrix: &MatrixRun,
+    subjects: &[(Subject, String)],
+    unavailable: &[Unavailable],
+) -> String {
+    let mut out = String::new();
+    let areas: Vec<Area> = cases
+        .iter()
+        .map(|c| c.area)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let quirks = cases.iter().filter(|c| c.is_quirk()).count();
+    let version_of = |p: &str| installed_version(&ctx.installed, p).unwrap_or("not installed");
+
+    let _ = writeln!(out, "# Third-party compliance\n");
+    let _ = writeln!(
+        out,
+        "<!-- Generated by `cargo xtask compliance` from a real run; do not edit by hand. \
+         `cargo xtask compliance --check` reruns the suite and fails if this file would change. -->\n"
+    );
+    let _ = writeln!(
+        out,
+        "How real Pool implementations fare on poolspec's suite: {} cases ({} contract, {} CPython \
+         quirks; suite `{}`), each run {} on each implementation.",
+        cases.len(),
+        cases.len() - quirks,
+        quirks,
+        ctx.suite_hash,
+        match ctx.runs {
+            1 => "once".to_owned(),
+            2 => "twice".to_owned(),
+            n => format!("{n} times"),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "*Contract* cases state what every Pool must do; *quirk* cases record what CPython's Pool \
+         happens to do (often a hang where an error would be better), so failing a quirk case \
+         means behaving differently from CPython there, not being broken.\n"
+    );
+    let _ = writeln!(
+        out,
+        "- Interpreter: {} in a virtual environment (`{VENV}`).",
+        ctx.interpreter
+    );
+    let _ = writeln!(
+        out,
+        "- Packages, pinned in `xtask/src/thirdparty.rs`: {}; dill {} (multiprocess's pickler).",
+        PINS.iter()
+            .map(|(p, _)| format!("{p} {}", version_of(p)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        version_of("dill")
+    );
+    let _ = writeln!(
+        out,
+        "- Ray: one local instance per driver process, started by `fixtures/thirdparty/ray_pool.py` \
+         on 127.0.0.1 without dashboard, with 5 logical CPUs (Ray's Pool refuses more workers \
+         than the cluster has CPUs, and the suite asks for up to 5; the Pool's actors reserve \
+         none of them)."
+    );
+    let _ = writeln!(
+        out,
+        "- Reproduce one column: `cargo xtask conformance --python {VENV}/bin/python --impl SPEC` \
+         (for Ray, with `PYTHONPATH=fixtures/thirdparty`).\n"
+    );
+
+    // Overview.
+    let comp = report::compliance(matrix);
+    let _ = writeln!(out, "## Overview\n");
+    let _ = writeln!(
+        out,
+        "| implementation | run as | contract | CPython quirks | all | divergences |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for (s, name) in subjects {
+        let mine: Vec<&CaseResult> = matrix
+            .results
+            .iter()
+            .filter(|r| r.implementation == *name)
+            .collect();
+        let n = |kind: &str, field: &str| comp[name][kind][field].as_u64().unwrap_or(0);
+        let pass = mine.iter().filter(|r| r.status == Status::Pass).count();
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {}/{} | {}/{} | {}/{} | {} |",
+            s.label,
+            s.how,
+            n("contract", "passed"),
+            n("contract", "cases"),
+            n("quirk", "passed"),
+            n("quirk", "cases"),
+            pass,
+            mine.len(),
+            mine.len() - pass
+        );
+    }
+    for u in unavailable {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | — | — | — | not run: {} |",
+            u.subject.label,
+            u.subject.how,
+            md(&u.why)
+        );
+    }
+
+    // Areas.
+    let _ = writeln!(out, "\n## Passing cases per area\n");
+    let _ = write!(out, "| implementation |");
+    for a in &areas {
+        let _ = write!(out, " {} |", a.as_str());
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in &areas {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (s, name) in subjects {
+        let _ = write!(out, "| `{}` |", s.label);
+        for a in &areas {
+            let of: Vec<&CaseResult> = matrix
+                .results
+                .iter()
+                .filter(|r| r.implementation == *name && r.area == *a)
+                .collect();
+            let pass = of.iter().filter(|r| r.status == Status::Pass).count();
+            let _ = write!(out, " {pass}/{} |", of.len());
+        }
+        out.push('\n');
+    }
+
+    // Divergences.
+    let _ = writeln!(out, "\n## Divergences\n");
+    let _ = writeln!(
+        out,
+        "Every case that does not pass, with why. Statuses: *fail* (observed something the case \
+         rules out), *timeout* (the liveness guard expired: the pool hung), *error*, *crash*, \
+         *unsupported* (the pool lacks what the case needs). Explanations come from \
+         `fixtures/expectations/<implementation>.yaml`; one marked **unexplained** has no entry \
+         there and shows the runner's reason instead."
+    );
+    for (s, name) in subjects {
+        let notable: Vec<&CaseResult> = matrix
+            .results
+            .iter()
+            .filter(|r| {
+                r.implementation == *name
+                    && (r.status != Status::Pass
+                        || r.unstable.is_some()
+                        || r.verdict != Verdict::Pass)
+            })
+            .collect();
+        let _ = writeln!(out, "\n### `{}` (`{name}`)\n", s.label);
+        if notable.is_empty() {
+            let _ = writeln!(out, "Passes every case.");
+            continue;
+        }
+        let _ = writeln!(out, "| case | area | kind | status | why |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for r in notable {
+            let why = match (&r.expected, r.verdict) {
+                (Some(e), Verdict::ExpectedFail) if r.unstable.is_none() => e.reason.clone(),
+                (Some(e), _) if r.status == Status::Pass => format!(
+                    "**unexpected pass**: the entry expecting {} ({}) is out of date",
+                    e.status.as_str(),
+                    e.reason
+                ),
+                (Some(e), _) => format!(
+                    "**{}** expected {}: {}; this run: {}",
+                    if r.unstable.is_some() {
+                        "unstable:"
+                    } else {
+                        "unexplained:"
+                    },
+                    e.status.as_str(),
+                    e.reason,
+                    r.unstable.as_deref().or(r.reason.as_deref()).unwrap_or("")
+                ),
+                (None, _) => format!(
+                    "**{}** {}",
+                    if r.unstable.is_some() {
+                        "unstable:"
+                    } else {
+                        "unexplained:"
+                    },
+                    r.unstable.as_deref().or(r.reason.as_deref()).unwrap_or("")
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                r.case,
+                r.area.as_str(),
+                if r.quirk { "quirk" } else { "contract" },
+                outcome(r),
+                md(&why)
+            );
+        }
+    }
+    out
+}
