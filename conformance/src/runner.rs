@@ -442,7 +442,7 @@ fn write_history(
     case: &str,
     history: &History,
 ) -> Option<PathBuf> {
-    let folder = dir.join(imp);
+    let folder = dir.join(crate::implementations::file_stem(imp));
     std::fs::create_dir_all(&folder).ok()?;
     let path = folder.join(format!("{case}.json"));
     let text = serde_json::to_string_pretty(&annotate(history)).ok()?;

@@ -2,7 +2,7 @@
 //!
 //! Speaks protocol 1 of spec/PROTOCOL.md: JSON lines from the runner on stdin, JSON lines back
 //! on stdout, events to the coordinator socket named in each `run`. It mirrors the reference
-//! driver, fixtures/drivers/cpython_driver.py, with pool_ref::Pool in place of
+//! driver, fixtures/drivers/cpython_driver.py (on poolspec_driver.py), with pool_ref::Pool in place of
 //! multiprocessing.Pool.
 //!
 //! Pool workers are re-executions of this binary: `pool_ref::init` runs the worker loop in

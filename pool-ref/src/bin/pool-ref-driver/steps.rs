@@ -1,5 +1,5 @@
 //! One program on one fresh pool: the steps of spec/README.md §6, then the teardown
-//! (spec/PROTOCOL.md §5, rule 5). Mirrors `Driver.run_program` of cpython_driver.py.
+//! (spec/PROTOCOL.md §5, rule 5). Mirrors `Driver.run_program` of poolspec_driver.py.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
