@@ -536,7 +536,7 @@ pub fn render(run: &MatrixRun, cases: &[LoadedCase]) -> String {
     let _ = write!(
         out,
         "<table class=\"matrix\" style=\"--claim:max(200px, calc(100vw - {}px))\">",
-        names.len() * 38 + 240
+        names.len() * 42 + 240
     );
     out.push_str(
         "\n<thead><tr><th class=\"id\">case</th>\
@@ -700,8 +700,8 @@ table{border-collapse:collapse;background:#fff}
 .hint{color:#59636e;margin:2px 0 6px;font-size:12px}
 .matrix{border:1px solid #d1d9e0}
 .matrix thead th{position:sticky;top:0;z-index:3;background:#fff;border-bottom:2px solid #d1d9e0;vertical-align:bottom;text-align:left;padding:4px 6px}
-.matrix th.imp{width:38px;min-width:38px;max-width:38px;padding:4px 0 6px;text-align:center;font-weight:600;font-size:12px}
-.matrix th.imp span{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}
+.matrix th.imp{width:42px;min-width:42px;max-width:42px;padding:4px 0 6px;text-align:center;font-weight:600;font-size:12px}
+.matrix th.imp span{display:inline-block;writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;max-height:190px;overflow:hidden;text-overflow:ellipsis}
 .matrix th.imp.oracle{color:#0550ae}
 .matrix tr.group th{background:#eef1f4;text-align:left;padding:4px 8px;cursor:pointer;user-select:none;border-top:1px solid #d1d9e0}
 .matrix tr.group .count{color:#59636e;font-weight:400;margin-left:6px}
@@ -715,7 +715,7 @@ table{border-collapse:collapse;background:#fff}
 .matrix tr.case:hover th.id,.matrix tr.case:hover td.claim,.matrix tr.case:hover td.kind{background:#ddf4ff}
 .matrix tr.case.hidden{display:none}
 .matrix td.c{padding:0;border:1px solid #fff;text-align:center;height:20px}
-.matrix td.c a{display:block;line-height:19px;color:inherit;text-decoration:none;font-size:10.5px;font-weight:600}
+.matrix td.c a{display:block;line-height:19px;color:inherit;text-decoration:none;font-size:10px;font-weight:600;overflow:hidden;white-space:nowrap}
 .matrix td.c a:hover,.matrix td.c a:focus{outline:2px solid #1f2328;outline-offset:-2px}
 .matrix td.c.sel{outline:3px solid #0969da;outline-offset:-3px}
 .matrix td.none{color:#8c959f}
