@@ -69,11 +69,23 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
         for entry in rd.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "yaml") {
-                let name = path
+                let stem = path
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or_default();
-                if let Err(e) = ExpectationFile::load(&path, name, &ids) {
+                // The file names the implementation; its file name is that name's stem.
+                let named = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_yaml::from_str::<ExpectationFile>(&t).ok())
+                    .map(|f| f.implementation)
+                    .unwrap_or_else(|| stem.to_owned());
+                if crate::implementations::file_stem(&named) != stem {
+                    problems.push(format!(
+                        "{}: written for `{named}`, whose expectation file is `{}.yaml`",
+                        path.display(),
+                        crate::implementations::file_stem(&named)
+                    ));
+                } else if let Err(e) = ExpectationFile::load(&path, &named, &ids) {
                     problems.push(format!("{e:#}"));
                 }
             }

@@ -8,11 +8,17 @@
 //!    `multiprocessing.pool.ThreadPool`, `billiard.pool.Pool`, `multiprocess.pool.Pool` and
 //!    Ray's `ray.util.multiprocessing.Pool`, all under the venv's interpreter. Ray runs
 //!    through `fixtures/thirdparty/ray_pool.py`, which starts one local Ray instance per
-//!    driver (loopback only, no dashboard, a fixed number of logical CPUs).
+//!    driver (no dashboard, a fixed number of logical CPUs), inside a network namespace whose
+//!    only interface is loopback ([`loopback_only`]).
 //! 3. `COMPLIANCE.md` is rendered from the results alone (no dates, no durations, no paths
 //!    outside the repository), so a rerun on the same machine reproduces it byte for byte;
 //!    `--check` reruns and compares instead of writing. Every divergence is listed with the
-//!    reason from the implementation's `fixtures/expectations/<stem>.yaml`.
+//!    reason from the implementation's `fixtures/expectations/<stem>.yaml`. A case whose
+//!    status changes from run to run because of a race in the implementation is declared by
+//!    an entry whose reason starts with `Unstable:` ([`UNSTABLE_PREFIX`]); it is reported as
+//!    unstable whatever one run saw, so the file does not flip with the race. Instability that
+//!    nothing declares, or an observation that changes while its status does not, is printed
+//!    on the terminal (the former also fails the command).
 //!
 //! A third party that cannot be installed or started is recorded as such in `COMPLIANCE.md`
 //! instead of failing the command. Nothing here is needed by `cargo xtask conformance` or CI.
@@ -29,7 +35,7 @@ use conformance::implementations::{self, Implementation};
 use conformance::report;
 use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
 use conformance::spec::{Area, LoadedCase, load_dir};
-use conformance::verdict::{Status, Verdict};
+use conformance::verdict::Status;
 
 /// The virtual environment, relative to the workspace root.
 pub const VENV: &str = "target/thirdparty-venv";
@@ -98,6 +104,9 @@ struct Subject {
     jobs: Option<usize>,
     /// Extra `PYTHONPATH` entry (relative to the root), for factory modules.
     pythonpath: Option<&'static str>,
+    /// Run the driver in a network namespace of its own with only loopback up
+    /// ([`loopback_only`]), so nothing it starts can listen beyond 127.0.0.1.
+    loopback: bool,
     /// One line on how it is run, for the table.
     how: &'static str,
 }
@@ -112,6 +121,7 @@ fn subjects() -> Vec<Subject> {
             timeout_multiplier: 1.0,
             jobs: None,
             pythonpath: None,
+            loopback: false,
             how: "CPython's own Pool, fork start method: the reference",
         },
         Subject {
@@ -122,6 +132,7 @@ fn subjects() -> Vec<Subject> {
             timeout_multiplier: 1.0,
             jobs: None,
             pythonpath: None,
+            loopback: false,
             how: "built-in `cpython-threadpool`",
         },
         Subject {
@@ -132,6 +143,7 @@ fn subjects() -> Vec<Subject> {
             timeout_multiplier: 1.0,
             jobs: None,
             pythonpath: None,
+            loopback: false,
             how: "`python:billiard.pool:Pool`",
         },
         Subject {
@@ -142,6 +154,7 @@ fn subjects() -> Vec<Subject> {
             timeout_multiplier: 1.0,
             jobs: None,
             pythonpath: None,
+            loopback: false,
             how: "`python:multiprocess.pool:Pool`",
         },
         Subject {
@@ -152,7 +165,8 @@ fn subjects() -> Vec<Subject> {
             timeout_multiplier: 2.0,
             jobs: Some(2),
             pythonpath: Some("fixtures/thirdparty"),
-            how: "`python:ray_pool:Pool` (fixtures/thirdparty/ray_pool.py), guards ×2, 2 drivers",
+            loopback: true,
+            how: "`python:ray_pool:Pool` (fixtures/thirdparty/ray_pool.py) in a loopback-only network namespace, guards ×2, 2 drivers",
         },
     ]
 }
@@ -216,6 +230,19 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
                 .env
                 .push(("PYTHONPATH".into(), root.join(extra).display().to_string()));
         }
+        if subject.loopback {
+            match loopback_only() {
+                Some(prefix) => wrap(&mut imp.command, &prefix),
+                None => {
+                    let why = "needs `unshare -n` (or `unshare -rn`) and `ip` to run in a \
+                               loopback-only network namespace"
+                        .to_owned();
+                    eprintln!("compliance: {} is not run: {why}", subject.label);
+                    unavailable.push(Unavailable { subject, why });
+                    continue;
+                }
+            }
+        }
         let path = expectation_path(root, &imp.name);
         let file = ExpectationFile::load(&path, &imp.name, &ids)?;
         runnable.push((subject, imp, file));
@@ -225,6 +252,8 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
     let history_dir = root.join("target/compliance/histories");
     let _ = std::fs::remove_dir_all(&history_dir);
     let mut parts = Vec::new();
+    // Every run's status of every cell (the matrix keeps only the first run's result).
+    let seen: std::sync::Mutex<Statuses> = std::sync::Mutex::new(Statuses::new());
     // One matrix per group of equal options: the fast ones together, slow ones alone.
     let mut groups: Vec<(f64, Option<usize>, Vec<usize>)> = Vec::new();
     for (i, (s, _, _)) in runnable.iter().enumerate() {
@@ -271,6 +300,11 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let verbose = options.verbose;
         let progress = |r: &CaseResult| {
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((r.implementation.clone(), r.case.clone()))
+                .or_default()
+                .insert(r.status);
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if verbose || n % 50 == 0 || n == total {
                 eprintln!(
@@ -299,23 +333,41 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
         .iter()
         .map(|(s, i, _)| (s.clone(), i.name.clone()))
         .collect();
-    let text = render(&context, &cases, &matrix, &subjects, &unavailable);
+    let statuses = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    let text = render(
+        &context,
+        &cases,
+        &matrix,
+        &statuses,
+        &subjects,
+        &unavailable,
+    );
 
-    let unexpected: Vec<&CaseResult> = matrix.unexpected().collect();
-    for r in &unexpected {
-        eprintln!(
-            "unexpected: {} on {}: {}{}",
-            r.case,
-            r.implementation,
-            r.unstable
-                .as_deref()
-                .map(|u| format!("unstable ({u})"))
-                .unwrap_or_else(|| r.status.as_str().to_owned()),
-            r.reason
-                .as_deref()
-                .map(|x| format!(": {x}"))
-                .unwrap_or_default()
-        );
+    let mut unexpected = Vec::new();
+    for r in &matrix.results {
+        let cell = classify(r, &statuses);
+        if !cell.explained(r) {
+            eprintln!(
+                "unexplained: {} on {}: {}{}",
+                r.case,
+                r.implementation,
+                cell.label(),
+                r.reason
+                    .as_deref()
+                    .map(|x| format!(": {x}"))
+                    .unwrap_or_default()
+            );
+            unexpected.push(r);
+        } else if r.unstable.is_some() && !matches!(cell, Cell::DeclaredUnstable) {
+            // Same status every run, different details: not in COMPLIANCE.md (it would make
+            // the file differ from run to run), but worth knowing.
+            eprintln!(
+                "note: {} on {}: {}",
+                r.case,
+                r.implementation,
+                r.unstable.as_deref().unwrap_or("")
+            );
+        }
     }
     println!("\nCompliance (status pass):");
     print!("{}", report::compliance_lines(&matrix));
@@ -347,7 +399,7 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
     }
     if !unexpected.is_empty() {
         println!(
-            "{} unexpected results: update fixtures/expectations/ for them (COMPLIANCE.md lists them as unexplained)",
+            "{} unexplained results: update fixtures/expectations/ for them (COMPLIANCE.md marks them)",
             unexpected.len()
         );
         code = ExitCode::from(1);
@@ -519,7 +571,19 @@ fn probe(root: &Path, python: &Path, subject: &Subject) -> Result<(), String> {
     } else {
         format!("import {}\n", subject.module)
     };
-    let mut cmd = Command::new(python);
+    let prefix = if subject.loopback {
+        loopback_only().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut cmd = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(python);
+            c
+        }
+        None => Command::new(python),
+    };
     cmd.args(["-c", &script])
         .current_dir(root)
         .stdin(Stdio::null())
@@ -566,6 +630,42 @@ fn probe(root: &Path, python: &Path, subject: &Subject) -> Result<(), String> {
     }
 }
 
+/// The command prefix that runs a program in a new network namespace whose only interface is
+/// loopback: `unshare -n` as root, else `unshare -rn` (an unprivileged user namespace), then
+/// `ip link set lo up`. `None` when neither works here. Ray binds its servers to every
+/// interface and advertises the machine's address even when told 127.0.0.1; inside such a
+/// namespace there is nothing but 127.0.0.1 to bind to or advertise.
+fn loopback_only() -> Option<Vec<String>> {
+    let script = "ip link set lo up && exec \"$0\" \"$@\"";
+    for flags in ["-n", "-rn"] {
+        let ok = Command::new("unshare")
+            .args([flags, "sh", "-c", script, "true"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Some(
+                ["unshare", flags, "sh", "-c", script]
+                    .map(str::to_owned)
+                    .to_vec(),
+            );
+        }
+    }
+    None
+}
+
+/// Prefixes a driver command with `prefix` (whose last word is a `sh -c` script taking the
+/// real program as `$0`).
+fn wrap(command: &mut conformance::driver::DriverCommand, prefix: &[String]) {
+    let mut args: Vec<String> = prefix[1..].to_vec();
+    args.push(std::mem::take(&mut command.program));
+    args.append(&mut command.args);
+    command.program = prefix[0].clone();
+    command.args = args;
+}
+
 /// Joins runs made with different options into one matrix, results in case order, then in
 /// `order` (so the reports and the oracle diffs read as if it had been one run).
 fn merge(parts: Vec<MatrixRun>, cases: &[LoadedCase], order: &[String]) -> MatrixRun {
@@ -592,6 +692,68 @@ fn merge(parts: Vec<MatrixRun>, cases: &[LoadedCase], order: &[String]) -> Matri
     }
 }
 
+/// `(implementation, case)` → the statuses its runs had.
+type Statuses = std::collections::BTreeMap<(String, String), BTreeSet<Status>>;
+
+/// Prefix of an expectation's reason that declares the case unstable on that implementation:
+/// its status is not the same from run to run (a race inside the implementation), so
+/// COMPLIANCE.md reports it as `unstable` whatever one run observed.
+pub const UNSTABLE_PREFIX: &str = "Unstable:";
+
+/// What COMPLIANCE.md says about one cell.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Pass,
+    /// The same status other than pass in every run.
+    Diverges(Status),
+    /// Declared unstable by its expectation entry.
+    DeclaredUnstable,
+    /// Statuses differed between runs, and nothing declares it.
+    Unstable(BTreeSet<Status>),
+}
+
+impl Cell {
+    fn label(&self) -> String {
+        match self {
+            Cell::Pass => "pass".into(),
+            Cell::Diverges(s) => s.as_str().into(),
+            Cell::DeclaredUnstable => "unstable".into(),
+            Cell::Unstable(set) => format!(
+                "unstable ({})",
+                set.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        }
+    }
+
+    /// Whether the implementation's expectation file accounts for this cell.
+    fn explained(&self, r: &CaseResult) -> bool {
+        match self {
+            Cell::Pass => r.expected.is_none(),
+            Cell::Diverges(s) => r.expected.as_ref().is_some_and(|e| e.status == *s),
+            Cell::DeclaredUnstable => true,
+            Cell::Unstable(_) => false,
+        }
+    }
+}
+
+fn classify(r: &CaseResult, statuses: &Statuses) -> Cell {
+    if r.expected
+        .as_ref()
+        .is_some_and(|e| e.reason.starts_with(UNSTABLE_PREFIX))
+    {
+        return Cell::DeclaredUnstable;
+    }
+    let key = (r.implementation.clone(), r.case.clone());
+    match statuses.get(&key) {
+        Some(set) if set.len() > 1 => Cell::Unstable(set.clone()),
+        _ if r.status == Status::Pass => Cell::Pass,
+        _ => Cell::Diverges(r.status),
+    }
+}
+
 /// Everything in the header besides the results.
 struct Header {
     interpreter: String,
@@ -604,18 +766,11 @@ fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The label of one cell in the divergence lists.
-fn outcome(r: &CaseResult) -> String {
-    if r.unstable.is_some() {
-        return format!("{} (unstable)", r.status.as_str());
-    }
-    r.status.as_str().to_owned()
-}
-
 fn render(
     ctx: &Header,
     cases: &[LoadedCase],
     matrix: &MatrixRun,
+    statuses: &Statuses,
     subjects: &[(Subject, String)],
     unavailable: &[Unavailable],
 ) -> String {
@@ -683,39 +838,55 @@ fn render(
     );
 
     // Overview.
-    let comp = report::compliance(matrix);
+    let passes = |name: &str, quirk: Option<bool>, area: Option<Area>| -> (usize, usize, usize) {
+        let of: Vec<&CaseResult> = matrix
+            .results
+            .iter()
+            .filter(|r| r.implementation == name)
+            .filter(|r| quirk.is_none_or(|q| r.quirk == q))
+            .filter(|r| area.is_none_or(|a| r.area == a))
+            .collect();
+        let cells: Vec<Cell> = of.iter().map(|r| classify(r, statuses)).collect();
+        let pass = cells.iter().filter(|c| **c == Cell::Pass).count();
+        let unstable = cells
+            .iter()
+            .filter(|c| matches!(c, Cell::DeclaredUnstable | Cell::Unstable(_)))
+            .count();
+        (pass, of.len(), unstable)
+    };
+    let fraction = |(pass, total, unstable): (usize, usize, usize)| {
+        if unstable > 0 {
+            format!("{pass}/{total} ({unstable} unstable)")
+        } else {
+            format!("{pass}/{total}")
+        }
+    };
     let _ = writeln!(out, "## Overview\n");
     let _ = writeln!(
         out,
-        "| implementation | run as | contract | CPython quirks | all | divergences |"
+        "Passing cases; an *unstable* case (its status changes from run to run) never counts as \
+         passing.\n"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| implementation | run as | contract | CPython quirks | all |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
     for (s, name) in subjects {
-        let mine: Vec<&CaseResult> = matrix
-            .results
-            .iter()
-            .filter(|r| r.implementation == *name)
-            .collect();
-        let n = |kind: &str, field: &str| comp[name][kind][field].as_u64().unwrap_or(0);
-        let pass = mine.iter().filter(|r| r.status == Status::Pass).count();
         let _ = writeln!(
             out,
-            "| `{}` | {} | {}/{} | {}/{} | {}/{} | {} |",
+            "| `{}` | {} | {} | {} | {} |",
             s.label,
             s.how,
-            n("contract", "passed"),
-            n("contract", "cases"),
-            n("quirk", "passed"),
-            n("quirk", "cases"),
-            pass,
-            mine.len(),
-            mine.len() - pass
+            fraction(passes(name, Some(false), None)),
+            fraction(passes(name, Some(true), None)),
+            fraction(passes(name, None, None)),
         );
     }
     for u in unavailable {
         let _ = writeln!(
             out,
-            "| `{}` | {} | — | — | — | not run: {} |",
+            "| `{}` | {} | not run: {} | — | — |",
             u.subject.label,
             u.subject.how,
             md(&u.why)
@@ -736,13 +907,8 @@ fn render(
     for (s, name) in subjects {
         let _ = write!(out, "| `{}` |", s.label);
         for a in &areas {
-            let of: Vec<&CaseResult> = matrix
-                .results
-                .iter()
-                .filter(|r| r.implementation == *name && r.area == *a)
-                .collect();
-            let pass = of.iter().filter(|r| r.status == Status::Pass).count();
-            let _ = write!(out, " {pass}/{} |", of.len());
+            let (pass, total, _) = passes(name, None, Some(*a));
+            let _ = write!(out, " {pass}/{total} |");
         }
         out.push('\n');
     }
@@ -752,57 +918,48 @@ fn render(
     let _ = writeln!(
         out,
         "Every case that does not pass, with why. Statuses: *fail* (observed something the case \
-         rules out), *timeout* (the liveness guard expired: the pool hung), *error*, *crash*, \
-         *unsupported* (the pool lacks what the case needs). Explanations come from \
-         `fixtures/expectations/<implementation>.yaml`; one marked **unexplained** has no entry \
-         there and shows the runner's reason instead."
+         rules out), *timeout* (the liveness guard expired: the pool hung), *error* (the driver \
+         could not go on, e.g. a call raised where a handle was needed), *crash* (the driver \
+         process died), *unsupported* (the pool lacks what the case needs), *unstable* (the \
+         status changes from run to run). Explanations come from \
+         `fixtures/expectations/<implementation>.yaml`; one marked **unexplained** has no \
+         matching entry there and shows the runner's reason instead."
     );
     for (s, name) in subjects {
-        let notable: Vec<&CaseResult> = matrix
+        let _ = writeln!(out, "\n### `{}` (`{name}`)\n", s.label);
+        let rows: Vec<(&CaseResult, Cell)> = matrix
             .results
             .iter()
-            .filter(|r| {
-                r.implementation == *name
-                    && (r.status != Status::Pass
-                        || r.unstable.is_some()
-                        || r.verdict != Verdict::Pass)
-            })
+            .filter(|r| r.implementation == *name)
+            .map(|r| (r, classify(r, statuses)))
+            .filter(|(r, c)| *c != Cell::Pass || r.expected.is_some())
             .collect();
-        let _ = writeln!(out, "\n### `{}` (`{name}`)\n", s.label);
-        if notable.is_empty() {
+        if rows.is_empty() {
             let _ = writeln!(out, "Passes every case.");
             continue;
         }
         let _ = writeln!(out, "| case | area | kind | status | why |");
         let _ = writeln!(out, "|---|---|---|---|---|");
-        for r in notable {
-            let why = match (&r.expected, r.verdict) {
-                (Some(e), Verdict::ExpectedFail) if r.unstable.is_none() => e.reason.clone(),
-                (Some(e), _) if r.status == Status::Pass => format!(
-                    "**unexpected pass**: the entry expecting {} ({}) is out of date",
+        for (r, cell) in rows {
+            let runner = r.reason.as_deref().unwrap_or("");
+            let why = match (&r.expected, cell.explained(r)) {
+                (Some(e), true) => e
+                    .reason
+                    .strip_prefix(UNSTABLE_PREFIX)
+                    .map(str::trim)
+                    .unwrap_or(&e.reason)
+                    .to_owned(),
+                (Some(e), false) if cell == Cell::Pass => format!(
+                    "**unexpected pass**: the entry expecting {} is out of date ({})",
                     e.status.as_str(),
                     e.reason
                 ),
-                (Some(e), _) => format!(
-                    "**{}** expected {}: {}; this run: {}",
-                    if r.unstable.is_some() {
-                        "unstable:"
-                    } else {
-                        "unexplained:"
-                    },
+                (Some(e), false) => format!(
+                    "**unexplained**: the entry expects {} ({}); this run: {runner}",
                     e.status.as_str(),
-                    e.reason,
-                    r.unstable.as_deref().or(r.reason.as_deref()).unwrap_or("")
+                    e.reason
                 ),
-                (None, _) => format!(
-                    "**{}** {}",
-                    if r.unstable.is_some() {
-                        "unstable:"
-                    } else {
-                        "unexplained:"
-                    },
-                    r.unstable.as_deref().or(r.reason.as_deref()).unwrap_or("")
-                ),
+                (None, _) => format!("**unexplained**: {runner}"),
             };
             let _ = writeln!(
                 out,
@@ -810,7 +967,7 @@ fn render(
                 r.case,
                 r.area.as_str(),
                 if r.quirk { "quirk" } else { "contract" },
-                outcome(r),
+                cell.label(),
                 md(&why)
             );
         }
