@@ -18,16 +18,17 @@
 //! leading caller. A leader handles only its own job's results (and `started` records); it
 //! steps down, handing everything else to the handler, as soon as it meets a record of
 //! another job or the wake-up pipe becomes readable (some other job, or a control message,
-//! needs the handler), and when its job completes.
+//! needs the handler), and when its job completes. A leader waiting for a single task
+//! looks for a while without sleeping before it sleeps ([`wait_as_leader`]).
 //!
 //! Whether the handler is idle is decided under the jobs lock (see [`Inner`]): it goes idle
 //! only when no job is outstanding, and a submitter that finds it idle either leads or wakes
 //! it, so no job is ever left without a reader.
 
-use std::cell::Cell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -53,13 +54,13 @@ pub(crate) enum Control {
 
 /// The sending side of [`Control`] messages; each send also wakes the handler.
 pub(crate) struct ControlTx {
-    tx: Mutex<Sender<Control>>,
+    tx: Sender<Control>,
     wake: OwnedFd,
 }
 
 impl ControlTx {
     pub(crate) fn send(&self, message: Control) {
-        let _ = lock(&self.tx).send(message);
+        let _ = self.tx.send(message);
         self.wake();
     }
 
@@ -89,10 +90,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PoolError> {
 pub(crate) fn control_channel() -> Result<(ControlTx, Reports, Receiver<Control>), PoolError> {
     let (tx, rx) = channel();
     let (wake_rx, wake_tx) = pipe()?;
-    let control = ControlTx {
-        tx: Mutex::new(tx),
-        wake: wake_tx,
-    };
+    let control = ControlTx { tx, wake: wake_tx };
     let reports = Reports {
         readers: Mutex::new(Vec::new()),
         wake: wake_rx,
@@ -102,6 +100,20 @@ pub(crate) fn control_channel() -> Result<(ControlTx, Reports, Receiver<Control>
 
 /// Bytes read from a pipe at a time (a pipe's default capacity).
 const READ_SIZE: usize = 64 * 1024;
+
+/// A wake-up that brought less than this many bytes is a producer caught mid-stream.
+const SMALL_READ: usize = 4096;
+
+/// Lets runnable workers go on before this thread looks at the reports again: the result
+/// handler calls it after a wake-up that brought little data (see [`SMALL_READ`]) while more
+/// results are due, a leader when its look found nothing (see [`wait_as_leader`]). A reader woken
+/// by each record preempts the worker that wrote it, reads that one record and sleeps again:
+/// on a shared CPU that is two thread switches per task. Yielding lets the workers run on
+/// until they block, and the next read takes all they wrote. Where nothing else is runnable
+/// (an idle CPU of its own), it returns at once.
+fn let_workers_run() {
+    let _ = nix::sched::sched_yield();
+}
 
 /// One worker's report pipe, and what has been read from it.
 struct Reader {
@@ -122,8 +134,8 @@ struct Reader {
 }
 
 enum Fill {
-    /// Read some bytes; true if the read filled all the room there was (more may wait).
-    Read(bool),
+    /// Read this many bytes; true if they filled all the room there was (more may wait).
+    Read(usize, bool),
     /// Nothing to read now.
     Empty,
     /// End of file.
@@ -164,7 +176,7 @@ impl Reader {
                 Ok(0) => break,
                 Ok(n) => {
                     self.filled += n;
-                    return Fill::Read(self.filled == self.buf.len());
+                    return Fill::Read(n, self.filled == self.buf.len());
                 }
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Fill::Empty,
@@ -213,23 +225,24 @@ fn outcome_of(outcome: Outcome<'_>) -> Result<&str, PoolError> {
     outcome.map_err(|body| PoolError::Task(task_error(body)))
 }
 
-/// Waits until the wake-up pipe or a report pipe is readable; `ready` gets the indexes of
-/// the readable report pipes. With `pipes` false, waits for the wake-up pipe alone. True if
-/// the wake-up pipe is readable.
-fn wait(wake: BorrowedFd<'_>, readers: &[Reader], pipes: bool, ready: &mut Vec<usize>) -> bool {
+/// Waits until the wake-up pipe or a report pipe is readable, or `timeout`; `ready` gets the
+/// indexes of the readable report pipes. With `pipes` false, waits for the wake-up pipe
+/// alone. True if the wake-up pipe is readable.
+fn wait(
+    wake: BorrowedFd<'_>,
+    readers: &[Reader],
+    pipes: bool,
+    ready: &mut Vec<usize>,
+    timeout: PollTimeout,
+) -> bool {
     ready.clear();
-    let mut fds = vec![PollFd::new(wake, PollFlags::POLLIN)];
     // Readers at end of file would be readable for ever: they wait for their exit status.
-    let polled: Vec<usize> = (0..readers.len())
-        .filter(|&i| pipes && !readers[i].eof)
-        .collect();
-    fds.extend(
-        polled
-            .iter()
-            .map(|&i| PollFd::new(readers[i].pipe.as_fd(), PollFlags::POLLIN)),
-    );
+    let polled = || (0..readers.len()).filter(move |&i| pipes && !readers[i].eof);
+    let mut fds = Vec::with_capacity(readers.len() + 1);
+    fds.push(PollFd::new(wake, PollFlags::POLLIN));
+    fds.extend(polled().map(|i| PollFd::new(readers[i].pipe.as_fd(), PollFlags::POLLIN)));
     loop {
-        match poll(&mut fds, PollTimeout::NONE) {
+        match poll(&mut fds, timeout) {
             Ok(_) => break,
             Err(Errno::EINTR) => continue,
             // Only a bug gets here (EFAULT, EINVAL); spinning would hide it no better.
@@ -238,13 +251,43 @@ fn wait(wake: BorrowedFd<'_>, readers: &[Reader], pipes: bool, ready: &mut Vec<u
     }
     let readable = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
     ready.extend(
-        polled
-            .iter()
+        polled()
             .zip(&fds[1..])
             .filter(|(_, fd)| readable(fd))
-            .map(|(&i, _)| i),
+            .map(|(i, _)| i),
     );
     readable(&fds[0])
+}
+
+/// How long a leader waiting for a single task looks for its result before it sleeps: see
+/// [`wait_as_leader`].
+const SPIN: Duration = Duration::from_micros(50);
+
+/// [`wait`] for a leader. It looks first, without sleeping; when nothing is there, it lets
+/// the workers run (see [`let_workers_run`]), and then sleeps in `poll`; but when it waits
+/// for a single task (`single`), it keeps looking and yielding for up to [`SPIN`] before it
+/// sleeps. A thread that sleeps while the worker runs a short task is woken again a few
+/// microseconds later, and waking a thread whose CPU went idle costs tens of microseconds
+/// on many machines (virtual ones most): more than the task. A longer task costs the caller
+/// that much CPU time before it sleeps. A leader waiting for many tasks sleeps at once: it
+/// is woken once per batch of results, and the CPU it would spend looking is the workers'.
+fn wait_as_leader(
+    wake: BorrowedFd<'_>,
+    readers: &[Reader],
+    ready: &mut Vec<usize>,
+    single: bool,
+) -> bool {
+    let start = Instant::now();
+    loop {
+        let woken = wait(wake, readers, true, ready, PollTimeout::ZERO);
+        if woken || !ready.is_empty() {
+            return woken;
+        }
+        let_workers_run();
+        if !single || start.elapsed() >= SPIN {
+            return wait(wake, readers, true, ready, PollTimeout::NONE);
+        }
+    }
 }
 
 /// Delivers outcomes to jobs, remembering the last job it looked up: consecutive records
@@ -285,26 +328,48 @@ pub(crate) fn handle_results(inner: &Inner, control: Receiver<Control>) {
                 });
             }
             // Read while there is a job to read for, until a control message comes.
-            while inner.has_jobs() && !wait(reports.wake.as_fd(), &readers, true, &mut ready) {
+            while inner.has_jobs()
+                && !wait(
+                    reports.wake.as_fd(),
+                    &readers,
+                    true,
+                    &mut ready,
+                    PollTimeout::NONE,
+                )
+            {
+                let mut read = 0;
                 for &i in &ready {
-                    read_and_handle(&mut readers[i], &mut sink, false);
+                    read += read_and_handle(&mut readers[i], &mut sink, false);
+                }
+                if read < SMALL_READ && inner.has_jobs() {
+                    let_workers_run();
                 }
             }
         }
         if inner.handler_idles() {
             // Callers may lead now; only a control message wakes the handler.
-            wait(reports.wake.as_fd(), &[], false, &mut ready);
+            wait(
+                reports.wake.as_fd(),
+                &[],
+                false,
+                &mut ready,
+                PollTimeout::NONE,
+            );
             inner.handler_wakes();
         }
     }
 }
 
 /// Reads reader `r`'s pipe and handles its records: one read, or until it is empty
-/// (`to_end`, once its worker is gone).
-fn read_and_handle(r: &mut Reader, sink: &mut Sink<'_>, to_end: bool) {
+/// (`to_end`, once its worker is gone). Returns the bytes read.
+fn read_and_handle(r: &mut Reader, sink: &mut Sink<'_>, to_end: bool) -> usize {
+    let mut read = 0;
     loop {
         let more = match r.fill() {
-            Fill::Read(full) => full || to_end,
+            Fill::Read(n, full) => {
+                read += n;
+                full || to_end
+            }
             Fill::Empty | Fill::Ended => false,
         };
         r.decode(|job, index, outcome| {
@@ -312,7 +377,7 @@ fn read_and_handle(r: &mut Reader, sink: &mut Sink<'_>, to_end: bool) {
             true
         });
         if !more {
-            return;
+            return read;
         }
     }
 }
@@ -339,15 +404,19 @@ fn take_control(
 /// Worker `id` was reaped: after its last records, fail the task it was running (if any)
 /// and tell the pool.
 fn exited(readers: &mut Vec<Reader>, sink: &mut Sink<'_>, id: u32, how: &str) {
-    let Some(i) = readers.iter().position(|r| r.id == id) else {
-        return;
-    };
-    read_and_handle(&mut readers[i], sink, true);
-    let r = readers.swap_remove(i);
+    let reader = readers.iter().position(|r| r.id == id).map(|i| {
+        read_and_handle(&mut readers[i], sink, true);
+        readers.swap_remove(i)
+    });
     let replace = sink.inner.worker_exited(id);
-    if let Some((job, index)) = r.inflight {
+    if let Some(Reader {
+        pid,
+        inflight: Some((job, index)),
+        ..
+    }) = reader
+    {
         let lost = PoolError::WorkerLost {
-            pid: r.pid,
+            pid,
             status: how.to_owned(),
         };
         sink.deliver(job, index, Err(lost));
@@ -360,22 +429,20 @@ fn exited(readers: &mut Vec<Reader>, sink: &mut Sink<'_>, id: u32, how: &str) {
 /// Called by a caller that submitted job `job` (whose cell is `cell`, and which has no
 /// callbacks) while the handler was idle: reads the reports itself until the job completes
 /// or it must step down (see the module docs); then the handler takes over, woken here.
-pub(crate) fn lead(inner: &Inner, control: &ControlTx, job: u64, cell: &JobCell) {
+/// `single`: the job is one task.
+pub(crate) fn lead(inner: &Inner, job: u64, cell: &JobCell, single: bool) {
     let reports = inner.reports();
     let mut readers = match reports.readers.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(e)) => e.into_inner(),
         // Another caller leads: let the handler read for both.
-        Err(TryLockError::WouldBlock) => return control.wake(),
+        Err(TryLockError::WouldBlock) => return inner.wake_handler(),
     };
-    let done = Cell::new(false);
     let mut mine = |j: u64, index: u32, outcome: Outcome<'_>| {
         if j != job {
             return false;
         }
-        if inner.deliver_to(job, cell, index, outcome_of(outcome)) {
-            done.set(true);
-        }
+        inner.deliver_to(job, cell, index, outcome_of(outcome));
         true
     };
     let mut ready = Vec::new();
@@ -385,10 +452,11 @@ pub(crate) fn lead(inner: &Inner, control: &ControlTx, job: u64, cell: &JobCell)
                 break 'lead false;
             }
         }
-        if done.get() {
+        // Complete: by this thread, or by the handler before this one took the lead.
+        if lock(cell).is_none() {
             break true;
         }
-        if wait(reports.wake.as_fd(), &readers, true, &mut ready) {
+        if wait_as_leader(reports.wake.as_fd(), &readers, &mut ready, single) {
             break false;
         }
         for &i in &ready {
@@ -397,6 +465,6 @@ pub(crate) fn lead(inner: &Inner, control: &ControlTx, job: u64, cell: &JobCell)
     };
     drop(readers);
     if !completed {
-        control.wake();
+        inner.wake_handler();
     }
 }

@@ -9,13 +9,18 @@
 //! - the **result handler** ([`crate::handler`]) reads every worker's report pipe, tracks
 //!   which worker runs what, completes results and runs callbacks (one at a time; only the
 //!   error callbacks of arguments that did not encode run elsewhere, on the feeder), and
-//!   asks for replacements when workers exit;
+//!   asks for replacements when workers exit. While it has no job to wait for, a caller that
+//!   waits for its own job right away (`apply`, `map`, which take no callbacks) reads the
+//!   reports itself instead, which saves two thread switches per result;
 //! - the **supervisor** starts workers (so they die with it, via the parent-death signal, only
 //!   when the pool's process dies), with one waiter thread per worker that reaps it and hands
 //!   its exit status to the result handler.
 //!
-//! Lock order: `state`, then `jobs`; `workers`, then `state`, then `jobs`. No lock is held
-//! while a callback runs except the completing job's own (see [`Inner::deliver_to`]).
+//! Lock order: `state`, then `jobs`; `workers`, then `state`, then `jobs`; the report
+//! readers (held by whoever reads the reports), then a job's own lock, then `jobs`, or then
+//! `workers`. A callback runs holding only the completing job's lock (see
+//! [`Inner::deliver_to`]) and, on the result handler, the report readers, which no other
+//! pool call waits for: a callback may submit work, close or terminate the pool.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -34,13 +39,13 @@ use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
 use crate::handler::{Control, ControlTx, Reports, control_channel, handle_results, lead};
-use crate::queue::{Feed, TaskQueue};
+use crate::queue::{Feed, Frames, TaskQueue};
 use crate::registry::TaskRef;
 use crate::result::{
     ApplyJob, AsyncResult, Callback, ErrorCallback, IMapIter, IterJob, IterShared, Job, MapJob,
     Slot,
 };
-use crate::wire::{EXIT_FRAME, MAX_FRAME, encode_task};
+use crate::wire::{EXIT_FRAME, MAX_FRAME, TaskHead, encode_task};
 use crate::worker::{WORKER_FLAG, WorkerConfig};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -325,7 +330,14 @@ impl Pool {
         };
         // A chunk the feeder fails completes the job where a leader would not see it.
         let leadable =
-            waiter == Waiter::Submitter && feeds.iter().all(|f| matches!(f, Feed::Frame(_)));
+            waiter == Waiter::Submitter && feeds.iter().all(|f| matches!(f, Feed::Frames(_)));
+        let tasks: usize = feeds
+            .iter()
+            .map(|f| match f {
+                Feed::Frames(frames) => frames.len(),
+                Feed::Fail { .. } => 1,
+            })
+            .sum();
         // Not under `state`: the worker this wakes may finish before the submitter goes on,
         // and delivering its result must not wait for the submitter.
         if !self.inner.tasks.submit(feeds) {
@@ -334,9 +346,9 @@ impl Pool {
         }
         if handler_idle {
             if leadable {
-                lead(&self.inner, &self.inner.control, id, &cell);
+                lead(&self.inner, id, &cell, tasks == 1);
             } else {
-                self.inner.control.wake();
+                self.inner.wake_handler();
             }
         }
         Ok(())
@@ -353,24 +365,43 @@ impl Pool {
         chunks: &[&[A]],
         listed: bool,
     ) -> Vec<Feed> {
-        chunks
-            .iter()
-            .enumerate()
-            .map(|(i, chunk)| {
-                let index = i as u32;
-                let fail = |error| Feed::Fail { job, index, error };
-                match serde_json::to_string(chunk) {
-                    Err(e) => fail(PoolError::Serialization(e.to_string())),
-                    Ok(payload) if payload.len() + name.len() + 32 > MAX_FRAME => {
-                        fail(PoolError::Serialization(format!(
-                            "arguments of {} bytes exceed the frame limit of {MAX_FRAME}",
-                            payload.len()
-                        )))
+        let mut feeds = Vec::new();
+        // Most arguments are small: a few bytes of JSON after each header.
+        let mut frames = Frames::with_capacity(chunks.len(), chunks.len() * (name.len() + 32));
+        for (i, chunk) in chunks.iter().enumerate() {
+            let index = i as u32;
+            let encoded = frames.push(|out| {
+                let head = TaskHead {
+                    job,
+                    index,
+                    listed,
+                    more: i + 1 < chunks.len(),
+                    name,
+                };
+                encode_task(out, &head, |out| {
+                    let start = out.len();
+                    serde_json::to_writer(&mut *out, chunk)
+                        .map_err(|e| PoolError::Serialization(e.to_string()))?;
+                    let size = out.len() - start;
+                    if size + name.len() + 32 > MAX_FRAME {
+                        return Err(PoolError::Serialization(format!(
+                            "arguments of {size} bytes exceed the frame limit of {MAX_FRAME}"
+                        )));
                     }
-                    Ok(payload) => Feed::Frame(encode_task(job, index, listed, name, &payload)),
+                    Ok(())
+                })
+            });
+            if let Err(error) = encoded {
+                if !frames.is_empty() {
+                    feeds.push(Feed::Frames(std::mem::take(&mut frames)));
                 }
-            })
-            .collect()
+                feeds.push(Feed::Fail { job, index, error });
+            }
+        }
+        if !frames.is_empty() {
+            feeds.push(Feed::Frames(frames));
+        }
+        feeds
     }
 
     fn check_running(&self) -> Result<(), PoolError> {
@@ -695,9 +726,16 @@ impl Pool {
         } else {
             // One exit frame per worker, queued behind every task.
             let live = lock(&inner.workers).live.len();
-            inner
-                .tasks
-                .submit((0..live).map(|_| Feed::Frame(EXIT_FRAME.to_vec())));
+            let mut exits = Frames::default();
+            for _ in 0..live {
+                let _ = exits.push(|out| {
+                    out.extend_from_slice(EXIT_FRAME);
+                    Ok::<(), ()>(())
+                });
+            }
+            if !exits.is_empty() {
+                inner.tasks.submit([Feed::Frames(exits)]);
+            }
         }
         if !on_result_thread {
             // Exits are handled by the result handler, which keeps `live` current.
@@ -735,6 +773,12 @@ impl Drop for Pool {
 impl Inner {
     pub(crate) fn reports(&self) -> &Reports {
         &self.reports
+    }
+
+    /// Wakes the result handler: it reads the reports for every outstanding job (and a
+    /// leading caller steps down).
+    pub(crate) fn wake_handler(&self) {
+        self.control.wake();
     }
 
     /// Some job is outstanding: the result handler must read the reports.

@@ -1,13 +1,17 @@
 //! The sending side of the shared task queue: submitting threads send task frames
-//! themselves while they can, and hand them to the feeder thread when they cannot.
+//! themselves while they can, and hand the rest to the feeder thread.
 //!
-//! Submitting never blocks and keeps submission order. A frame is sent directly, without
+//! Submitting never blocks and keeps submission order. Frames are sent directly, without
 //! blocking, from the submitting thread, which saves a thread hop per task; but only while
-//! the feeder has nothing queued (or it would overtake those frames). When the socket is
-//! full, that frame and all after it go to the feeder thread, which sends them in order,
-//! blocking as needed, several per system call. The feeder also fails, in order, the chunks
-//! whose arguments could not be encoded, as CPython's task handler does: their error
-//! callbacks run on that thread, never on the submitting one.
+//! the feeder has nothing queued (or they would overtake what it holds). When the socket is
+//! full, the frames not sent yet, and everything submitted after them, go to the feeder
+//! thread, which sends them in order, blocking as needed. The feeder also fails, in order,
+//! the chunks whose arguments could not be encoded, as CPython's task handler does: their
+//! error callbacks run on that thread, never on the submitting one.
+//!
+//! A submission's frames lie back to back in one buffer ([`Frames`]) and are sent up to
+//! [`BATCH`] per `sendmmsg`: a `map` of many small tasks costs neither an allocation nor a
+//! system call per task on this side.
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,10 +28,66 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Task frames stored back to back, and how many of them were sent.
+#[derive(Debug, Default)]
+pub(crate) struct Frames {
+    bytes: Vec<u8>,
+    /// Where each frame ends in `bytes`.
+    ends: Vec<usize>,
+    sent: usize,
+}
+
+impl Frames {
+    /// Room for `frames` frames of `bytes` bytes in all, to start with.
+    pub(crate) fn with_capacity(frames: usize, bytes: usize) -> Frames {
+        Frames {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(frames),
+            sent: 0,
+        }
+    }
+
+    /// Appends the frame `write` writes to the buffer it is given; when `write` fails, the
+    /// bytes it wrote are dropped and there is no frame.
+    pub(crate) fn push<E>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.bytes.len();
+        match write(&mut self.bytes) {
+            Ok(()) => {
+                self.ends.push(self.bytes.len());
+                Ok(())
+            }
+            Err(e) => {
+                self.bytes.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn unsent(&self) -> usize {
+        self.ends.len() - self.sent
+    }
+
+    fn frame(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
 /// What a submission asks for, in order.
 pub(crate) enum Feed {
-    /// Send this frame to the workers.
-    Frame(Vec<u8>),
+    /// Send these frames to the workers.
+    Frames(Frames),
     /// Fail chunk `index` of `job`: its arguments could not be encoded. (CPython's task
     /// handler fails the job with the pickling error, and goes on with the next task.)
     Fail {
@@ -70,30 +130,57 @@ impl TaskQueue {
         let Some(feeder) = feeder.as_ref() else {
             return false;
         };
-        for feed in feeds {
+        for mut feed in feeds {
             if self.queued.load(Ordering::Acquire) == 0
-                && let Feed::Frame(frame) = &feed
-                && self.try_send(frame)
+                && let Feed::Frames(frames) = &mut feed
+                && self.send(frames, MsgFlags::MSG_DONTWAIT).is_ok()
             {
                 continue;
             }
             self.queued.fetch_add(1, Ordering::AcqRel);
-            // The feeder only stops once the socket is shut down: the frame is moot then.
+            // The feeder only stops once the socket is shut down: the frames are moot then.
             let _ = feeder.send(feed);
         }
         true
     }
 
-    /// Sends `frame` now if the socket has room.
-    fn try_send(&self, frame: &[u8]) -> bool {
-        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-        loop {
-            match nix::sys::socket::send(self.socket.as_raw_fd(), frame, flags) {
-                Ok(_) => return true,
+    /// Sends the unsent frames of `frames`, in batches; with `MSG_DONTWAIT`, only while the
+    /// socket has room. `Err` if some are left unsent.
+    fn send(&self, frames: &mut Frames, flags: MsgFlags) -> Result<(), Errno> {
+        let flags = flags | MsgFlags::MSG_NOSIGNAL;
+        if frames.unsent() == 1 {
+            // The usual `apply`: one frame, one plain `send`.
+            let frame = frames.frame(frames.sent);
+            loop {
+                match nix::sys::socket::send(self.socket.as_raw_fd(), frame, flags) {
+                    Ok(_) => break,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            frames.sent += 1;
+            return Ok(());
+        }
+        let mut headers = MultiHeaders::<()>::preallocate(BATCH.min(frames.unsent()), None);
+        while frames.unsent() > 0 {
+            let batch = frames.sent..frames.sent + BATCH.min(frames.unsent());
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                batch.map(|i| [IoSlice::new(frames.frame(i))]).collect();
+            let addresses = vec![None; slices.len()];
+            match sendmmsg(
+                self.socket.as_raw_fd(),
+                &mut headers,
+                &slices,
+                addresses,
+                [],
+                flags,
+            ) {
+                Ok(results) => frames.sent += results.count(),
                 Err(Errno::EINTR) => continue,
-                Err(_) => return false,
+                Err(e) => return Err(e),
             }
         }
+        Ok(())
     }
 
     /// No more submissions; the feeder thread ends once it sent what it holds.
@@ -111,58 +198,17 @@ impl TaskQueue {
     /// could not be encoded, all in submission order, until the queue is closed or the
     /// socket shut down.
     pub(crate) fn feed(&self, rx: Receiver<Feed>, fail: impl Fn(u64, u32, PoolError)) {
-        let mut frames: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
-        let mut headers = MultiHeaders::<()>::preallocate(BATCH, None);
-        while let Ok(first) = rx.recv() {
-            let mut next = Some(first);
-            while let Some(feed) = next.take() {
-                match feed {
-                    Feed::Frame(frame) => frames.push(frame),
-                    Feed::Fail { job, index, error } => {
-                        if !self.send_batch(&mut headers, &mut frames) {
-                            return;
-                        }
-                        fail(job, index, error);
-                        self.queued.fetch_sub(1, Ordering::AcqRel);
+        for feed in rx {
+            match feed {
+                Feed::Frames(mut frames) => {
+                    if self.send(&mut frames, MsgFlags::empty()).is_err() {
+                        return;
                     }
                 }
-                if frames.len() < BATCH {
-                    next = rx.try_recv().ok();
-                }
+                Feed::Fail { job, index, error } => fail(job, index, error),
             }
-            if !self.send_batch(&mut headers, &mut frames) {
-                return;
-            }
+            // Only now may a submitter send behind this feed.
+            self.queued.fetch_sub(1, Ordering::AcqRel);
         }
-    }
-
-    /// Sends all of `frames` (blocking while the socket is full), and empties it. False if
-    /// the socket was shut down.
-    fn send_batch(&self, headers: &mut MultiHeaders<()>, frames: &mut Vec<Vec<u8>>) -> bool {
-        let mut sent = 0;
-        while sent < frames.len() {
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                frames[sent..].iter().map(|f| [IoSlice::new(f)]).collect();
-            let addresses = vec![None; slices.len()];
-            match sendmmsg(
-                self.socket.as_raw_fd(),
-                headers,
-                &slices,
-                addresses,
-                [],
-                MsgFlags::MSG_NOSIGNAL,
-            ) {
-                Ok(results) => {
-                    let n = results.count();
-                    sent += n;
-                    // Only now may a submitter send behind these frames.
-                    self.queued.fetch_sub(n, Ordering::AcqRel);
-                }
-                Err(Errno::EINTR) => continue,
-                Err(_) => return false,
-            }
-        }
-        frames.clear();
-        true
     }
 }

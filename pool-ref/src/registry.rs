@@ -42,7 +42,9 @@ impl<A, R> Clone for TaskRef<A, R> {
 
 impl<A, R> Copy for TaskRef<A, R> {}
 
-type Erased = Box<dyn Fn(&str) -> Result<String, CallError> + Send + Sync>;
+/// A task on JSON: its argument in, its value appended to the buffer (nothing appended when
+/// it fails).
+type Erased = Box<dyn Fn(&str, &mut Vec<u8>) -> Result<(), CallError> + Send + Sync>;
 
 /// Why a registered task produced no encoded result.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,11 +83,11 @@ impl Registry {
         R: Serialize + 'static,
         F: Fn(A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
-        let erased = move |json: &str| -> Result<String, CallError> {
+        let erased = move |json: &str, out: &mut Vec<u8>| -> Result<(), CallError> {
             let args: A = serde_json::from_str(json).map_err(|e| {
                 CallError::Raised(TaskError::new("TypeError", format!("bad arguments: {e}")))
             })?;
-            let out = catch_unwind(AssertUnwindSafe(|| f(args)))
+            let value = catch_unwind(AssertUnwindSafe(|| f(args)))
                 .map_err(|p| {
                     let msg = p
                         .downcast_ref::<&str>()
@@ -96,20 +98,27 @@ impl Registry {
                 })
                 .and_then(|r| r)
                 .map_err(CallError::Raised)?;
-            serde_json::to_string(&out).map_err(|e| CallError::Unencodable(e.to_string()))
+            let start = out.len();
+            serde_json::to_writer(&mut *out, &value).map_err(|e| {
+                out.truncate(start);
+                CallError::Unencodable(e.to_string())
+            })
         };
         self.tasks.insert(task.name(), Box::new(erased));
         self
     }
 
-    /// Runs the task `name` on one JSON-encoded argument.
-    pub(crate) fn call(&self, name: &str, json: &str) -> Result<String, CallError> {
-        match self.tasks.get(name) {
-            Some(f) => f(json),
-            None => Err(CallError::Raised(TaskError::new(
+    /// The task `name`: call it with one JSON-encoded argument and the buffer its JSON
+    /// value is appended to.
+    pub(crate) fn task(
+        &self,
+        name: &str,
+    ) -> Result<impl Fn(&str, &mut Vec<u8>) -> Result<(), CallError> + '_, TaskError> {
+        self.tasks.get(name).ok_or_else(|| {
+            TaskError::new(
                 "AttributeError",
                 format!("no task named `{name}` is registered in the worker"),
-            ))),
-        }
+            )
+        })
     }
 }

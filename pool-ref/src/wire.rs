@@ -14,10 +14,9 @@
 //!
 //! Integers are little-endian; payloads are JSON.
 //!
-//! - A task frame is `T job:u64 index:u32 listed:u8 name_len:u16 name payload` (payload is
-//!   a JSON array of arguments, one per item of the chunk; `listed` is 1 when the chunk's
-//!   value is a list, as for the map family, and 0 when it is its one item's value, as for
-//!   `apply`), or `X` (exit).
+//! - A task frame is `T job:u64 index:u32 flags:u8 name_len:u16 name payload` (payload is
+//!   a JSON array of arguments, one per item of the chunk; see [`TaskHead`] for the flags),
+//!   or `X` (exit).
 //! - A report record is `tag job:u64 index:u32 len:u32 body`: `S` started (no body), `O` ok
 //!   (body: JSON array of results), `E` error (body: JSON `TaskError`), `F` the worker failed
 //!   fatally (job and index 0; body: why). A worker's exit is no record: the pool learns it
@@ -31,36 +30,45 @@ pub const MAX_FRAME: usize = 200 * 1024;
 /// The task frame that tells the worker reading it to exit.
 pub(crate) const EXIT_FRAME: &[u8] = b"X";
 
+/// What a task frame says besides its arguments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct TaskHead<'a> {
+    pub job: u64,
+    pub index: u32,
+    /// The chunk's value is a list (map family), not its one item's value (`apply`). Flag
+    /// bit 0.
+    pub listed: bool,
+    /// More frames of the same submission follow: whoever runs this task will likely find
+    /// the next one queued when done, so it looks before reporting (see [`crate::worker`]).
+    /// Flag bit 1.
+    pub more: bool,
+    pub name: &'a str,
+}
+
 pub(crate) enum TaskFrame<'a> {
     Task {
-        job: u64,
-        index: u32,
-        /// The chunk's value is a list (map family), not its one item's value (`apply`).
-        listed: bool,
-        name: &'a str,
+        head: TaskHead<'a>,
         payload: &'a str,
     },
     Exit,
 }
 
-pub(crate) fn encode_task(
-    job: u64,
-    index: u32,
-    listed: bool,
-    name: &str,
-    payload: &str,
-) -> Vec<u8> {
+/// Appends a task frame to `out`: the header, then `payload` (a JSON array of the chunk's
+/// arguments), which writes itself (to avoid a copy); its error is returned as is.
+pub(crate) fn encode_task<E>(
+    out: &mut Vec<u8>,
+    head: &TaskHead<'_>,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
     // Task names are static strings of a program; one beyond 64 KiB is not a name.
-    let name = &name.as_bytes()[..name.len().min(usize::from(u16::MAX))];
-    let mut out = Vec::with_capacity(16 + name.len() + payload.len());
+    let name = &head.name.as_bytes()[..head.name.len().min(usize::from(u16::MAX))];
     out.push(b'T');
-    out.extend_from_slice(&job.to_le_bytes());
-    out.extend_from_slice(&index.to_le_bytes());
-    out.push(u8::from(listed));
+    out.extend_from_slice(&head.job.to_le_bytes());
+    out.extend_from_slice(&head.index.to_le_bytes());
+    out.push(u8::from(head.listed) | u8::from(head.more) << 1);
     out.extend_from_slice(&(name.len() as u16).to_le_bytes());
     out.extend_from_slice(name);
-    out.extend_from_slice(payload.as_bytes());
-    out
+    payload(out)
 }
 
 pub(crate) fn decode_task(frame: &[u8]) -> Option<TaskFrame<'_>> {
@@ -69,17 +77,18 @@ pub(crate) fn decode_task(frame: &[u8]) -> Option<TaskFrame<'_>> {
         b'T' => {
             let job = u64::from_le_bytes(frame.get(1..9)?.try_into().ok()?);
             let index = u32::from_le_bytes(frame.get(9..13)?.try_into().ok()?);
-            let listed = *frame.get(13)? != 0;
+            let flags = *frame.get(13)?;
             let len = usize::from(u16::from_le_bytes(frame.get(14..16)?.try_into().ok()?));
             let name = std::str::from_utf8(frame.get(16..16 + len)?).ok()?;
             let payload = std::str::from_utf8(frame.get(16 + len..)?).ok()?;
-            Some(TaskFrame::Task {
+            let head = TaskHead {
                 job,
                 index,
-                listed,
+                listed: flags & 1 != 0,
+                more: flags & 2 != 0,
                 name,
-                payload,
-            })
+            };
+            Some(TaskFrame::Task { head, payload })
         }
         _ => None,
     }
@@ -119,11 +128,30 @@ pub(crate) fn push_record(out: &mut Vec<u8>, record: &Record<'_>) {
         Record::Err { job, index, body } => (b'E', job, index, body),
         Record::Fatal { why } => (b'F', 0, 0, why),
     };
+    let start = start_record(out, tag, job, index);
+    out.extend_from_slice(body.as_bytes());
+    finish_record(out, start);
+}
+
+/// Appends the header of an `O` record whose body the caller then appends itself (to avoid
+/// a copy); returns where the record starts, for [`finish_record`].
+pub(crate) fn start_ok_record(out: &mut Vec<u8>, job: u64, index: u32) -> usize {
+    start_record(out, b'O', job, index)
+}
+
+fn start_record(out: &mut Vec<u8>, tag: u8, job: u64, index: u32) -> usize {
+    let start = out.len();
     out.push(tag);
     out.extend_from_slice(&job.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(&[0; 4]);
+    start
+}
+
+/// Completes the record starting at `start`: its body is everything after its header.
+pub(crate) fn finish_record(out: &mut [u8], start: usize) {
+    let len = (out.len() - start - HEADER) as u32;
+    out[start + 13..start + HEADER].copy_from_slice(&len.to_le_bytes());
 }
 
 /// The body of an `E` record.
@@ -219,19 +247,24 @@ mod tests {
 
     #[test]
     fn tasks_round_trip() {
-        for listed in [false, true] {
-            let f = encode_task(42, 7, listed, "double", "[1,2]");
+        for (listed, more) in [(false, false), (true, false), (false, true), (true, true)] {
+            let head = TaskHead {
+                job: 42,
+                index: 7,
+                listed,
+                more,
+                name: "double",
+            };
+            let mut f = Vec::new();
+            encode_task(&mut f, &head, |out| {
+                out.extend_from_slice(b"[1,2]");
+                Ok::<(), ()>(())
+            })
+            .unwrap();
             match decode_task(&f) {
-                Some(TaskFrame::Task {
-                    job,
-                    index,
-                    listed: l,
-                    name,
-                    payload,
-                }) => assert_eq!(
-                    (job, index, l, name, payload),
-                    (42, 7, listed, "double", "[1,2]")
-                ),
+                Some(TaskFrame::Task { head: got, payload }) => {
+                    assert_eq!((got, payload), (head, "[1,2]"));
+                }
                 _ => panic!("not a task"),
             }
         }

@@ -10,7 +10,10 @@
 //! Before running a task a worker reports `started`, so that the pool knows which result a
 //! dying worker leaves unfinished. When the next task is already queued as a task finishes,
 //! that `started` and the finished task's result go out in one write: one `recv` and one
-//! `write` per task while the queue is busy.
+//! `write` per task while the queue is busy. The worker looks for that next task (a `recv`
+//! that does not block) only when the frame it ran said more of its submission followed;
+//! after a lone task (an `apply`) it reports at once, saving the look that would find
+//! nothing.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -22,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::TaskError;
 use crate::registry::{CallError, Registry};
 use crate::repr::py_repr;
-use crate::wire::{MAX_FRAME, Record, TaskFrame, decode_task, error_body, push_record};
+use crate::wire::{
+    MAX_FRAME, Record, TaskFrame, TaskHead, decode_task, error_body, finish_record, push_record,
+    start_ok_record,
+};
 
 /// The first argument that marks a worker process.
 pub(crate) const WORKER_FLAG: &str = "--pool-ref-worker";
@@ -78,9 +84,8 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
         let _ = nix::unistd::dup2_stdin(null);
     }
 
-    // The initializer's value is discarded, so one that does not serialize is no failure.
     if let Some((name, args)) = &config.initializer
-        && let Err(CallError::Raised(e)) = registry.call(name, args)
+        && let Err(e) = initialize(registry, name, args)
     {
         let why = format!("initializer failed: {e}");
         let mut out = Vec::new();
@@ -89,6 +94,15 @@ fn serve(registry: &Registry, config: &WorkerConfig) -> std::io::Result<()> {
         return Err(std::io::Error::other(why));
     }
     serve_tasks(registry, config, &tasks, &reports)
+}
+
+/// Runs the initializer. Its value is discarded, so one that does not serialize is no
+/// failure.
+fn initialize(registry: &Registry, name: &str, args: &str) -> Result<(), TaskError> {
+    match registry.task(name)?(args, &mut Vec::new()) {
+        Err(CallError::Raised(e)) => Err(e),
+        Ok(()) | Err(CallError::Unencodable(_)) => Ok(()),
+    }
 }
 
 /// The task loop: pull a task from the shared queue, report it started, run it, report its
@@ -119,39 +133,22 @@ fn serve_tasks(
                 write_all(reports, &out)?;
                 return Err(std::io::Error::other(why));
             }
-            Some(TaskFrame::Task {
-                job,
-                index,
-                listed,
-                name,
-                payload,
-            }) => {
+            Some(TaskFrame::Task { head, payload }) => {
                 // Report the start before running: a task may block indefinitely, and the
                 // pool must know what a worker was running if it dies.
+                let (job, index) = (head.job, head.index);
                 push_record(&mut out, &Record::Started { job, index });
                 write_all(reports, &out)?;
                 out.clear();
-                match run_chunk(registry, name, payload, listed) {
-                    Ok(values) => push_record(
-                        &mut out,
-                        &Record::Ok {
-                            job,
-                            index,
-                            body: &values,
-                        },
-                    ),
-                    Err(e) => push_record(
-                        &mut out,
-                        &Record::Err {
-                            job,
-                            index,
-                            body: &error_body(&e),
-                        },
-                    ),
-                }
+                run_chunk(registry, &head, payload, &mut out);
                 done += 1;
                 if config.maxtasks.is_some_and(|max| done >= max) {
                     return write_all(reports, &out);
+                }
+                if !head.more {
+                    // Probably nothing queued behind it: report at once instead of looking.
+                    write_all(reports, &out)?;
+                    out.clear();
                 }
             }
         }
@@ -159,9 +156,9 @@ fn serve_tasks(
 }
 
 /// Receives the next task frame into `buf` and returns its length (0: the queue ended).
-/// With records pending in `out`, it first looks without blocking: when the next task is
-/// already queued, its "started" joins them in one write; otherwise they are written before
-/// it blocks.
+/// With records pending in `out` (the last task said more were coming), it first looks
+/// without blocking: when the next task is already queued, its "started" joins them in one
+/// write; otherwise they are written before it blocks.
 fn next_task(
     tasks: &OwnedFd,
     reports: &OwnedFd,
@@ -189,46 +186,82 @@ fn next_task(
     }
 }
 
-/// Runs a task on every item of a chunk (a JSON array), as CPython's `mapstar` does: the
-/// first item that raises fails the chunk and the items after it do not run. A value that
-/// fails to serialize fails the chunk only once every item ran (CPython pickles the whole
-/// list), with `MaybeEncodingError`, unless a later item raises.
-fn run_chunk(
+/// Runs a task on every item of a chunk (a JSON array), as CPython's `mapstar` does, and
+/// appends the chunk's record to `out`: `O` with the JSON array of values, or `E`. The first
+/// item that raises fails the chunk and the items after it do not run. A value that fails to
+/// serialize fails the chunk only once every item ran (CPython pickles the whole list), with
+/// `MaybeEncodingError`, unless a later item raises.
+fn run_chunk(registry: &Registry, head: &TaskHead<'_>, payload: &str, out: &mut Vec<u8>) {
+    let (job, index) = (head.job, head.index);
+    let record = start_ok_record(out, job, index);
+    let array = out.len();
+    let outcome = append_values(registry, head.name, payload, out)
+        .and_then(|values| check_values(&values, head.listed, out, array));
+    match outcome {
+        Ok(()) => finish_record(out, record),
+        Err(e) => {
+            out.truncate(record);
+            let body = error_body(&e);
+            push_record(
+                out,
+                &Record::Err {
+                    job,
+                    index,
+                    body: &body,
+                },
+            );
+        }
+    }
+}
+
+/// Where a value lies in `out`, or why it did not serialize.
+type Value = Result<std::ops::Range<usize>, String>;
+
+/// Appends the JSON array of the task's values on the chunk's items to `out` (values are
+/// written in place: no copy per item).
+fn append_values(
     registry: &Registry,
     name: &str,
     payload: &str,
-    listed: bool,
-) -> Result<String, TaskError> {
+    out: &mut Vec<u8>,
+) -> Result<Vec<Value>, TaskError> {
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(payload)
         .map_err(|e| TaskError::new("TypeError", format!("malformed chunk: {e}")))?;
-    let mut values: Vec<Result<String, String>> = Vec::with_capacity(items.len());
-    for item in &items {
-        match registry.call(name, item.get()) {
-            Ok(json) => values.push(Ok(json)),
+    let task = registry.task(name)?;
+    let mut values = Vec::with_capacity(items.len());
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let start = out.len();
+        match task(item.get(), out) {
+            Ok(()) => values.push(Ok(start..out.len())),
             Err(CallError::Unencodable(why)) => values.push(Err(why)),
             Err(CallError::Raised(e)) => return Err(e),
         }
     }
-    if let Some(why) = values.iter().find_map(|v| v.as_ref().err()) {
-        return Err(encoding_error(&values, listed, why));
-    }
-    let mut body = String::with_capacity(payload.len() + 2);
-    body.push('[');
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(v.as_deref().unwrap_or("null"));
-    }
-    body.push(']');
-    if body.len() > MAX_FRAME - 64 {
-        let why = format!(
-            "result of {} bytes exceeds the frame limit of {MAX_FRAME}",
-            body.len()
-        );
-        return Err(encoding_error(&values, listed, &why));
-    }
-    Ok(body)
+    out.push(b']');
+    Ok(values)
+}
+
+/// Fails the chunk with `MaybeEncodingError` if a value did not serialize, or if the array
+/// of values (`out[array..]`) does not fit in a frame.
+fn check_values(values: &[Value], listed: bool, out: &[u8], array: usize) -> Result<(), TaskError> {
+    let size = out.len() - array;
+    let why = match values.iter().find_map(|v| v.as_ref().err()) {
+        Some(why) => why.clone(),
+        None if size <= MAX_FRAME - 64 => return Ok(()),
+        None => format!("result of {size} bytes exceeds the frame limit of {MAX_FRAME}"),
+    };
+    let shown: Vec<Result<String, String>> = values
+        .iter()
+        .map(|v| {
+            v.clone()
+                .map(|r| String::from_utf8_lossy(&out[r]).into_owned())
+        })
+        .collect();
+    Err(encoding_error(&shown, listed, &why))
 }
 
 /// Longest value shown in an encoding error, so that the error itself fits in a frame.

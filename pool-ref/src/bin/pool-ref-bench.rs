@@ -25,7 +25,7 @@ fn registry() -> Registry {
     Registry::new().register(IDENT, Ok::<u64, TaskError>)
 }
 
-/// The echo child of the raw round-trip benchmarks (argv[1]).
+/// The echo child of the raw round-trip benchmarks (its first argument).
 const ECHO_FLAG: &str = "--bench-echo";
 
 /// Sizes of one run; `--quick` shrinks all of them.
