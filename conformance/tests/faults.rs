@@ -207,6 +207,7 @@ fn eventually_none<T: std::fmt::Debug>(what: &str, check: impl Fn() -> Vec<T>) {
             Instant::now() < deadline,
             "{what} still alive {REAP_DEADLINE:?} after the run: {left:?}"
         );
+        // Polling interval of a bounded wait on a condition; no verdict rests on it.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

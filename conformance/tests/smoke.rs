@@ -128,6 +128,7 @@ fn assert_nothing_left(marker: &str) {
             return;
         }
         assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        // Polling interval of a bounded wait on a condition; no verdict rests on it.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

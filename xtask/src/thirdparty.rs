@@ -606,6 +606,7 @@ fn probe(root: &Path, python: &Path, subject: &Subject) -> Result<(), String> {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
+            // Polling interval of a liveness guard.
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             Ok(None) | Err(_) => {
                 let _ = child.kill();

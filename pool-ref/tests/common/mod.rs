@@ -81,6 +81,7 @@ pub fn run_checks(checks: &[Check]) -> ! {
             .name("test-watchdog".into())
             .spawn(move || {
                 loop {
+                    // The watchdog's tick: a liveness guard against a hung check.
                     std::thread::sleep(Duration::from_millis(200));
                     let hung = current
                         .lock()
@@ -163,6 +164,7 @@ pub fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
+        // Polling interval of a bounded wait on a condition.
         std::thread::sleep(Duration::from_millis(2));
     }
 }
