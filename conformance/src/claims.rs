@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -70,15 +70,7 @@ impl ClaimVerdict {
 impl ClaimsFile {
     /// Loads `spec/claims.yaml` and checks that every claim names its post and existing cases.
     pub fn load(path: &Path, cases: &[LoadedCase]) -> Result<ClaimsFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: ClaimsFile = serde_yaml::from_str(&text).map_err(|e| {
-            let loc = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
-                .unwrap_or_default();
-            anyhow::anyhow!("{}{loc}: {e}", path.display())
-        })?;
+        let file: ClaimsFile = crate::yaml::read_yaml(path)?;
         for claim in &file.claims {
             if !file.posts.iter().any(|p| p.id == claim.post) {
                 bail!(

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -43,15 +43,7 @@ pub struct Entry {
 
 impl CoverageFile {
     pub fn load(path: &Path, cases: &[LoadedCase]) -> Result<CoverageFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: CoverageFile = serde_yaml::from_str(&text).map_err(|e| {
-            let loc = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
-                .unwrap_or_default();
-            anyhow::anyhow!("{}{loc}: {e}", path.display())
-        })?;
+        let file: CoverageFile = crate::yaml::read_yaml(path)?;
         if file.format != 1 {
             bail!(
                 "{}: coverage format {} is not supported",

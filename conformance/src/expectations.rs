@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -45,15 +45,7 @@ impl ExpectationFile {
                 cases: BTreeMap::new(),
             });
         }
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: ExpectationFile = serde_yaml::from_str(&text).map_err(|e| {
-            let loc = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
-                .unwrap_or_default();
-            anyhow::anyhow!("{}{loc}: {e}", path.display())
-        })?;
+        let file: ExpectationFile = crate::yaml::read_yaml(path)?;
         if file.implementation != implementation {
             bail!(
                 "{}: written for `{}`, used for `{implementation}`",

@@ -31,6 +31,7 @@ pub mod smoke;
 pub mod snapshots;
 pub mod spec;
 pub mod verdict;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 

@@ -13,14 +13,8 @@ use crate::spec::{Suite, json_schema, load_dir};
 /// The tags a case may carry (besides none), from `spec/tags.yaml`.
 pub fn load_tags(root: &Path) -> Result<Vec<String>, String> {
     let path = root.join("spec/tags.yaml");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let map: indexmap::IndexMap<String, String> = serde_yaml::from_str(&text).map_err(|e| {
-        let loc = e
-            .location()
-            .map(|l| format!(":{}:{}", l.line(), l.column()))
-            .unwrap_or_default();
-        format!("{}{loc}: {e}", path.display())
-    })?;
+    let map: indexmap::IndexMap<String, String> =
+        crate::yaml::read_yaml(&path).map_err(|e| format!("{e:#}"))?;
     Ok(map.into_keys().collect())
 }
 
