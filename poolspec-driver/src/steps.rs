@@ -1,0 +1,302 @@
+//! Running a program's steps on a pool (spec/README.md §6; spec/PROTOCOL.md §5 rules 1, 2,
+//! 5): [`run_program`] does a whole run given three pieces of glue (make a pool, run one step
+//! on it, tear it down); [`run_steps`] is the step loop alone, for drivers that want to own
+//! the rest.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::coord::Event;
+use crate::program::{PoolParams, Step};
+use crate::tasks::{Exception, py_repr_str};
+use crate::{Failure, Run};
+
+/// How a step (or a task) ended, as its `return` (or `end`) report says: serializes as
+/// `{"returned": V}`, `{"raised": {"type": T, "message": M}}` or `{"handle": "result"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The operation returned this value (`null` for `close`, `wait`, ...).
+    Returned(Value),
+    /// The operation raised this exception. An exception of the operation is an outcome,
+    /// never a driver failure.
+    Raised(Exception),
+    /// The operation returned an AsyncResult or an iterator, kept for later steps.
+    Handle(HandleKind),
+}
+
+impl Outcome {
+    /// `{"returned": null}`.
+    pub fn none() -> Outcome {
+        Outcome::Returned(Value::Null)
+    }
+
+    /// What `next` gives on an exhausted iterator: `StopIteration` with an empty message.
+    pub fn stop_iteration() -> Outcome {
+        Outcome::Raised(Exception::new("StopIteration", ""))
+    }
+}
+
+impl<E: Into<Exception>> From<Result<Value, E>> for Outcome {
+    fn from(r: Result<Value, E>) -> Outcome {
+        match r {
+            Ok(v) => Outcome::Returned(v),
+            Err(e) => Outcome::Raised(e.into()),
+        }
+    }
+}
+
+/// What a step returns that later steps use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandleKind {
+    /// An AsyncResult (`apply_async`, `map_async`, `starmap_async`), for `get`, `wait`,
+    /// `ready`, `successful`.
+    Result,
+    /// An iterator (`imap`, `imap_unordered`), for `next`, `collect`.
+    Iterator,
+}
+
+impl HandleKind {
+    fn name(self) -> &'static str {
+        match self {
+            HandleKind::Result => "result",
+            HandleKind::Iterator => "iterator",
+        }
+    }
+}
+
+/// A handle kept by step id: an AsyncResult of the pool (`R`) or an iterator (`I`).
+#[derive(Debug)]
+pub enum Handle<R, I> {
+    Result(R),
+    Iterator(I),
+}
+
+/// The handles a program's steps returned, by step id, with the lookups `of` needs and the
+/// messages the Python driver gives when a program names the wrong step.
+#[derive(Debug)]
+pub struct Handles<R, I> {
+    by_step: HashMap<String, Handle<R, I>>,
+}
+
+impl<R, I> Default for Handles<R, I> {
+    fn default() -> Self {
+        Handles {
+            by_step: HashMap::new(),
+        }
+    }
+}
+
+impl<R, I> Handles<R, I> {
+    /// No handles yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the AsyncResult step `step` returned; its outcome is `{"handle": "result"}`.
+    pub fn keep_result(&mut self, step: Option<&str>, result: R) -> Outcome {
+        self.by_step
+            .insert(step.unwrap_or("").to_owned(), Handle::Result(result));
+        Outcome::Handle(HandleKind::Result)
+    }
+
+    /// Keeps the iterator step `step` returned; its outcome is `{"handle": "iterator"}`.
+    pub fn keep_iterator(&mut self, step: Option<&str>, iterator: I) -> Outcome {
+        self.by_step
+            .insert(step.unwrap_or("").to_owned(), Handle::Iterator(iterator));
+        Outcome::Handle(HandleKind::Iterator)
+    }
+
+    /// The AsyncResult step `of` returned.
+    pub fn result(&mut self, of: Option<&str>) -> Result<&mut R, Failure> {
+        match self.lookup(of, HandleKind::Result)? {
+            Handle::Result(r) => Ok(r),
+            Handle::Iterator(_) => Err(Failure::new("unreachable: handle kind")),
+        }
+    }
+
+    /// The iterator step `of` returned.
+    pub fn iterator(&mut self, of: Option<&str>) -> Result<&mut I, Failure> {
+        match self.lookup(of, HandleKind::Iterator)? {
+            Handle::Iterator(i) => Ok(i),
+            Handle::Result(_) => Err(Failure::new("unreachable: handle kind")),
+        }
+    }
+
+    fn lookup(&mut self, of: Option<&str>, want: HandleKind) -> Result<&mut Handle<R, I>, Failure> {
+        let shown = of.map_or_else(|| "None".to_owned(), py_repr_str);
+        let Some(handle) = self.by_step.get_mut(of.unwrap_or("")) else {
+            return Err(Failure::new(format!("no handle from a step {shown}")));
+        };
+        let kind = match handle {
+            Handle::Result(_) => HandleKind::Result,
+            Handle::Iterator(_) => HandleKind::Iterator,
+        };
+        if kind != want {
+            return Err(Failure::new(format!(
+                "step {shown} returned an {}, not an {}",
+                kind.name(),
+                want.name()
+            )));
+        }
+        Ok(handle)
+    }
+}
+
+/// Runs the program's steps in order on the calling (main) thread: for each, reports `call`,
+/// runs it, reports `return` with its outcome. `open` and `await` steps are run here (they
+/// only talk to the coordinator); every other step is handed to `op`, which performs it on
+/// the pool and returns its [`Outcome`] (an exception of the operation is
+/// [`Outcome::Raised`]; `Err` is for what the driver cannot do, and ends the run with
+/// `error`).
+///
+/// Returns `Ok` after the last step, and also as soon as the coordinator refuses a report
+/// (the case is over: tear down and answer `done`); `Err` on a failure of `op` or when the
+/// coordinator cannot be reached.
+pub fn run_steps(
+    run: &Run,
+    mut op: impl FnMut(&Step) -> Result<Outcome, Failure>,
+) -> Result<(), Failure> {
+    let coord = &run.coord;
+    for step in &run.program.steps {
+        let id = step.id();
+        if !coord.report_main(&Event::Call {
+            step: id,
+            op: step.op(),
+        })? {
+            return Ok(());
+        }
+        let outcome = match step {
+            Step::Open(o) => {
+                if !coord.report_main(&Event::Open { gate: &o.gate })? {
+                    return Ok(());
+                }
+                Outcome::none()
+            }
+            Step::Await(a) => {
+                let until = Event::Await {
+                    until_event: a.event.as_deref(),
+                    gate: a.gate.as_deref(),
+                    waiting: a.waiting,
+                };
+                if !coord.report_main(&until)? {
+                    return Ok(());
+                }
+                Outcome::none()
+            }
+            other => op(other)?,
+        };
+        if !coord.report_main(&Event::Return {
+            step: id,
+            outcome: &outcome,
+        })? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// One whole program on a fresh pool, with everything but the pool done for you: makes the
+/// pool with `make_pool`, runs the steps ([`run_steps`]) with `step`, then tears the pool
+/// down with [`teardown`](crate::teardown) (`terminate` is your terminate-and-join, run on a
+/// helper thread with a time limit; any child process left over is killed and reported),
+/// whatever happened before. A panic while making the pool or running a step is a failure
+/// (`driver failure: panic: ...`), and the pool is still torn down.
+///
+/// `step` is dropped before the teardown starts, so handles it owns (a [`Handles`] moved
+/// into it) go first, as they would at the end of a Python function. The failure of the
+/// steps, if any, wins over the teardown's.
+pub fn run_program<P: Send + 'static>(
+    run: &Run,
+    make_pool: impl FnOnce(&PoolParams) -> Result<P, Failure>,
+    step: impl FnMut(&mut P, &Step) -> Result<Outcome, Failure>,
+    terminate: impl FnOnce(P) -> Result<(), String> + Send + 'static,
+) -> Result<(), Failure> {
+    let mut pool: Option<P> = None;
+    let ran = catch_panic(|| {
+        let p = pool.insert(make_pool(&run.program.pool)?);
+        let mut step = step;
+        run_steps(run, |s| step(p, s))
+    });
+    let torn = match pool {
+        Some(pool) => crate::teardown(pool, terminate),
+        None => Ok(()),
+    };
+    ran.and(torn)
+}
+
+/// Runs `f`, turning a panic into the failure `driver failure: panic: <message>`.
+pub fn catch_panic<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(Failure::new(format!(
+            "driver failure: panic: {}",
+            panic_message(p.as_ref())
+        ))),
+    }
+}
+
+/// The message a panic was raised with (`panic!("...")` or `panic_any(String)`), or `panic`.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outcomes_serialize_as_the_protocol_says() {
+        let s = |o: Outcome| serde_json::to_string(&o).unwrap();
+        assert_eq!(s(Outcome::Returned(json!([1, 2]))), r#"{"returned":[1,2]}"#);
+        assert_eq!(s(Outcome::none()), r#"{"returned":null}"#);
+        assert_eq!(
+            s(Outcome::stop_iteration()),
+            r#"{"raised":{"type":"StopIteration","message":""}}"#
+        );
+        assert_eq!(
+            s(Outcome::Handle(HandleKind::Result)),
+            r#"{"handle":"result"}"#
+        );
+        let raised: Outcome = Err::<Value, _>(Exception::new("ValueError", "x")).into();
+        assert_eq!(raised, Outcome::Raised(Exception::new("ValueError", "x")));
+    }
+
+    #[test]
+    fn handles_by_step() {
+        let mut h: Handles<u8, &str> = Handles::new();
+        assert_eq!(
+            h.keep_result(Some("r"), 1),
+            Outcome::Handle(HandleKind::Result)
+        );
+        h.keep_iterator(Some("it"), "iter");
+        assert_eq!(*h.result(Some("r")).unwrap(), 1);
+        assert_eq!(*h.iterator(Some("it")).unwrap(), "iter");
+        let m = |e: Failure| e.message;
+        assert_eq!(
+            m(h.result(Some("x")).unwrap_err()),
+            "no handle from a step 'x'"
+        );
+        assert_eq!(m(h.result(None).unwrap_err()), "no handle from a step None");
+        assert_eq!(
+            m(h.iterator(Some("r")).unwrap_err()),
+            "step 'r' returned an result, not an iterator"
+        );
+    }
+
+    #[test]
+    fn panics_become_failures() {
+        let r: Result<(), Failure> = catch_panic(|| panic!("boom"));
+        assert_eq!(r.unwrap_err().message, "driver failure: panic: boom");
+        let r: Result<(), Failure> = catch_panic(|| std::panic::panic_any(7));
+        assert_eq!(r.unwrap_err().message, "driver failure: panic: panic");
+    }
+}

@@ -1,0 +1,347 @@
+//! The task vocabulary (spec/README.md §4) and callbacks (§5), independent of any pool.
+//!
+//! A driver hands its pool one task function that takes a [`Descriptor`] (the program's
+//! [`Task`] plus the [`Coord`] to report to) and the extra positional arguments, and calls
+//! [`run_task`] with them; it maps the [`TaskResult`] onto whatever the pool's tasks return.
+//! Callbacks call [`run_callback`] with their argument as JSON. Both report every event
+//! themselves and stop quietly when the coordinator says so.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::coord::{Coord, Event};
+use crate::program::{Callback, Ending, ErrorSpec, Task};
+use crate::steps::Outcome;
+
+/// The exception types a case may ask for (spec/README.md §4, "Registered exception types").
+pub const ERROR_TYPES: &[&str] = &[
+    "ValueError",
+    "RuntimeError",
+    "KeyError",
+    "TypeError",
+    "ZeroDivisionError",
+];
+
+/// An exception as the protocol reports it: Python's type name and `str(exc)`.
+/// Serializes as `{"type": ..., "message": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Exception {
+    /// The Python type name (`ValueError`, `TimeoutError`, `MaybeEncodingError`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What Python's `str(exc)` gives.
+    pub message: String,
+}
+
+impl Exception {
+    /// An exception with this type name and message.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Exception {
+        Exception {
+            kind: kind.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The exception a task's or callback's `raises` describes, as Python would show it:
+    /// `str(KeyError(m))` is `repr(m)`, the other registered types give `m` itself. An
+    /// unregistered type gives the `RuntimeError` poolspec_tasks.py raises for it.
+    pub fn from_spec(spec: &ErrorSpec) -> Exception {
+        if ERROR_TYPES.contains(&spec.kind.as_str()) {
+            let message = if spec.kind == "KeyError" {
+                py_repr_str(&spec.message)
+            } else {
+                spec.message.clone()
+            };
+            Exception::new(spec.kind.clone(), message)
+        } else {
+            Exception::new(
+                "RuntimeError",
+                format!(
+                    "poolspec: unknown exception type {}",
+                    py_repr_str(&spec.kind)
+                ),
+            )
+        }
+    }
+}
+
+impl std::fmt::Display for Exception {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// What a pool's task function receives besides its extra arguments: the program's task
+/// and where to report. Serializes as the task object plus `"_coord": [socket path, token]`
+/// (the shape poolspec_tasks.py's `run_task` takes), so it can cross into a worker process
+/// with any serde format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Descriptor {
+    /// The task, as the program gives it.
+    #[serde(flatten)]
+    pub task: Task,
+    /// Where the task reports.
+    #[serde(rename = "_coord")]
+    pub coord: Coord,
+}
+
+impl Descriptor {
+    /// `task` reporting to `coord`.
+    pub fn new(task: &Task, coord: &Coord) -> Descriptor {
+        Descriptor {
+            task: task.clone(),
+            coord: coord.clone(),
+        }
+    }
+}
+
+/// How a task ended, for the pool's task function to turn into its own return value or
+/// error. (A task that exits never returns: [`run_task`] ends the process.)
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskResult {
+    /// Return this value (`returns`, `echo`, or no ending: `null`).
+    Returned(Value),
+    /// Raise this exception (`raises`), mapped to the pool's error type; report it back under
+    /// `kind` (README §4: the driver maps each registered type to its language's equivalent).
+    Raised(Exception),
+    /// Return a value the pool cannot serialize back to the parent (`unserializable`); a pool
+    /// that serializes nothing returns something harmless instead.
+    Unserializable,
+    /// The coordinator refused a report or cannot be reached: return at once, quietly (as
+    /// Python's `None`): no exception, no exit, no more reports.
+    Stopped,
+}
+
+/// Runs one task (or the initializer) as its descriptor says, reporting as it goes: `start`;
+/// a `wait` for each gate (each blocks until the gate opens); then exactly one ending, reported
+/// first: `exit` (then ends the process with `std::process::exit`), `raises`,
+/// `unserializable`, `echo` (returns `extra` as a list), `returns` (the default returns null).
+/// Call it in the worker, from the pool's task function.
+pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
+    let (task, coord) = (&desc.task, &desc.coord);
+    let id = task.id.as_deref();
+    if !coord.report(&Event::Start { task: id }) {
+        return TaskResult::Stopped;
+    }
+    for gate in &task.wait {
+        if !coord.report(&Event::Wait { who: id, gate }) {
+            return TaskResult::Stopped;
+        }
+    }
+    let (result, outcome) = match task.ending() {
+        Ending::Exit(code) => {
+            coord.report(&Event::Exit { task: id, code });
+            // os._exit(code): no result, no cleanup of the pool's worker loop.
+            std::process::exit(code);
+        }
+        Ending::Raises(spec) => {
+            let e = Exception::from_spec(spec);
+            (TaskResult::Raised(e.clone()), Outcome::Raised(e))
+        }
+        Ending::Unserializable => (
+            TaskResult::Unserializable,
+            Outcome::Returned(Value::from("<unserializable>")),
+        ),
+        Ending::Echo => {
+            let v = Value::Array(extra);
+            (TaskResult::Returned(v.clone()), Outcome::Returned(v))
+        }
+        Ending::Returns(v) => (
+            TaskResult::Returned(v.clone()),
+            Outcome::Returned(v.clone()),
+        ),
+    };
+    coord.report(&Event::End {
+        task: id,
+        outcome: &outcome,
+    });
+    result
+}
+
+/// Which callback of a step: `callback` (success) or `error_callback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackKind {
+    Callback,
+    ErrorCallback,
+}
+
+impl CallbackKind {
+    /// `callback` or `error_callback`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallbackKind::Callback => "callback",
+            CallbackKind::ErrorCallback => "error_callback",
+        }
+    }
+}
+
+/// The body of a callback of step `step` with its argument as JSON (the result value; for an
+/// error callback the exception as `{type, message}`, see [`Exception`]): reports `callback`,
+/// waits on its gates (as `<step>.<kind>`), then reports `callback_done`. `Err` means the
+/// callback must raise this exception now (`callback_done` already said so); how a callback
+/// raises is up to the pool (pool-ref's callbacks panic). A refused report ends it quietly
+/// with `Ok`.
+pub fn run_callback(
+    coord: &Coord,
+    step: &str,
+    kind: CallbackKind,
+    spec: &Callback,
+    arg: &Value,
+) -> Result<(), Exception> {
+    let who = format!("{step}.{}", kind.name());
+    if !coord.report(&Event::Callback { step, kind, arg }) {
+        return Ok(());
+    }
+    for gate in &spec.wait {
+        if !coord.report(&Event::Wait {
+            who: Some(&who),
+            gate,
+        }) {
+            return Ok(());
+        }
+    }
+    let raised = spec.raises.as_ref().map(Exception::from_spec);
+    coord.report(&Event::CallbackDone {
+        step,
+        kind,
+        raised: raised.as_ref(),
+    });
+    raised.map_or(Ok(()), Err)
+}
+
+/// Python's truthiness of a JSON value: `null`, `false`, `0`, `""`, `[]` and `{}` are false.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// Python's `repr()` of a str: `'x'`, or `"it's"` when that needs no escape.
+pub fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// Python's `repr()` of an optional JSON value, for messages: strings quoted as
+/// [`py_repr_str`], absent or null as `None`, anything else as JSON.
+pub fn py_repr(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "None".into(),
+        Some(Value::String(s)) => py_repr_str(s),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn repr_of_strings_is_pythons() {
+        assert_eq!(py_repr_str("k"), "'k'");
+        assert_eq!(py_repr_str("it's"), "\"it's\"");
+        assert_eq!(py_repr_str("'\""), "'\\'\"'");
+        assert_eq!(py_repr_str("a\nb\t\\"), "'a\\nb\\t\\\\'");
+        assert_eq!(py_repr_str("\u{1}\u{7f}é"), "'\\x01\\x7fé'");
+        assert_eq!(py_repr(None), "None");
+        assert_eq!(py_repr(Some(&json!(null))), "None");
+        assert_eq!(py_repr(Some(&json!("s1"))), "'s1'");
+        assert_eq!(py_repr(Some(&json!(3))), "3");
+    }
+
+    #[test]
+    fn truthiness_is_pythons() {
+        for v in [
+            json!(null),
+            json!(false),
+            json!(0),
+            json!(0.0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
+            assert!(!truthy(&v), "{v}");
+        }
+        for v in [
+            json!(true),
+            json!(-1),
+            json!(0.5),
+            json!("x"),
+            json!([0]),
+            json!({"a": 0}),
+        ] {
+            assert!(truthy(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn exceptions_from_specs() {
+        let spec = |kind: &str, message: &str| ErrorSpec {
+            kind: kind.into(),
+            message: message.into(),
+        };
+        assert_eq!(
+            Exception::from_spec(&spec("ValueError", "boom")),
+            Exception::new("ValueError", "boom")
+        );
+        assert_eq!(
+            Exception::from_spec(&spec("KeyError", "k")),
+            Exception::new("KeyError", "'k'")
+        );
+        assert_eq!(
+            Exception::from_spec(&spec("OSError", "x")),
+            Exception::new("RuntimeError", "poolspec: unknown exception type 'OSError'")
+        );
+        assert_eq!(
+            serde_json::to_string(&Exception::new("TypeError", "t")).unwrap(),
+            r#"{"type":"TypeError","message":"t"}"#
+        );
+    }
+
+    #[test]
+    fn descriptors_carry_the_task_and_coord() {
+        let task: Task =
+            serde_json::from_value(json!({"id": "a", "wait": ["g"], "returns": 1})).unwrap();
+        let coord = Coord {
+            path: "/s".into(),
+            token: "T".into(),
+        };
+        let desc = Descriptor::new(&task, &coord);
+        let v = serde_json::to_value(&desc).unwrap();
+        assert_eq!(
+            v,
+            json!({"id": "a", "wait": ["g"], "returns": 1, "_coord": ["/s", "T"]})
+        );
+        assert_eq!(serde_json::from_value::<Descriptor>(v).unwrap(), desc);
+    }
+}
