@@ -20,6 +20,7 @@ pub mod coverage;
 pub mod driver;
 pub mod expect;
 pub mod expectations;
+pub mod fuzz;
 pub mod html;
 pub mod implementations;
 pub mod lint;

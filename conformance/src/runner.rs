@@ -151,7 +151,7 @@ pub fn run_matrix(
                         coordinator: None,
                         session: None,
                     });
-                    let result = run_one(slot, imp, expectations, &cases[c], options);
+                    let (result, _) = run_one(slot, imp, expectations, &cases[c], options);
                     if let Some(session) = &slot.session {
                         infos
                             .lock()
@@ -257,13 +257,71 @@ pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
     need
 }
 
+/// One implementation's warm driver and coordinator, for callers that run cases one at a
+/// time rather than as a matrix (the fuzzer). The driver starts on first use, is reused
+/// across cases, and is restarted after a fault, as in [`run_matrix`].
+pub struct WarmDriver {
+    implementation: Implementation,
+    expectations: ExpectationFile,
+    slot: Slot,
+}
+
+impl std::fmt::Debug for WarmDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmDriver")
+            .field("implementation", &self.implementation.name)
+            .field("running", &self.slot.session.is_some())
+            .finish()
+    }
+}
+
+impl WarmDriver {
+    pub fn new(implementation: Implementation, expectations: ExpectationFile) -> WarmDriver {
+        WarmDriver {
+            implementation,
+            expectations,
+            slot: Slot {
+                coordinator: None,
+                session: None,
+            },
+        }
+    }
+
+    pub fn implementation(&self) -> &Implementation {
+        &self.implementation
+    }
+
+    /// Runs one case on a fresh pool of this driver; also returns the raw history, when
+    /// one was recorded ([`annotate`] makes it readable).
+    pub fn run(
+        &mut self,
+        case: &LoadedCase,
+        options: &RunOptions,
+    ) -> (CaseResult, Option<History>) {
+        run_one(
+            &mut self.slot,
+            &self.implementation,
+            &self.expectations,
+            case,
+            options,
+        )
+    }
+
+    /// Stops the driver politely (it is killed with its group if it does not comply).
+    pub fn stop(self) {
+        if let Some(session) = self.slot.session {
+            session.stop();
+        }
+    }
+}
+
 fn run_one(
     slot: &mut Slot,
     imp: &Implementation,
     expectations: &ExpectationFile,
     lc: &LoadedCase,
     options: &RunOptions,
-) -> CaseResult {
+) -> (CaseResult, Option<History>) {
     let started = Instant::now();
     let expected = expectations.expected(lc.id()).cloned();
     let mut result = CaseResult {
@@ -288,6 +346,7 @@ fn run_one(
         .mul_f64(options.timeout_multiplier.max(0.01));
 
     let outcome = execute(slot, imp, lc, guard);
+    let mut raw = None;
     match outcome {
         Execution::Unsupported(missing) => {
             result.status = Status::Unsupported;
@@ -324,11 +383,12 @@ fn run_one(
                 }
             }
             result.observation = Some(value);
+            raw = Some(history);
         }
     }
     result.verdict = Verdict::judge(result.status, expected.map(|e| e.status));
     result.duration_ms = started.elapsed().as_millis() as u64;
-    result
+    (result, raw)
 }
 
 enum Execution {

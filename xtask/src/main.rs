@@ -3,6 +3,8 @@
 //! - `cargo xtask conformance` runs every case on every built-in implementation, prints the
 //!   matrix, and writes reports under `target/conformance/`.
 //! - `cargo xtask conformance lint | schema | claims` check or regenerate derived files.
+//! - `cargo xtask fuzz --impl NAME` compares random programs on an implementation with
+//!   CPython and shrinks the first divergence to a case file.
 //! - `cargo xtask bench` reports the suite's wall time per implementation.
 
 use std::io::IsTerminal;
@@ -21,6 +23,7 @@ use conformance::spec::{LoadedCase, json_schema, load_dir};
 use conformance::{claims::ClaimsFile, lint, report, workspace_root};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod fuzz;
 mod smoke;
 mod thirdparty;
 
@@ -54,6 +57,9 @@ enum Command {
     },
     /// Run the conformance matrix (or one of its maintenance subcommands).
     Conformance(Conformance),
+    /// Differential fuzzing: random programs on an implementation and on CPython, the first
+    /// divergence shrunk to a case file (`fuzz --impl rust-ref --cases 10000`).
+    Fuzz(fuzz::FuzzArgs),
     /// Report the suite's wall time per implementation (each run alone, then all together).
     Bench {
         #[command(flatten)]
@@ -182,6 +188,7 @@ fn main() -> ExitCode {
             Some(Maintenance::Claims { check }) => claims(&root, check),
             Some(Maintenance::Coverage { check }) => coverage(&root, check),
         },
+        Command::Fuzz(args) => fuzz::run(&root, &args),
         Command::Bench { select, rounds } => bench(&root, &select, rounds),
         Command::Compliance {
             no_install,

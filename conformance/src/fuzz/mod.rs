@@ -1,0 +1,478 @@
+//! Differential fuzzing: random pool programs run on CPython (the oracle) and on an
+//! implementation, compared by their normalized observations.
+//!
+//! 1. [`generate`] draws a raw program from proptest strategies over the case format's
+//!    own types; program `i` of seed `s` is drawn from its own RNG stream, so any program
+//!    can be regenerated alone (`--seed s --start i --cases 1`).
+//! 2. [`legalize`] turns it into a case whose every observation is forced by gates and
+//!    `await`s (or rewrites and drops the steps that would race or hang).
+//! 3. Lanes (threads), each with a warm oracle driver and a warm implementation driver, run
+//!    programs side by side and compare observations ([`diff`]).
+//! 4. On the first divergence, proptest's value tree shrinks the raw program; every
+//!    candidate is legalized and run on both again, and the smallest program that still
+//!    diverges is written as a case file ([`emit`]).
+
+pub mod diff;
+pub mod emit;
+pub mod generate;
+pub mod legalize;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde_json::Value;
+
+use crate::coordinator::History;
+use crate::expectations::ExpectationFile;
+use crate::implementations::Implementation;
+use crate::observe::annotate;
+use crate::runner::{CaseResult, RunOptions, WarmDriver};
+use crate::spec::{Area, Case, LoadedCase, program::compile};
+use crate::verdict::Status;
+use diff::{Difference, differences};
+use generate::RawProgram;
+
+/// How to fuzz.
+#[derive(Debug, Clone)]
+pub struct FuzzOptions {
+    /// The run's seed; program `i` is drawn from a stream derived from `(seed, i)`.
+    pub seed: u64,
+    /// Index of the first program.
+    pub start: u64,
+    /// Stop after this many programs (with `time`, whichever comes first).
+    pub cases: Option<u64>,
+    /// Stop taking new programs after this long.
+    pub time: Option<Duration>,
+    /// Lanes: pairs of warm drivers running programs in parallel.
+    pub jobs: usize,
+    /// Steps of a raw program, at most (legalizing adds `await`s and an epilogue).
+    pub max_steps: usize,
+    /// Candidate programs run while shrinking, at most.
+    pub shrink_runs: u32,
+    /// Liveness guards (its `history_dir` is ignored: see `history_dir`).
+    pub run: RunOptions,
+    /// Where the raw histories of the found program's confirming runs go.
+    pub history_dir: Option<PathBuf>,
+}
+
+impl Default for FuzzOptions {
+    fn default() -> Self {
+        FuzzOptions {
+            seed: 0,
+            start: 0,
+            cases: Some(100),
+            time: None,
+            jobs: thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
+            max_steps: 10,
+            shrink_runs: 400,
+            run: RunOptions {
+                history_dir: None,
+                ..RunOptions::default()
+            },
+            history_dir: None,
+        }
+    }
+}
+
+/// How one program went on the two implementations.
+#[derive(Debug, Clone)]
+pub enum PairOutcome {
+    /// Same status, same observation.
+    Agree,
+    /// The implementation observed something else (or faulted where the oracle did not).
+    Diverge {
+        oracle: Value,
+        target: Value,
+        differences: Vec<Difference>,
+    },
+    /// The oracle itself did not run the program cleanly: a program CPython does not
+    /// define slipped through the legalizer. Reported, never shrunk; `history` is the
+    /// oracle's raw history of it (roles annotated).
+    OracleFault {
+        reason: String,
+        history: Option<Value>,
+    },
+}
+
+/// What the fuzzer found.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Index of the program in the seed's stream.
+    pub index: u64,
+    /// The legalized program as generated.
+    pub original: Case,
+    /// The smallest diverging program (equal to `original` for an oracle fault).
+    pub shrunk: Case,
+    pub outcome: PairOutcome,
+    /// Candidate programs run while shrinking.
+    pub shrink_runs: u32,
+    /// Did two more runs of the shrunk program diverge again, with the oracle observing
+    /// exactly what it did before? `false` means the program is not deterministic on one
+    /// side: a legalizer bug or an unstable implementation, not yet a divergence.
+    pub reproduced: bool,
+    /// Raw histories of the last runs of the shrunk program, one folder per implementation.
+    pub histories: Option<PathBuf>,
+    /// Raw histories of the run that first diverged, roles annotated (oracle, implementation).
+    pub first_histories: (Option<Value>, Option<Value>),
+}
+
+/// The result of a fuzzing run.
+#[derive(Debug, Clone)]
+pub struct FuzzSummary {
+    pub seed: u64,
+    /// Programs run on both implementations (including the diverging one).
+    pub programs: u64,
+    /// Steps of all legalized programs run, for a sense of size.
+    pub steps: u64,
+    pub wall: Duration,
+    pub found: Option<Found>,
+}
+
+/// 32 bytes of RNG seed for program `index` of `seed` (splitmix64).
+fn program_seed(seed: u64, index: u64) -> [u8; 32] {
+    let mut state = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut out = [0u8; 32];
+    for chunk in out.chunks_mut(8) {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes());
+    }
+    out
+}
+
+type Tree = Box<dyn ValueTree<Value = RawProgram>>;
+
+/// The value tree of program `index` of `seed`: its current value is the program, and
+/// it shrinks.
+pub fn program_tree(seed: u64, index: u64, max_steps: usize) -> Tree {
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &program_seed(seed, index));
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let strategy = generate::raw_program(max_steps).boxed();
+    match strategy.new_tree(&mut runner) {
+        Ok(tree) => Box::new(tree),
+        // The strategies have no filters, so drawing cannot be rejected.
+        Err(reason) => unreachable!("program strategy rejected a draw: {reason}"),
+    }
+}
+
+/// The case id of program `index` of `seed`.
+pub fn case_id(seed: u64, index: u64) -> String {
+    let bytes = program_seed(seed, index);
+    format!(
+        "FUZZ-{:02X}{:02X}{:02X}{:02X}",
+        bytes[0], bytes[1], bytes[2], bytes[3]
+    )
+}
+
+/// Program `index` of `seed`, legalized.
+pub fn program_case(seed: u64, index: u64, max_steps: usize) -> Case {
+    legalize::legalize(
+        &program_tree(seed, index, max_steps).current(),
+        &case_id(seed, index),
+    )
+}
+
+fn loaded(case: &Case) -> Result<LoadedCase, String> {
+    let program = compile(case).map_err(|e| format!("legalized program does not compile: {e}"))?;
+    Ok(LoadedCase {
+        file: PathBuf::from("<fuzz>"),
+        area: Area::Ordering,
+        case: case.clone(),
+        program,
+    })
+}
+
+/// A warm oracle driver and a warm implementation driver.
+#[derive(Debug)]
+pub struct Lane {
+    oracle: WarmDriver,
+    target: WarmDriver,
+    /// The raw histories of the last run (oracle, implementation).
+    last: (Option<History>, Option<History>),
+}
+
+impl Lane {
+    pub fn new(oracle: &Implementation, target: &Implementation) -> Lane {
+        Lane {
+            oracle: WarmDriver::new(oracle.clone(), ExpectationFile::default()),
+            target: WarmDriver::new(target.clone(), ExpectationFile::default()),
+            last: (None, None),
+        }
+    }
+
+    /// The raw histories of the last run, roles annotated: `(oracle, implementation)`.
+    pub fn last_histories(&self) -> (Option<Value>, Option<Value>) {
+        (
+            self.last.0.as_ref().map(annotate),
+            self.last.1.as_ref().map(annotate),
+        )
+    }
+
+    /// Runs `case` on both drivers at once.
+    pub fn run(&mut self, case: &Case, options: &RunOptions) -> PairOutcome {
+        let lc = match loaded(case) {
+            Ok(lc) => lc,
+            Err(reason) => {
+                return PairOutcome::OracleFault {
+                    reason,
+                    history: None,
+                };
+            }
+        };
+        self.last = (None, None);
+        let Lane { oracle, target, .. } = self;
+        let (o, t) = thread::scope(|s| {
+            let o = s.spawn(|| oracle.run(&lc, options));
+            let t = target.run(&lc, options);
+            (o.join(), t)
+        });
+        let Ok((o, history)) = o else {
+            return PairOutcome::OracleFault {
+                reason: "the oracle's runner thread panicked".into(),
+                history: None,
+            };
+        };
+        let mut outcome = compare(&o, &t.0);
+        if let PairOutcome::OracleFault { history: h, .. } = &mut outcome {
+            *h = history.as_ref().map(annotate);
+        }
+        self.last = (history, t.1);
+        outcome
+    }
+
+    pub fn stop(self) {
+        self.oracle.stop();
+        self.target.stop();
+    }
+}
+
+fn compare(o: &CaseResult, t: &CaseResult) -> PairOutcome {
+    if o.status != Status::Pass {
+        return PairOutcome::OracleFault {
+            reason: format!(
+                "{} on the oracle: {}",
+                o.status.as_str(),
+                o.reason.as_deref().unwrap_or("")
+            ),
+            history: None,
+        };
+    }
+    let oracle = o.observation.clone().unwrap_or(Value::Null);
+    let mut target = t.observation.clone().unwrap_or(Value::Null);
+    if t.status != Status::Pass {
+        // A fault is a divergence even where the partial observation happens to agree.
+        target = serde_json::json!({
+            "status": t.status.as_str(),
+            "reason": t.reason.clone().unwrap_or_default(),
+            "observation": target,
+        });
+        let differences = vec![Difference {
+            path: "status".into(),
+            oracle: Some(Value::from("pass")),
+            target: Some(Value::from(t.status.as_str())),
+        }];
+        return PairOutcome::Diverge {
+            oracle,
+            target,
+            differences,
+        };
+    }
+    let differences = differences(&oracle, &target);
+    if differences.is_empty() {
+        PairOutcome::Agree
+    } else {
+        PairOutcome::Diverge {
+            oracle,
+            target,
+            differences,
+        }
+    }
+}
+
+/// Shrinks a diverging program: proptest's simplify/complicate walk over the raw program,
+/// each candidate legalized and run on both; identical legalized candidates run once.
+fn shrink(
+    lane: &mut Lane,
+    mut tree: Tree,
+    first: (Case, PairOutcome),
+    options: &FuzzOptions,
+    id: &str,
+) -> (Case, PairOutcome, u32) {
+    let mut best = first;
+    let mut runs = 0u32;
+    let mut seen: HashMap<String, bool> = HashMap::new();
+    let run = RunOptions {
+        history_dir: None,
+        ..options.run.clone()
+    };
+    if !tree.simplify() {
+        return (best.0, best.1, runs);
+    }
+    loop {
+        let case = legalize::legalize(&tree.current(), id);
+        let key = serde_json::to_string(&case.steps).unwrap_or_default()
+            + &serde_json::to_string(&case.pool).unwrap_or_default();
+        let diverges = match seen.get(&key) {
+            Some(d) => *d,
+            None => {
+                if runs >= options.shrink_runs {
+                    break;
+                }
+                runs += 1;
+                let outcome = lane.run(&case, &run);
+                let d = matches!(outcome, PairOutcome::Diverge { .. });
+                if d && smaller(&case, &best.0) {
+                    best = (case, outcome);
+                }
+                seen.insert(key, d);
+                d
+            }
+        };
+        let more = if diverges {
+            tree.simplify()
+        } else {
+            tree.complicate()
+        };
+        if !more {
+            break;
+        }
+    }
+    (best.0, best.1, runs)
+}
+
+/// Fewer steps, then fewer tasks.
+fn smaller(a: &Case, b: &Case) -> bool {
+    let size = |c: &Case| {
+        (
+            c.steps.len(),
+            crate::observe::tasks(&loaded_program(c)).len(),
+        )
+    };
+    size(a) <= size(b)
+}
+
+fn loaded_program(case: &Case) -> crate::spec::Program {
+    compile(case).unwrap_or_else(|_| crate::spec::Program {
+        id: case.id.clone(),
+        pool: case.pool.clone(),
+        steps: Vec::new(),
+        gates: Default::default(),
+        ids: Default::default(),
+    })
+}
+
+/// Runs programs until the budget is spent or the first divergence, which is shrunk.
+/// `progress` gets the number of programs finished so far (from lane threads).
+pub fn fuzz(
+    oracle: &Implementation,
+    target: &Implementation,
+    options: &FuzzOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> FuzzSummary {
+    let started = Instant::now();
+    let next = AtomicU64::new(options.start);
+    let done = AtomicU64::new(0);
+    let steps = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let found: Mutex<Option<Found>> = Mutex::new(None);
+    let end = options.cases.map(|n| options.start.saturating_add(n));
+    thread::scope(|s| {
+        for _ in 0..options.jobs.max(1) {
+            s.spawn(|| {
+                let run = RunOptions {
+                    history_dir: None,
+                    ..options.run.clone()
+                };
+                let mut lane = Lane::new(oracle, target);
+                loop {
+                    if stop.load(Ordering::SeqCst)
+                        || options.time.is_some_and(|t| started.elapsed() >= t)
+                    {
+                        break;
+                    }
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    if end.is_some_and(|end| index >= end) {
+                        break;
+                    }
+                    let tree = program_tree(options.seed, index, options.max_steps);
+                    let id = case_id(options.seed, index);
+                    let case = legalize::legalize(&tree.current(), &id);
+                    steps.fetch_add(case.steps.len() as u64, Ordering::Relaxed);
+                    let outcome = lane.run(&case, &run);
+                    progress(done.fetch_add(1, Ordering::SeqCst) + 1);
+                    if matches!(outcome, PairOutcome::Agree) {
+                        continue;
+                    }
+                    if stop.swap(true, Ordering::SeqCst) {
+                        break; // another lane found something first
+                    }
+                    let result = investigate(&mut lane, tree, case, outcome, index, &id, options);
+                    *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                    break;
+                }
+                lane.stop();
+            });
+        }
+    });
+    FuzzSummary {
+        seed: options.seed,
+        programs: done.into_inner(),
+        steps: steps.into_inner(),
+        wall: started.elapsed(),
+        found: found.into_inner().unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
+/// Shrinks a divergence, then checks that the oracle's observation of the result is
+/// stable and records raw histories of it.
+fn investigate(
+    lane: &mut Lane,
+    tree: Tree,
+    case: Case,
+    outcome: PairOutcome,
+    index: u64,
+    id: &str,
+    options: &FuzzOptions,
+) -> Found {
+    let first_histories = lane.last_histories();
+    let (shrunk, outcome, shrink_runs) = match outcome {
+        PairOutcome::Diverge { .. } => shrink(lane, tree, (case.clone(), outcome), options, id),
+        other => (case.clone(), other, 0),
+    };
+    let mut reproduced = true;
+    let histories = options.history_dir.clone();
+    let confirm = RunOptions {
+        history_dir: histories.clone(),
+        ..options.run.clone()
+    };
+    if let PairOutcome::Diverge { oracle, .. } = &outcome {
+        for _ in 0..2 {
+            let again = lane.run(&shrunk, &confirm);
+            let same = match &again {
+                PairOutcome::Diverge { oracle: o, .. } => o == oracle,
+                // Agreeing now means the oracle (or the implementation) is not stable.
+                PairOutcome::Agree | PairOutcome::OracleFault { .. } => false,
+            };
+            reproduced &= same;
+        }
+    }
+    Found {
+        index,
+        original: case,
+        shrunk,
+        outcome,
+        shrink_runs,
+        reproduced,
+        histories,
+        first_histories,
+    }
+}

@@ -1,0 +1,256 @@
+//! `cargo xtask fuzz`: differential fuzzing of an implementation against CPython.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
+use conformance::implementations;
+use conformance::runner::RunOptions;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args, Debug)]
+pub struct FuzzArgs {
+    /// The implementation to fuzz: a built-in one (e.g. rust-ref, cpython-threadpool),
+    /// `python:MODULE:ATTR` or `exec:COMMAND ARGS`, as for `conformance --impl`.
+    #[arg(long = "impl", value_name = "NAME")]
+    implementation: String,
+    /// The oracle it is compared with.
+    #[arg(long, default_value = "cpython-fork")]
+    oracle: String,
+    /// Programs to run (default 1000 unless --time is given).
+    #[arg(long)]
+    cases: Option<u64>,
+    /// Stop taking new programs after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    time: Option<f64>,
+    /// The run's seed (decimal or 0x-hex); printed, so any run can be repeated.
+    /// Default: from the clock.
+    #[arg(long, value_parser = parse_seed)]
+    seed: Option<u64>,
+    /// Index of the first program (with --cases 1: rerun one program of a seed).
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Lanes running programs in parallel (each a pair of warm drivers).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Steps of a raw program, at most.
+    #[arg(long, default_value_t = 10)]
+    max_steps: usize,
+    /// Candidate programs to run while shrinking, at most.
+    #[arg(long, default_value_t = 400)]
+    shrink_runs: u32,
+    /// Scale every liveness guard (for slow or loaded machines).
+    #[arg(long, default_value_t = 1.0)]
+    timeout_multiplier: f64,
+    /// Where found cases and their raw histories go.
+    #[arg(long, value_name = "DIR", default_value = "target/fuzz")]
+    out: PathBuf,
+    /// The Python interpreter for the CPython drivers.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Print the legalized program of --start as YAML and exit (nothing is run).
+    #[arg(long)]
+    print: bool,
+    /// Never draw a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| format!("`{s}` is not a seed (decimal or 0x-hex u64): {e}"))
+}
+
+pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    if args.print {
+        let case = fuzz::program_case(seed, args.start, args.max_steps);
+        print!("{}", emit::program_file(&case)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let python = match &args.python {
+        Some(p) => p.clone(),
+        None => implementations::find_python()?,
+    };
+    let wants_rust_ref = [&args.implementation, &args.oracle]
+        .iter()
+        .any(|s| s.as_str() == "rust-ref");
+    let rust_ref = if wants_rust_ref {
+        Some(implementations::build_rust_ref(root)?)
+    } else {
+        None
+    };
+    let builtin = implementations::builtin(root, &python, rust_ref.as_deref());
+    let oracle = implementations::parse_spec(&args.oracle, root, &python, &builtin)?;
+    let target = implementations::parse_spec(&args.implementation, root, &python, &builtin)?;
+    if oracle.name == target.name {
+        bail!("--impl and --oracle are both {}", target.name);
+    }
+    let out = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        root.join(&args.out)
+    };
+    let cases = match (args.cases, args.time) {
+        (None, None) => Some(1000),
+        (c, _) => c,
+    };
+    let mut options = FuzzOptions {
+        seed,
+        start: args.start,
+        cases,
+        time: args.time.map(Duration::from_secs_f64),
+        max_steps: args.max_steps,
+        shrink_runs: args.shrink_runs,
+        run: RunOptions {
+            timeout_multiplier: args.timeout_multiplier,
+            history_dir: None,
+            ..RunOptions::default()
+        },
+        history_dir: Some(out.join("histories")),
+        ..FuzzOptions::default()
+    };
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs.max(1);
+    }
+    let budget = match (cases, args.time) {
+        (Some(n), Some(t)) => format!("{n} programs or {t} s"),
+        (Some(n), None) => format!("{n} programs"),
+        (None, Some(t)) => format!("{t} s"),
+        (None, None) => String::new(),
+    };
+    eprintln!(
+        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}, {} lanes",
+        target.name, oracle.name, options.jobs
+    );
+    let bar = if !args.no_progress && std::io::stderr().is_terminal() {
+        let bar = match cases {
+            Some(n) if args.time.is_none() => ProgressBar::new(n),
+            _ => ProgressBar::new_spinner(),
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} programs ({per_sec})",
+        ) {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let summary = fuzz::fuzz(&oracle, &target, &options, &|n| {
+        if let Some(bar) = &bar {
+            bar.set_position(n);
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let per_program = summary.steps as f64 / summary.programs.max(1) as f64;
+    let Some(found) = summary.found else {
+        println!(
+            "fuzz: {} programs agreed with {} ({per_program:.1} steps each on average), seed {seed:#x}, in {:.1} s",
+            summary.programs,
+            oracle.name,
+            summary.wall.as_secs_f64()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let reproduce = format!(
+        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}",
+        args.implementation, args.oracle, found.index, args.max_steps
+    );
+    match &found.outcome {
+        PairOutcome::OracleFault { reason, history } => {
+            let dir = out.join("oracle-faults");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let file = dir.join(format!("{}.yaml", found.original.id));
+            std::fs::write(&file, emit::program_file(&found.original)?)
+                .with_context(|| format!("writing {}", file.display()))?;
+            if let Some(history) = history {
+                let path = dir.join(format!("{}.history.json", found.original.id));
+                std::fs::write(&path, serde_json::to_string_pretty(history)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("Oracle's raw history: {}", path.display());
+            }
+            println!(
+                "fuzz: the oracle did not run program #{} cleanly: {reason}\n\
+                 This is a bug of the fuzzer (a program CPython does not define got through the \
+                 legalizer), not of {}.\nProgram: {}\nReproduce: {reproduce}",
+                found.index,
+                target.name,
+                file.display()
+            );
+            Ok(ExitCode::from(1))
+        }
+        PairOutcome::Agree => Ok(ExitCode::SUCCESS),
+        PairOutcome::Diverge {
+            oracle: observed,
+            differences,
+            ..
+        } => {
+            let provenance = emit::Provenance {
+                implementation: target.name.clone(),
+                oracle: oracle.name.clone(),
+                reproduce: reproduce.clone(),
+                original_steps: found.original.steps.len(),
+                shrink_runs: found.shrink_runs,
+            };
+            let text = emit::case_file(&found.shrunk, observed, differences, &provenance)?;
+            let dir = out.join("found");
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let file = dir.join(format!("{}.yaml", found.shrunk.id));
+            std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
+            println!(
+                "fuzz: program #{} of seed {seed:#x} diverges on {} after {} programs ({:.1} s).",
+                found.index,
+                target.name,
+                summary.programs,
+                summary.wall.as_secs_f64()
+            );
+            println!(
+                "Shrunk from {} to {} steps in {} runs{}.",
+                found.original.steps.len(),
+                found.shrunk.steps.len(),
+                found.shrink_runs,
+                if found.reproduced {
+                    ""
+                } else {
+                    "; WARNING: reruns did not reproduce it exactly (nondeterministic program?)"
+                }
+            );
+            for d in differences.iter().take(8) {
+                println!("  {d}");
+            }
+            if differences.len() > 8 {
+                println!("  … and {} more differences", differences.len() - 8);
+            }
+            println!("Case: {}", file.display());
+            let names = [&oracle.name, &target.name];
+            let firsts = [&found.first_histories.0, &found.first_histories.1];
+            for (name, history) in names.into_iter().zip(firsts) {
+                if let Some(history) = history {
+                    let dir = out.join("histories").join(implementations::file_stem(name));
+                    std::fs::create_dir_all(&dir)?;
+                    let path = dir.join(format!("{}.first-run.json", found.original.id));
+                    std::fs::write(&path, serde_json::to_string_pretty(history)?)?;
+                }
+            }
+            if let Some(h) = &found.histories {
+                println!("Raw histories: {}", h.display());
+            }
+            println!("Reproduce: {reproduce}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
