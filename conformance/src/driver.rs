@@ -28,12 +28,22 @@ pub struct DriverCommand {
     pub env: Vec<(String, String)>,
 }
 
+/// The signal a hung driver gets before it is killed: drivers may dump every thread's stack
+/// to stderr on it (the Python SDK does, with `faulthandler`), and the timeout report
+/// carries that stderr.
+pub const DUMP_SIGNAL: Signal = Signal::SIGUSR1;
+
 /// Why a driver failed a case. Each fault is reported with its own status and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum DriverFault {
-    /// The liveness guard expired; the process group was killed.
-    Timeout { after_ms: u64 },
+    /// The liveness guard expired; the process group was killed. `stderr` holds what the
+    /// driver wrote last, including the stack dump it was asked for (see [`DUMP_SIGNAL`]).
+    Timeout {
+        after_ms: u64,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        stderr: String,
+    },
     /// The driver died by a signal or exited non-zero.
     Crashed { status: String, stderr: String },
     /// The driver exited with status 0 before answering.
@@ -55,7 +65,7 @@ impl DriverFault {
             }
         }
         match self {
-            DriverFault::Timeout { after_ms } => format!(
+            DriverFault::Timeout { after_ms, .. } => format!(
                 "no answer within the liveness guard ({:.1} s); process group killed",
                 *after_ms as f64 / 1000.0
             ),
@@ -226,12 +236,24 @@ impl DriverSession {
                 Err(self.death_fault(Instant::now() + Duration::from_secs(5)))
             }
             Err(RecvTimeoutError::Timeout) => {
+                let stderr = self.dump_stacks();
                 self.kill();
                 Err(DriverFault::Timeout {
                     after_ms: wait.as_millis() as u64,
+                    stderr,
                 })
             }
         }
+    }
+
+    /// Asks a hung driver for its threads' stacks ([`DUMP_SIGNAL`]) and returns its stderr
+    /// after a short grace period. Drivers that do not handle the signal just die of it,
+    /// which is what happens to them next anyway.
+    fn dump_stacks(&mut self) -> String {
+        let _ = nix::sys::signal::kill(self.pgid, DUMP_SIGNAL);
+        // A grace period for a diagnostic, not a correctness wait: the dump is best effort.
+        std::thread::sleep(Duration::from_millis(300));
+        self.stderr_text()
     }
 
     /// Stdout closed: find out how the driver ended, and clean up its group.

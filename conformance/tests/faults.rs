@@ -229,7 +229,7 @@ fn a_hanging_driver_times_out_and_its_whole_group_dies() {
     assert_eq!(result.verdict, Verdict::Unexpected);
     match &result.fault {
         // The guard is 2 s from sending `run`; the wait itself starts a moment later.
-        Some(DriverFault::Timeout { after_ms }) => {
+        Some(DriverFault::Timeout { after_ms, .. }) => {
             assert!((1000..=2000).contains(after_ms), "guard of {after_ms} ms")
         }
         other => panic!("expected a timeout fault, got {other:?}"),

@@ -157,6 +157,36 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         bar.finish_and_clear();
     }
     let per_program = summary.steps as f64 / summary.programs.max(1) as f64;
+    if !summary.oracle_flakes.is_empty() {
+        let dir = out.join("oracle-flakes");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for flake in &summary.oracle_flakes {
+            let PairOutcome::OracleFault {
+                reason,
+                history,
+                stderr,
+            } = &flake.fault
+            else {
+                continue;
+            };
+            let stem = dir.join(&flake.case.id);
+            std::fs::write(stem.with_extension("yaml"), emit::program_file(&flake.case)?)?;
+            if let Some(h) = history {
+                std::fs::write(
+                    stem.with_extension("history.json"),
+                    serde_json::to_string_pretty(h)?,
+                )?;
+            }
+            if let Some(e) = stderr {
+                std::fs::write(stem.with_extension("stderr.txt"), e)?;
+            }
+            println!(
+                "fuzz: the oracle failed program #{} once ({reason}) and ran it cleanly on a second try; kept in {}",
+                flake.index,
+                dir.display()
+            );
+        }
+    }
     let Some(found) = summary.found else {
         println!(
             "fuzz: {} programs agreed with {} ({per_program:.1} steps each on average), seed {seed:#x}, in {:.1} s",
@@ -171,7 +201,11 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         args.implementation, args.oracle, found.index, args.max_steps
     );
     match &found.outcome {
-        PairOutcome::OracleFault { reason, history } => {
+        PairOutcome::OracleFault {
+            reason,
+            history,
+            stderr,
+        } => {
             let dir = out.join("oracle-faults");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let file = dir.join(format!("{}.yaml", found.original.id));
@@ -182,6 +216,12 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
                 std::fs::write(&path, serde_json::to_string_pretty(history)?)
                     .with_context(|| format!("writing {}", path.display()))?;
                 println!("Oracle's raw history: {}", path.display());
+            }
+            if let Some(stderr) = stderr.as_ref().filter(|s| !s.is_empty()) {
+                let path = dir.join(format!("{}.stderr.txt", found.original.id));
+                std::fs::write(&path, stderr)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("Oracle driver's stderr: {}", path.display());
             }
             println!(
                 "fuzz: the oracle did not run program #{} cleanly: {reason}\n\
@@ -212,17 +252,18 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             let file = dir.join(format!("{}.yaml", found.shrunk.id));
             std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
             println!(
-                "fuzz: program #{} of seed {seed:#x} diverges on {} after {} programs ({:.1} s).",
+                "fuzz: program #{} of seed {seed:#x} diverges on {} ({} programs run, found after {:.1} s).",
                 found.index,
                 target.name,
                 summary.programs,
-                summary.wall.as_secs_f64()
+                found.after.as_secs_f64()
             );
             println!(
-                "Shrunk from {} to {} steps in {} runs{}.",
+                "Shrunk from {} to {} steps in {} runs ({:.1} s){}.",
                 found.original.steps.len(),
                 found.shrunk.steps.len(),
                 found.shrink_runs,
+                (summary.wall - found.after).as_secs_f64(),
                 if found.reproduced {
                     ""
                 } else {

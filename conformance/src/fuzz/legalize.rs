@@ -493,8 +493,9 @@ impl Model {
         // CPython computes the default from the workers alive at that instant; while
         // maxtasksperchild replaces them there can be fewer (even none: ZeroDivisionError,
         // gh-82980). Make the size explicit there.
-        if self.maxtasksperchild && m.chunksize.is_none() && !iterator && chunksize > 0 {
-            m.chunksize = Some(chunksize as u32);
+        // It divides even for an empty iterable.
+        if self.maxtasksperchild && m.chunksize.is_none() && !iterator {
+            m.chunksize = Some(chunksize.max(1) as u32);
         }
         let mut ids = Vec::new();
         for (i, t) in tasks.iter().enumerate() {
@@ -879,4 +880,216 @@ fn await_event(event: String) -> Step {
         gate: None,
         waiting: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::fuzz::generate::raw_program;
+    use crate::spec::{ErrorSpec, PoolParams, program::compile};
+
+    fn held(gate: &str, value: i64) -> TaskSpec {
+        TaskSpec::Full(Task {
+            wait: vec![gate.to_owned()],
+            returns: Some(serde_json::json!(value)),
+            ..Task::default()
+        })
+    }
+
+    fn free(value: i64) -> TaskSpec {
+        TaskSpec::Full(Task {
+            returns: Some(serde_json::json!(value)),
+            ..Task::default()
+        })
+    }
+
+    fn raising() -> TaskSpec {
+        TaskSpec::Full(Task {
+            raises: Some(ErrorSpec {
+                kind: "ValueError".into(),
+                message: "boom".into(),
+            }),
+            ..Task::default()
+        })
+    }
+
+    fn submit(task: TaskSpec) -> Submit {
+        Submit {
+            id: None,
+            task,
+            args: Vec::new(),
+            unserializable_arg: false,
+            callback: None,
+            error_callback: None,
+        }
+    }
+
+    fn map_call(tasks: Vec<TaskSpec>) -> MapCall {
+        MapCall {
+            id: None,
+            tasks,
+            args: Vec::new(),
+            chunksize: None,
+            callback: None,
+            error_callback: None,
+        }
+    }
+
+    fn on(n: usize, timeout: Option<f64>) -> OnHandle {
+        OnHandle {
+            id: None,
+            of: format!("h{n}"),
+            timeout,
+        }
+    }
+
+    fn legal(processes: u32, steps: Vec<Step>) -> Vec<Step> {
+        let raw = RawProgram {
+            pool: PoolParams {
+                processes,
+                ..PoolParams::default()
+            },
+            steps,
+        };
+        let case = legalize(&raw, "T");
+        compile(&case).expect("legalized programs compile");
+        case.steps
+    }
+
+    fn ops(steps: &[Step]) -> Vec<&'static str> {
+        steps.iter().map(Step::op).collect()
+    }
+
+    #[test]
+    fn get_of_a_held_task_times_out_and_get_of_a_free_one_waits() {
+        let steps = legal(
+            2,
+            vec![
+                Step::ApplyAsync(submit(held("g1", 1))),
+                Step::ApplyAsync(submit(free(2))),
+                Step::Get(on(0, None)),
+                Step::Get(on(1, Some(SHORT_TIMEOUT))),
+            ],
+        );
+        assert!(matches!(&steps[2], Step::Get(h) if h.of == "s1" && h.timeout == Some(SHORT_TIMEOUT)));
+        assert!(matches!(&steps[3], Step::Get(h) if h.of == "s2" && h.timeout.is_none()));
+        // The epilogue opens the gate, closes, joins, and shows s1's value.
+        assert_eq!(ops(&steps[4..]), ["open", "close", "join", "get"]);
+    }
+
+    #[test]
+    fn a_task_queued_behind_held_workers_cannot_be_waited_for() {
+        // One worker, held by s1: s2's task never starts, so blocking `apply` becomes async
+        // and its `get` times out.
+        let steps = legal(
+            1,
+            vec![
+                Step::ApplyAsync(submit(held("g1", 1))),
+                Step::Apply(submit(free(2))),
+                Step::Get(on(1, None)),
+            ],
+        );
+        assert_eq!(ops(&steps[..3]), ["apply_async", "apply_async", "get"]);
+        assert!(matches!(&steps[2], Step::Get(h) if h.of == "s2" && h.timeout.is_some()));
+    }
+
+    #[test]
+    fn terminate_waits_for_quiescence_first() {
+        let steps = legal(
+            2,
+            vec![
+                Step::MapAsync(map_call(vec![held("g1", 1), free(2), held("g1", 3)])),
+                Step::Terminate(Plain::default()),
+            ],
+        );
+        // Chunks of one: s1-0 holds a worker, s1-1 finishes, s1-2 holds the other worker.
+        assert_eq!(ops(&steps), ["map_async", "await", "await", "terminate"]);
+        assert!(matches!(&steps[1], Step::Await(a) if a.event.as_deref() == Some("s1-1.end")));
+        assert!(
+            matches!(&steps[2], Step::Await(a) if a.gate.as_deref() == Some("g1") && a.waiting == Some(2))
+        );
+    }
+
+    #[test]
+    fn imap_unordered_next_is_kept_only_when_one_result_can_come() {
+        let racy = legal(
+            2,
+            vec![
+                Step::ImapUnordered(map_call(vec![free(1), free(2)])),
+                Step::Next(on(0, None)),
+            ],
+        );
+        assert_eq!(ops(&racy[..2]), ["imap_unordered", "close"]);
+        let forced = legal(
+            2,
+            vec![
+                Step::ImapUnordered(map_call(vec![held("g1", 1), free(2)])),
+                Step::Next(on(0, Some(SHORT_TIMEOUT))),
+                Step::Next(on(0, None)),
+            ],
+        );
+        // The first `next` can only return s1-1's value (without a timeout); the second
+        // can only time out.
+        assert!(matches!(&forced[1], Step::Next(h) if h.timeout.is_none()));
+        assert!(matches!(&forced[2], Step::Next(h) if h.timeout == Some(SHORT_TIMEOUT)));
+    }
+
+    #[test]
+    fn a_map_reports_one_failure_at_most() {
+        let steps = legal(
+            2,
+            vec![Step::MapAsync(map_call(vec![raising(), raising()]))],
+        );
+        let Step::MapAsync(m) = &steps[0] else {
+            panic!("map_async expected, got {:?}", steps[0]);
+        };
+        let tasks: Vec<Task> = m.tasks.iter().map(TaskSpec::to_task).collect();
+        assert!(tasks[0].raises.is_some());
+        assert!(tasks[1].raises.is_none());
+    }
+
+    #[test]
+    fn replaced_workers_get_an_explicit_chunksize() {
+        let raw = RawProgram {
+            pool: PoolParams {
+                processes: 2,
+                maxtasksperchild: Some(1),
+                ..PoolParams::default()
+            },
+            steps: vec![Step::MapAsync(map_call((0..9).map(free).collect()))],
+        };
+        let case = legalize(&raw, "T");
+        assert!(matches!(&case.steps[0], Step::MapAsync(m) if m.chunksize == Some(2)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever is drawn, the legalized program is a valid case that ends with nothing
+        /// in flight, and every timeout is the short one on a call that cannot be ready.
+        #[test]
+        fn every_legalized_program_is_a_valid_case(raw in raw_program(10)) {
+            let case = legalize(&raw, "P");
+            prop_assert!(compile(&case).is_ok(), "{:?}", compile(&case).err());
+            // Every pool is joined or terminated; later steps are rejected or read results.
+            let end = case.steps.iter().rposition(|s| matches!(s.op(), "join" | "terminate" | "exit_with"));
+            prop_assert!(end.is_some(), "neither joined nor terminated");
+            for step in &case.steps[end.unwrap_or_default()..] {
+                prop_assert!(!matches!(step.op(), "open" | "await"), "{} after the end", step.op());
+            }
+            for step in &case.steps {
+                match step {
+                    Step::Get(h) | Step::Wait(h) | Step::Next(h) => {
+                        prop_assert!(h.timeout.is_none() || h.timeout == Some(SHORT_TIMEOUT));
+                    }
+                    Step::Ready(h) | Step::Successful(h) | Step::Collect(h) => {
+                        prop_assert!(h.timeout.is_none());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }

@@ -29,6 +29,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
 
 use crate::coordinator::History;
+use crate::driver::DriverFault;
 use crate::expectations::ExpectationFile;
 use crate::implementations::Implementation;
 use crate::observe::annotate;
@@ -97,6 +98,8 @@ pub enum PairOutcome {
     OracleFault {
         reason: String,
         history: Option<Value>,
+        /// The oracle driver's recent stderr (with a stack dump, after a timeout).
+        stderr: Option<String>,
     },
 }
 
@@ -105,6 +108,8 @@ pub enum PairOutcome {
 pub struct Found {
     /// Index of the program in the seed's stream.
     pub index: u64,
+    /// Time from the start of the run to the divergence (before shrinking).
+    pub after: Duration,
     /// The legalized program as generated.
     pub original: Case,
     /// The smallest diverging program (equal to `original` for an oracle fault).
@@ -122,6 +127,16 @@ pub struct Found {
     pub first_histories: (Option<Value>, Option<Value>),
 }
 
+/// A program the oracle did not run cleanly once but did on a second try: CPython (or its
+/// driver) hung or crashed on a program it normally runs. Kept for diagnosis; the run goes on.
+#[derive(Debug, Clone)]
+pub struct OracleFlake {
+    pub index: u64,
+    pub case: Case,
+    /// The first attempt's outcome (an [`PairOutcome::OracleFault`]).
+    pub fault: PairOutcome,
+}
+
 /// The result of a fuzzing run.
 #[derive(Debug, Clone)]
 pub struct FuzzSummary {
@@ -132,6 +147,7 @@ pub struct FuzzSummary {
     pub steps: u64,
     pub wall: Duration,
     pub found: Option<Found>,
+    pub oracle_flakes: Vec<OracleFlake>,
 }
 
 /// 32 bytes of RNG seed for program `index` of `seed` (splitmix64).
@@ -225,6 +241,7 @@ impl Lane {
                 return PairOutcome::OracleFault {
                     reason,
                     history: None,
+                    stderr: None,
                 };
             }
         };
@@ -239,6 +256,7 @@ impl Lane {
             return PairOutcome::OracleFault {
                 reason: "the oracle's runner thread panicked".into(),
                 history: None,
+                stderr: None,
             };
         };
         let mut outcome = compare(&o, &t.0);
@@ -264,6 +282,14 @@ fn compare(o: &CaseResult, t: &CaseResult) -> PairOutcome {
                 o.reason.as_deref().unwrap_or("")
             ),
             history: None,
+            stderr: match &o.fault {
+                Some(
+                    DriverFault::Timeout { stderr, .. }
+                    | DriverFault::Crashed { stderr, .. }
+                    | DriverFault::ExitedEarly { stderr },
+                ) => Some(stderr.clone()),
+                _ => None,
+            },
         };
     }
     let oracle = o.observation.clone().unwrap_or(Value::Null);
@@ -275,11 +301,16 @@ fn compare(o: &CaseResult, t: &CaseResult) -> PairOutcome {
             "reason": t.reason.clone().unwrap_or_default(),
             "observation": target,
         });
-        let differences = vec![Difference {
+        // The status first, then where the partial observation already differs (a step
+        // that never returned, tasks that never ran).
+        let mut differences = vec![Difference {
             path: "status".into(),
             oracle: Some(Value::from("pass")),
             target: Some(Value::from(t.status.as_str())),
         }];
+        if let Some(partial) = &t.observation {
+            differences.extend(diff::differences(&oracle, partial));
+        }
         return PairOutcome::Diverge {
             oracle,
             target,
@@ -384,6 +415,7 @@ pub fn fuzz(
     let steps = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let found: Mutex<Option<Found>> = Mutex::new(None);
+    let flakes: Mutex<Vec<OracleFlake>> = Mutex::new(Vec::new());
     let end = options.cases.map(|n| options.start.saturating_add(n));
     thread::scope(|s| {
         for _ in 0..options.jobs.max(1) {
@@ -407,7 +439,20 @@ pub fn fuzz(
                     let id = case_id(options.seed, index);
                     let case = legalize::legalize(&tree.current(), &id);
                     steps.fetch_add(case.steps.len() as u64, Ordering::Relaxed);
-                    let outcome = lane.run(&case, &run);
+                    let mut outcome = lane.run(&case, &run);
+                    if matches!(outcome, PairOutcome::OracleFault { .. }) {
+                        // Once is a flake to record; twice is a program CPython does not
+                        // define, which stops the run.
+                        let again = lane.run(&case, &run);
+                        if !matches!(again, PairOutcome::OracleFault { .. }) {
+                            flakes.lock().unwrap_or_else(|e| e.into_inner()).push(OracleFlake {
+                                index,
+                                case: case.clone(),
+                                fault: outcome,
+                            });
+                        }
+                        outcome = again;
+                    }
                     progress(done.fetch_add(1, Ordering::SeqCst) + 1);
                     if matches!(outcome, PairOutcome::Agree) {
                         continue;
@@ -415,7 +460,8 @@ pub fn fuzz(
                     if stop.swap(true, Ordering::SeqCst) {
                         break; // another lane found something first
                     }
-                    let result = investigate(&mut lane, tree, case, outcome, index, &id, options);
+                    let result =
+                        investigate(&mut lane, tree, case, outcome, index, &id, options, started);
                     *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                     break;
                 }
@@ -429,6 +475,7 @@ pub fn fuzz(
         steps: steps.into_inner(),
         wall: started.elapsed(),
         found: found.into_inner().unwrap_or_else(|e| e.into_inner()),
+        oracle_flakes: flakes.into_inner().unwrap_or_else(|e| e.into_inner()),
     }
 }
 
@@ -442,7 +489,9 @@ fn investigate(
     index: u64,
     id: &str,
     options: &FuzzOptions,
+    started: Instant,
 ) -> Found {
+    let after = started.elapsed();
     let first_histories = lane.last_histories();
     let (shrunk, outcome, shrink_runs) = match outcome {
         PairOutcome::Diverge { .. } => shrink(lane, tree, (case.clone(), outcome), options, id),
@@ -467,6 +516,7 @@ fn investigate(
     }
     Found {
         index,
+        after,
         original: case,
         shrunk,
         outcome,
