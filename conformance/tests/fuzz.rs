@@ -8,7 +8,7 @@ use conformance::expectations::ExpectationFile;
 use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
 use conformance::implementations::{Implementation, build_rust_ref, builtin, find_python};
 use conformance::runner::{RunOptions, WarmDriver, run_matrix};
-use conformance::spec::{Suite, load_dir, load::load_str};
+use conformance::spec::{Suite, load::load_str, load_dir};
 use conformance::workspace_root;
 
 fn implementations() -> Vec<Implementation> {
@@ -61,8 +61,14 @@ fn threadpool_is_caught_running_tasks_in_the_parent_and_the_case_is_ready_to_use
     let mut opts = options(0x7EE7, 40);
     opts.shrink_runs = 60;
     let summary = fuzz::fuzz(&oracle, &named(&all, "cpython-threadpool"), &opts, &|_| {});
-    let found = summary.found.expect("ThreadPool must diverge within 40 programs");
-    assert!(summary.programs <= 10, "found only after {} programs", summary.programs);
+    let found = summary
+        .found
+        .expect("ThreadPool must diverge within 40 programs");
+    assert!(
+        summary.programs <= 10,
+        "found only after {} programs",
+        summary.programs
+    );
     let PairOutcome::Diverge {
         oracle: observed,
         differences,
@@ -72,8 +78,9 @@ fn threadpool_is_caught_running_tasks_in_the_parent_and_the_case_is_ready_to_use
         panic!("expected a divergence, got {:?}", found.outcome);
     };
     assert!(
-        differences.iter().any(|d| d.path.ends_with(".process")
-            && d.target == Some(serde_json::json!("parent"))),
+        differences
+            .iter()
+            .any(|d| d.path.ends_with(".process") && d.target == Some(serde_json::json!("parent"))),
         "{differences:?}"
     );
     assert!(found.reproduced);
@@ -100,7 +107,12 @@ fn threadpool_is_caught_running_tasks_in_the_parent_and_the_case_is_ready_to_use
     let mut driver = WarmDriver::new(oracle, ExpectationFile::default());
     let (result, _) = driver.run(case, &RunOptions::default());
     driver.stop();
-    assert_eq!(result.status.as_str(), "pass", "{:?}\n{text}", result.reason);
+    assert_eq!(
+        result.status.as_str(),
+        "pass",
+        "{:?}\n{text}",
+        result.reason
+    );
 }
 
 #[test]

@@ -170,7 +170,10 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
                 continue;
             };
             let stem = dir.join(&flake.case.id);
-            std::fs::write(stem.with_extension("yaml"), emit::program_file(&flake.case)?)?;
+            std::fs::write(
+                stem.with_extension("yaml"),
+                emit::program_file(&flake.case)?,
+            )?;
             if let Some(h) = history {
                 std::fs::write(
                     stem.with_extension("history.json"),

@@ -168,12 +168,12 @@ pub fn case_file(
 pub fn to_yaml(file: &SpecFile) -> Result<String, serde_yaml::Error> {
     let mut value =
         serde_json::to_value(file).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
-    tidy(&mut value, "");
+    tidy(&mut value);
     serde_yaml::to_string(&value)
 }
 
 /// Drops defaults, recursively. `returns: null` is meaningful and kept.
-fn tidy(value: &mut Value, key: &str) {
+fn tidy(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.retain(|k, v| {
@@ -188,11 +188,11 @@ fn tidy(value: &mut Value, key: &str) {
                 };
                 !default
             });
-            for (k, v) in map.iter_mut() {
-                tidy(v, k);
+            for v in map.values_mut() {
+                tidy(v);
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| tidy(v, key)),
+        Value::Array(items) => items.iter_mut().for_each(tidy),
         _ => {}
     }
 }

@@ -780,16 +780,16 @@ impl Model {
     fn terminate(&mut self, exit_with: bool) {
         if self.state != PoolState::Terminated {
             let fates = self.settle();
-            for t in 0..self.tasks.len() {
-                if fates[t] == Fate::Done && !self.known_ended.contains(&t) {
+            for (t, fate) in fates.iter().enumerate() {
+                if *fate == Fate::Done && !self.known_ended.contains(&t) {
                     let event = format!("{}.end", self.tasks[t].id);
                     self.push(await_event(event));
                     self.known_ended.insert(t);
                 }
             }
             let mut held: BTreeMap<String, u32> = BTreeMap::new();
-            for t in 0..self.tasks.len() {
-                if let (Fate::Held, Some(g)) = (fates[t], &self.tasks[t].gate) {
+            for (fate, task) in fates.iter().zip(&self.tasks) {
+                if let (Fate::Held, Some(g)) = (fate, &task.gate) {
                     *held.entry(g.clone()).or_default() += 1;
                 }
             }
@@ -973,7 +973,9 @@ mod tests {
                 Step::Get(on(1, Some(SHORT_TIMEOUT))),
             ],
         );
-        assert!(matches!(&steps[2], Step::Get(h) if h.of == "s1" && h.timeout == Some(SHORT_TIMEOUT)));
+        assert!(
+            matches!(&steps[2], Step::Get(h) if h.of == "s1" && h.timeout == Some(SHORT_TIMEOUT))
+        );
         assert!(matches!(&steps[3], Step::Get(h) if h.of == "s2" && h.timeout.is_none()));
         // The epilogue opens the gate, closes, joins, and shows s1's value.
         assert_eq!(ops(&steps[4..]), ["open", "close", "join", "get"]);

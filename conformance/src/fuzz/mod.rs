@@ -445,11 +445,14 @@ pub fn fuzz(
                         // define, which stops the run.
                         let again = lane.run(&case, &run);
                         if !matches!(again, PairOutcome::OracleFault { .. }) {
-                            flakes.lock().unwrap_or_else(|e| e.into_inner()).push(OracleFlake {
-                                index,
-                                case: case.clone(),
-                                fault: outcome,
-                            });
+                            flakes
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(OracleFlake {
+                                    index,
+                                    case: case.clone(),
+                                    fault: outcome,
+                                });
                         }
                         outcome = again;
                     }
@@ -460,8 +463,15 @@ pub fn fuzz(
                     if stop.swap(true, Ordering::SeqCst) {
                         break; // another lane found something first
                     }
-                    let result =
-                        investigate(&mut lane, tree, case, outcome, index, &id, options, started);
+                    let hit = Hit {
+                        index,
+                        id,
+                        tree,
+                        case,
+                        outcome,
+                        after: started.elapsed(),
+                    };
+                    let result = investigate(&mut lane, hit, options);
                     *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                     break;
                 }
@@ -481,17 +491,26 @@ pub fn fuzz(
 
 /// Shrinks a divergence, then checks that the oracle's observation of the result is
 /// stable and records raw histories of it.
-fn investigate(
-    lane: &mut Lane,
+/// A program that did not agree, as first seen.
+struct Hit {
+    index: u64,
+    id: String,
     tree: Tree,
     case: Case,
     outcome: PairOutcome,
-    index: u64,
-    id: &str,
-    options: &FuzzOptions,
-    started: Instant,
-) -> Found {
-    let after = started.elapsed();
+    after: Duration,
+}
+
+fn investigate(lane: &mut Lane, hit: Hit, options: &FuzzOptions) -> Found {
+    let Hit {
+        index,
+        id,
+        tree,
+        case,
+        outcome,
+        after,
+    } = hit;
+    let id = id.as_str();
     let first_histories = lane.last_histories();
     let (shrunk, outcome, shrink_runs) = match outcome {
         PairOutcome::Diverge { .. } => shrink(lane, tree, (case.clone(), outcome), options, id),
