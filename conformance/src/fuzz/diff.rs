@@ -46,6 +46,17 @@ fn join(path: &str, key: &str) -> String {
 
 fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<Difference>) {
     match (a, b) {
+        // One-key objects are enum values (`{returned: 1}`, `{never_returned: true}`): when
+        // the variants differ, the whole value is the difference.
+        (Some(Value::Object(x)), Some(Value::Object(y)))
+            if x.len() == 1 && y.len() == 1 && x.keys().ne(y.keys()) =>
+        {
+            out.push(Difference {
+                path: path.to_owned(),
+                oracle: a.cloned(),
+                target: b.cloned(),
+            });
+        }
         (Some(Value::Object(x)), Some(Value::Object(y))) => {
             for (k, v) in x {
                 walk(&join(path, k), Some(v), y.get(k), out);
@@ -92,6 +103,15 @@ mod tests {
         );
         assert_eq!(d[2].target, None);
         assert_eq!(d[3].oracle, None);
+    }
+
+    #[test]
+    fn a_different_variant_is_one_difference() {
+        let a = json!({"steps": {"s2": {"returned": 0}}});
+        let b = json!({"steps": {"s2": {"never_returned": true}}});
+        let d = differences(&a, &b);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].path, "steps.s2");
     }
 
     #[test]
