@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz`: differential fuzzing of an implementation against CPython.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use conformance::fuzz::generate::Feature;
 use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
 use conformance::implementations;
 use conformance::runner::RunOptions;
@@ -52,12 +54,27 @@ pub struct FuzzArgs {
     /// The Python interpreter for the CPython drivers.
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Leave parts of the vocabulary out of every program (comma-separated or repeated):
+    /// unserializable, raises, echo, callbacks, timeouts, terminate, maxtasksperchild,
+    /// initializer, with-block. For fuzzing past a divergence already known.
+    #[arg(long, value_delimiter = ',', value_parser = parse_feature, value_name = "FEATURE")]
+    exclude: Vec<Feature>,
+    /// Compare exceptions by type only, not by message.
+    #[arg(long)]
+    ignore_messages: bool,
     /// Print the legalized program of --start as YAML and exit (nothing is run).
     #[arg(long)]
     print: bool,
     /// Never draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+}
+
+fn parse_feature(s: &str) -> Result<Feature, String> {
+    Feature::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Feature::ALL.iter().map(|f| f.name()).collect();
+        format!("`{s}` is not a feature (one of: {})", all.join(", "))
+    })
 }
 
 fn parse_seed(s: &str) -> Result<u64, String> {
@@ -74,8 +91,9 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
     });
+    let exclude: BTreeSet<Feature> = args.exclude.iter().copied().collect();
     if args.print {
-        let case = fuzz::program_case(seed, args.start, args.max_steps);
+        let case = fuzz::program_case(seed, args.start, args.max_steps, &exclude);
         print!("{}", emit::program_file(&case)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -113,6 +131,8 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         time: args.time.map(Duration::from_secs_f64),
         max_steps: args.max_steps,
         shrink_runs: args.shrink_runs,
+        exclude: exclude.clone(),
+        ignore_messages: args.ignore_messages,
         run: RunOptions {
             timeout_multiplier: args.timeout_multiplier,
             history_dir: None,
@@ -131,8 +151,16 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         (None, None) => String::new(),
     };
     eprintln!(
-        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}, {} lanes",
-        target.name, oracle.name, options.jobs
+        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}, {} lanes{}",
+        target.name,
+        oracle.name,
+        options.jobs,
+        if exclude.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<&str> = exclude.iter().map(|f| f.name()).collect();
+            format!(", without {}", names.join(", "))
+        }
     );
     let bar = if !args.no_progress && std::io::stderr().is_terminal() {
         let bar = match cases {
@@ -199,8 +227,18 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    let excluded = if exclude.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = exclude.iter().map(|f| f.name()).collect();
+        format!(" --exclude {}", names.join(","))
+    } + if args.ignore_messages {
+        " --ignore-messages"
+    } else {
+        ""
+    };
     let reproduce = format!(
-        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}",
+        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}{excluded}",
         args.implementation, args.oracle, found.index, args.max_steps
     );
     match &found.outcome {

@@ -182,3 +182,124 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::ExitWith(Plain::default())),
     ]
 }
+
+/// Parts of the vocabulary a run can leave out (`cargo xtask fuzz --exclude ...`): to fuzz
+/// past a divergence that is already known (an expectation, in fuzzing terms), or to aim
+/// at what is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Feature {
+    /// Unpicklable results and arguments.
+    Unserializable,
+    /// Tasks that raise.
+    Raises,
+    /// Tasks that return their arguments.
+    Echo,
+    /// `callback` and `error_callback`.
+    Callbacks,
+    /// `get`/`wait`/`next` with a timeout (steps that would need one are dropped instead).
+    Timeouts,
+    /// `terminate` and leaving the `with` block early.
+    Terminate,
+    /// `maxtasksperchild`.
+    Maxtasksperchild,
+    /// Pool initializers.
+    Initializer,
+    /// The `with` block.
+    WithBlock,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 9] = [
+        Feature::Unserializable,
+        Feature::Raises,
+        Feature::Echo,
+        Feature::Callbacks,
+        Feature::Timeouts,
+        Feature::Terminate,
+        Feature::Maxtasksperchild,
+        Feature::Initializer,
+        Feature::WithBlock,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Unserializable => "unserializable",
+            Feature::Raises => "raises",
+            Feature::Echo => "echo",
+            Feature::Callbacks => "callbacks",
+            Feature::Timeouts => "timeouts",
+            Feature::Terminate => "terminate",
+            Feature::Maxtasksperchild => "maxtasksperchild",
+            Feature::Initializer => "initializer",
+            Feature::WithBlock => "with-block",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Feature> {
+        Feature::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// `raw` without the excluded features (applied before legalizing, so shrinking is
+/// unaffected: a shrunk program is masked the same way).
+pub fn mask(raw: &RawProgram, excluded: &std::collections::BTreeSet<Feature>) -> RawProgram {
+    let off = |f| excluded.contains(&f);
+    let mut raw = raw.clone();
+    if off(Feature::Maxtasksperchild) {
+        raw.pool.maxtasksperchild = None;
+    }
+    if off(Feature::Initializer) {
+        raw.pool.initializer = None;
+    }
+    if off(Feature::WithBlock) {
+        raw.pool.with_block = false;
+    }
+    if off(Feature::Terminate) {
+        raw.steps
+            .retain(|s| !matches!(s, Step::Terminate(_) | Step::ExitWith(_)));
+    }
+    let plain_task = |spec: &mut TaskSpec| {
+        let mut task = spec.to_task();
+        let plain = (off(Feature::Unserializable) && task.unserializable)
+            || (off(Feature::Raises) && task.raises.is_some())
+            || (off(Feature::Echo) && task.echo);
+        if plain {
+            task.unserializable = false;
+            task.raises = None;
+            task.echo = false;
+            task.returns = Some(serde_json::json!(0));
+        }
+        *spec = TaskSpec::Full(task);
+    };
+    for step in &mut raw.steps {
+        match step {
+            Step::Apply(s) | Step::ApplyAsync(s) => {
+                plain_task(&mut s.task);
+                if off(Feature::Unserializable) {
+                    s.unserializable_arg = false;
+                }
+                if off(Feature::Callbacks) {
+                    s.callback = None;
+                    s.error_callback = None;
+                }
+            }
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => {
+                m.tasks.iter_mut().for_each(plain_task);
+                if off(Feature::Callbacks) {
+                    m.callback = None;
+                    m.error_callback = None;
+                }
+            }
+            Step::Get(h) | Step::Wait(h) | Step::Next(h) if off(Feature::Timeouts) => {
+                h.timeout = None;
+            }
+            _ => {}
+        }
+    }
+    raw
+}

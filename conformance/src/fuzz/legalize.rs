@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
 
-use super::generate::RawProgram;
+use super::generate::{Feature, RawProgram, mask};
 use crate::spec::{
     AwaitCond, Case, Citation, GateRule, MapCall, OnHandle, OpenGate, Plain, Probe, Step, Submit,
     Task, TaskSpec, TimeoutTier,
@@ -118,6 +118,8 @@ enum NextOutcome {
 }
 
 struct Model {
+    /// Whether a step may wait with a timeout for something that cannot come.
+    timeouts: bool,
     processes: usize,
     maxtasksperchild: bool,
     with_block: bool,
@@ -132,9 +134,12 @@ struct Model {
     steps: Vec<Step>,
 }
 
-/// Legalizes a raw program into a case (expectations empty) with id `id`.
-pub fn legalize(raw: &RawProgram, id: &str) -> Case {
+/// Legalizes a raw program into a case (expectations empty) with id `id`, leaving out the
+/// `excluded` features.
+pub fn legalize(raw: &RawProgram, id: &str, excluded: &BTreeSet<Feature>) -> Case {
+    let raw = &mask(raw, excluded);
     let mut model = Model {
+        timeouts: !excluded.contains(&Feature::Timeouts),
         processes: raw.pool.processes.max(1) as usize,
         maxtasksperchild: raw.pool.maxtasksperchild.is_some(),
         with_block: raw.pool.with_block,
@@ -548,8 +553,10 @@ impl Model {
             return;
         } else if complete {
             None
-        } else {
+        } else if self.timeouts {
             Some(SHORT_TIMEOUT)
+        } else {
+            return;
         };
         let on = OnHandle {
             id: None,
@@ -679,7 +686,7 @@ impl Model {
         let timeout = match outcome {
             NextOutcome::Certain => None,
             // A chunked iterator is a generator: next(timeout) is a CPython quirk there.
-            NextOutcome::Blocked if !handle.chunked => Some(SHORT_TIMEOUT),
+            NextOutcome::Blocked if !handle.chunked && self.timeouts => Some(SHORT_TIMEOUT),
             NextOutcome::Blocked | NextOutcome::Racy => return,
         };
         let of = handle.step.clone();
@@ -948,7 +955,7 @@ mod tests {
             },
             steps,
         };
-        let case = legalize(&raw, "T");
+        let case = legalize(&raw, "T", &BTreeSet::new());
         compile(&case).expect("legalized programs compile");
         case.steps
     }
@@ -1084,18 +1091,45 @@ mod tests {
             },
             steps: vec![Step::MapAsync(map_call((0..9).map(free).collect()))],
         };
-        let case = legalize(&raw, "T");
+        let case = legalize(&raw, "T", &BTreeSet::new());
         assert!(matches!(&case.steps[0], Step::MapAsync(m) if m.chunksize == Some(2)));
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
+        /// Excluded features never appear, whatever is drawn.
+        #[test]
+        fn excluded_features_never_appear(raw in raw_program(10)) {
+            let all: BTreeSet<Feature> = Feature::ALL.into_iter().collect();
+            let case = legalize(&raw, "X", &all);
+            prop_assert!(compile(&case).is_ok());
+            prop_assert!(case.pool.maxtasksperchild.is_none() && case.pool.initializer.is_none());
+            prop_assert!(!case.pool.with_block);
+            for step in &case.steps {
+                prop_assert!(!matches!(step, Step::Terminate(_) | Step::ExitWith(_)));
+                match step {
+                    Step::Get(h) | Step::Wait(h) | Step::Next(h) => prop_assert!(h.timeout.is_none()),
+                    Step::Apply(s) | Step::ApplyAsync(s) => {
+                        prop_assert!(!s.unserializable_arg);
+                        prop_assert!(s.callback.is_none() && s.error_callback.is_none());
+                    }
+                    Step::MapAsync(m) | Step::StarmapAsync(m) => {
+                        prop_assert!(m.callback.is_none() && m.error_callback.is_none());
+                    }
+                    _ => {}
+                }
+                for t in step_tasks(step) {
+                    prop_assert!(t.raises.is_none() && !t.unserializable && !t.echo);
+                }
+            }
+        }
+
         /// Whatever is drawn, the legalized program is a valid case that ends with nothing
         /// in flight, and every timeout is the short one on a call that cannot be ready.
         #[test]
         fn every_legalized_program_is_a_valid_case(raw in raw_program(10)) {
-            let case = legalize(&raw, "P");
+            let case = legalize(&raw, "P", &BTreeSet::new());
             prop_assert!(compile(&case).is_ok(), "{:?}", compile(&case).err());
             // Every pool is joined or terminated; later steps are rejected or read results.
             let end = case.steps.iter().rposition(|s| matches!(s.op(), "join" | "terminate" | "exit_with"));

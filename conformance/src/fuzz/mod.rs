@@ -17,7 +17,7 @@ pub mod emit;
 pub mod generate;
 pub mod legalize;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,7 +37,7 @@ use crate::runner::{CaseResult, RunOptions, WarmDriver};
 use crate::spec::{Area, Case, LoadedCase, program::compile};
 use crate::verdict::Status;
 use diff::{Difference, differences};
-use generate::RawProgram;
+use generate::{Feature, RawProgram};
 
 /// How to fuzz.
 #[derive(Debug, Clone)]
@@ -56,6 +56,11 @@ pub struct FuzzOptions {
     pub max_steps: usize,
     /// Candidate programs run while shrinking, at most.
     pub shrink_runs: u32,
+    /// Parts of the vocabulary left out of every program.
+    pub exclude: BTreeSet<Feature>,
+    /// Compare exceptions by type only: for implementations whose messages legitimately
+    /// differ (other class names in reprs, other wording).
+    pub ignore_messages: bool,
     /// Liveness guards (its `history_dir` is ignored: see `history_dir`).
     pub run: RunOptions,
     /// Where the raw histories of the found program's confirming runs go.
@@ -72,6 +77,8 @@ impl Default for FuzzOptions {
             jobs: thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
             max_steps: 10,
             shrink_runs: 400,
+            exclude: BTreeSet::new(),
+            ignore_messages: false,
             run: RunOptions {
                 history_dir: None,
                 ..RunOptions::default()
@@ -189,11 +196,12 @@ pub fn case_id(seed: u64, index: u64) -> String {
     )
 }
 
-/// Program `index` of `seed`, legalized.
-pub fn program_case(seed: u64, index: u64, max_steps: usize) -> Case {
+/// Program `index` of `seed`, legalized without the `excluded` features.
+pub fn program_case(seed: u64, index: u64, max_steps: usize, excluded: &BTreeSet<Feature>) -> Case {
     legalize::legalize(
         &program_tree(seed, index, max_steps).current(),
         &case_id(seed, index),
+        excluded,
     )
 }
 
@@ -214,6 +222,8 @@ pub struct Lane {
     target: WarmDriver,
     /// The raw histories of the last run (oracle, implementation).
     last: (Option<History>, Option<History>),
+    /// Compare exceptions by type only (see [`FuzzOptions::ignore_messages`]).
+    ignore_messages: bool,
 }
 
 impl Lane {
@@ -222,7 +232,14 @@ impl Lane {
             oracle: WarmDriver::new(oracle.clone(), ExpectationFile::default()),
             target: WarmDriver::new(target.clone(), ExpectationFile::default()),
             last: (None, None),
+            ignore_messages: false,
         }
+    }
+
+    /// Compare exceptions by type only.
+    pub fn ignoring_messages(mut self, ignore: bool) -> Lane {
+        self.ignore_messages = ignore;
+        self
     }
 
     /// The raw histories of the last run, roles annotated: `(oracle, implementation)`.
@@ -259,7 +276,7 @@ impl Lane {
                 stderr: None,
             };
         };
-        let mut outcome = compare(&o, &t.0);
+        let mut outcome = compare(&o, &t.0, self.ignore_messages);
         if let PairOutcome::OracleFault { history: h, .. } = &mut outcome {
             *h = history.as_ref().map(annotate);
         }
@@ -273,7 +290,21 @@ impl Lane {
     }
 }
 
-fn compare(o: &CaseResult, t: &CaseResult) -> PairOutcome {
+/// Removes `message` from every `{type, message}` object: exceptions compared by type only.
+fn strip_messages(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("type") && map.contains_key("message") {
+                map.remove("message");
+            }
+            map.values_mut().for_each(strip_messages);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_messages),
+        _ => {}
+    }
+}
+
+fn compare(o: &CaseResult, t: &CaseResult, ignore_messages: bool) -> PairOutcome {
     if o.status != Status::Pass {
         return PairOutcome::OracleFault {
             reason: format!(
@@ -292,8 +323,12 @@ fn compare(o: &CaseResult, t: &CaseResult) -> PairOutcome {
             },
         };
     }
-    let oracle = o.observation.clone().unwrap_or(Value::Null);
+    let mut oracle = o.observation.clone().unwrap_or(Value::Null);
     let mut target = t.observation.clone().unwrap_or(Value::Null);
+    if ignore_messages {
+        strip_messages(&mut oracle);
+        strip_messages(&mut target);
+    }
     if t.status != Status::Pass {
         // A fault is a divergence even where the partial observation happens to agree.
         target = serde_json::json!({
@@ -349,7 +384,7 @@ fn shrink(
         return (best.0, best.1, runs);
     }
     loop {
-        let case = legalize::legalize(&tree.current(), id);
+        let case = legalize::legalize(&tree.current(), id, &options.exclude);
         let key = serde_json::to_string(&case.steps).unwrap_or_default()
             + &serde_json::to_string(&case.pool).unwrap_or_default();
         let diverges = match seen.get(&key) {
@@ -424,7 +459,7 @@ pub fn fuzz(
                     history_dir: None,
                     ..options.run.clone()
                 };
-                let mut lane = Lane::new(oracle, target);
+                let mut lane = Lane::new(oracle, target).ignoring_messages(options.ignore_messages);
                 loop {
                     if stop.load(Ordering::SeqCst)
                         || options.time.is_some_and(|t| started.elapsed() >= t)
@@ -437,7 +472,7 @@ pub fn fuzz(
                     }
                     let tree = program_tree(options.seed, index, options.max_steps);
                     let id = case_id(options.seed, index);
-                    let case = legalize::legalize(&tree.current(), &id);
+                    let case = legalize::legalize(&tree.current(), &id, &options.exclude);
                     steps.fetch_add(case.steps.len() as u64, Ordering::Relaxed);
                     let mut outcome = lane.run(&case, &run);
                     if matches!(outcome, PairOutcome::OracleFault { .. }) {
