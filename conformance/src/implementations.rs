@@ -262,6 +262,13 @@ pub fn parse_spec(
                 builtin
                     .iter()
                     .map(|i| i.name.as_str())
+                    // rust-ref is only in the list when it was asked for (it gets built).
+                    .chain(
+                        builtin
+                            .iter()
+                            .all(|i| i.name != "rust-ref")
+                            .then_some("rust-ref")
+                    )
                     .collect::<Vec<_>>()
                     .join(", ")
             )

@@ -205,3 +205,66 @@ pub fn program_file(case: &Case) -> Result<String, serde_yaml::Error> {
         cases: vec![case.clone()],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::fuzz::program_case;
+    use crate::spec::{Suite, load::load_str};
+
+    fn load(text: &str) -> Suite {
+        let mut suite = Suite::default();
+        load_str(Path::new("t.yaml"), text, &mut suite);
+        suite
+    }
+
+    #[test]
+    fn generated_programs_round_trip_through_the_loader() {
+        for index in 0..40 {
+            let case = program_case(0xE417, index, 10, &BTreeSet::new());
+            let text = program_file(&case).expect("serializes");
+            let suite = load(&text);
+            assert!(suite.errors.is_empty(), "{:#?}\n{text}", suite.errors);
+            assert_eq!(suite.cases[0].case.steps, case.steps, "{text}");
+            assert_eq!(suite.cases[0].case.pool, case.pool, "{text}");
+            assert!(!text.contains("id: null") && !text.contains('!'), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_found_case_states_the_first_difference_and_expects_the_oracle() {
+        let case = program_case(0xE417, 1, 10, &BTreeSet::new());
+        let oracle = json!({"tasks": {"s1-0": {"runs": 1, "process": "worker"}}});
+        let differences = vec![Difference {
+            path: "tasks.s1-0.process".into(),
+            oracle: Some(json!("worker")),
+            target: Some(json!("parent")),
+        }];
+        let provenance = Provenance {
+            implementation: "x".into(),
+            oracle: "cpython-fork".into(),
+            reproduce: "cargo xtask fuzz --impl x --seed 0x1 --start 1 --cases 1".into(),
+            original_steps: 9,
+            shrink_runs: 3,
+        };
+        let text = case_file(&case, &oracle, &differences, &provenance).expect("serializes");
+        assert!(text.contains("# Reproduce the original program: cargo xtask fuzz"));
+        assert!(text.contains("#   tasks.s1-0.process: cpython-fork \"worker\", x \"parent\""));
+        let suite = load(&text);
+        assert!(suite.errors.is_empty(), "{:#?}", suite.errors);
+        let found = &suite.cases[0];
+        assert_eq!(found.area, Area::Workers);
+        assert!(
+            found
+                .case
+                .claim
+                .contains("`tasks.s1-0.process` is \"worker\" on CPython")
+        );
+        assert_eq!(found.case.expect, oracle);
+    }
+}

@@ -43,10 +43,7 @@ fn pool_params() -> impl Strategy<Value = PoolParams> {
             |(processes, maxtasksperchild, initializer, with_block)| PoolParams {
                 processes,
                 maxtasksperchild,
-                initializer: initializer.then(|| Task {
-                    returns: Some(serde_json::Value::Null),
-                    ..Task::default()
-                }),
+                initializer: initializer.then(Task::default),
                 with_block,
             },
         )
@@ -102,7 +99,9 @@ fn task() -> impl Strategy<Value = TaskSpec> {
             ..Task::default()
         };
         match ending {
-            Ending::Returns(v) => task.returns = Some(v),
+            // `returns: null` is the default ending: spelled by leaving it out, as a
+            // written case would (and as the YAML reads back).
+            Ending::Returns(v) => task.returns = (!v.is_null()).then_some(v),
             Ending::Echo => task.echo = true,
             Ending::Raises(e) => task.raises = Some(e),
             Ending::Unserializable => task.unserializable = true,
