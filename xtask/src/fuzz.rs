@@ -51,9 +51,13 @@ pub struct FuzzArgs {
     /// Where found cases and their raw histories go.
     #[arg(long, value_name = "DIR", default_value = "target/fuzz")]
     out: PathBuf,
-    /// The Python interpreter for the CPython drivers.
+    /// The Python interpreter of the implementation under test (a virtual environment's, or
+    /// another CPython version's). Default: $POOLSPEC_PYTHON, else python3.
     #[arg(long)]
     python: Option<PathBuf>,
+    /// The Python interpreter of the oracle. Default: $POOLSPEC_PYTHON, else python3.
+    #[arg(long)]
+    oracle_python: Option<PathBuf>,
     /// Leave parts of the vocabulary out of every program (comma-separated or repeated):
     /// unserializable, raises, echo, callbacks, timeouts, terminate, maxtasksperchild,
     /// initializer, with-block. For fuzzing past a divergence already known.
@@ -97,10 +101,16 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         print!("{}", emit::program_file(&case)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let python = match &args.python {
-        Some(p) => p.clone(),
-        None => implementations::find_python()?,
+    let default_python = implementations::find_python();
+    let pick = |chosen: &Option<PathBuf>| -> Result<PathBuf> {
+        match (chosen, &default_python) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Ok(p)) => Ok(p.clone()),
+            (None, Err(e)) => bail!("{e:#}"),
+        }
     };
+    let python = pick(&args.python)?;
+    let oracle_python = pick(&args.oracle_python)?;
     let wants_rust_ref = [&args.implementation, &args.oracle]
         .iter()
         .any(|s| s.as_str() == "rust-ref");
@@ -109,11 +119,21 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let builtin = implementations::builtin(root, &python, rust_ref.as_deref());
-    let oracle = implementations::parse_spec(&args.oracle, root, &python, &builtin)?;
-    let target = implementations::parse_spec(&args.implementation, root, &python, &builtin)?;
+    // Each side gets its own interpreter: `--python` names the implementation's, so that
+    // fuzzing a pool in a venv, or CPython 3.13, still compares with the reference CPython.
+    let oracle_builtin = implementations::builtin(root, &oracle_python, rust_ref.as_deref());
+    let target_builtin = implementations::builtin(root, &python, rust_ref.as_deref());
+    let oracle = implementations::parse_spec(&args.oracle, root, &oracle_python, &oracle_builtin)?;
+    let target = implementations::parse_spec(&args.implementation, root, &python, &target_builtin)?;
+    let mut target = target;
     if oracle.name == target.name {
-        bail!("--impl and --oracle are both {}", target.name);
+        if oracle.command.program == target.command.program {
+            bail!("--impl and --oracle are both {}", target.name);
+        }
+        // The same built-in on another interpreter: name it by that interpreter's version.
+        let version = implementations::probe_python(&python)
+            .map_or_else(|| python.display().to_string(), |i| i.version);
+        target.name = format!("{}@{version}", target.name);
     }
     let out = if args.out.is_absolute() {
         args.out.clone()
@@ -236,7 +256,16 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         " --ignore-messages"
     } else {
         ""
-    };
+    } + &args
+        .python
+        .as_ref()
+        .map(|p| format!(" --python {}", p.display()))
+        .unwrap_or_default()
+        + &args
+            .oracle_python
+            .as_ref()
+            .map(|p| format!(" --oracle-python {}", p.display()))
+            .unwrap_or_default();
     let reproduce = format!(
         "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}{excluded}",
         args.implementation, args.oracle, found.index, args.max_steps
