@@ -71,8 +71,8 @@ fn threadpool_is_caught_running_tasks_in_the_parent_and_the_case_is_ready_to_use
     );
     let PairOutcome::Diverge {
         oracle: observed,
+        target: target_observed,
         differences,
-        ..
     } = &found.outcome
     else {
         panic!("expected a divergence, got {:?}", found.outcome);
@@ -98,8 +98,14 @@ fn threadpool_is_caught_running_tasks_in_the_parent_and_the_case_is_ready_to_use
         original_steps: found.original.steps.len(),
         shrink_runs: found.shrink_runs,
     };
-    let text = emit::case_file(&found.shrunk, observed, differences, &provenance)
-        .expect("the case serializes");
+    let text = emit::case_file(
+        &found.shrunk,
+        observed,
+        target_observed,
+        differences,
+        &provenance,
+    )
+    .expect("the case serializes");
     let mut suite = Suite::default();
     load_str(Path::new("found.yaml"), &text, &mut suite);
     assert!(suite.errors.is_empty(), "{:#?}\n{text}", suite.errors);

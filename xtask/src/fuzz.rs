@@ -306,8 +306,8 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         PairOutcome::Agree => Ok(ExitCode::SUCCESS),
         PairOutcome::Diverge {
             oracle: observed,
+            target: target_observed,
             differences,
-            ..
         } => {
             let provenance = emit::Provenance {
                 implementation: target.name.clone(),
@@ -316,7 +316,13 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
                 original_steps: found.original.steps.len(),
                 shrink_runs: found.shrink_runs,
             };
-            let text = emit::case_file(&found.shrunk, observed, differences, &provenance)?;
+            let text = emit::case_file(
+                &found.shrunk,
+                observed,
+                target_observed,
+                differences,
+                &provenance,
+            )?;
             let dir = out.join("found");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let file = dir.join(format!("{}.yaml", found.shrunk.id));

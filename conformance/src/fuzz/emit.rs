@@ -112,6 +112,7 @@ pub fn claim_for(first: &Difference, implementation: &str) -> String {
 pub fn case_file(
     case: &Case,
     oracle_observation: &Value,
+    target_observation: &Value,
     differences: &[Difference],
     provenance: &Provenance,
 ) -> Result<String, serde_yaml::Error> {
@@ -155,6 +156,13 @@ pub fn case_file(
             provenance.implementation,
             flow(&d.target)
         ));
+    }
+    text.push_str(&format!(
+        "# The whole observation of {}:\n",
+        provenance.implementation
+    ));
+    for line in serde_yaml::to_string(target_observation)?.lines() {
+        text.push_str(&format!("#   {line}\n"));
     }
     text.push_str(
         "# Before moving it into spec/: give it a permanent id, restate the claim, check the citation.\n",
@@ -252,7 +260,13 @@ mod tests {
             original_steps: 9,
             shrink_runs: 3,
         };
-        let text = case_file(&case, &oracle, &differences, &provenance).expect("serializes");
+        let target = json!({"tasks": {"s1-0": {"runs": 1, "process": "parent"}}});
+        let text =
+            case_file(&case, &oracle, &target, &differences, &provenance).expect("serializes");
+        assert!(
+            text.contains("# The whole observation of x:\n#   tasks:\n"),
+            "{text}"
+        );
         assert!(text.contains("# Reproduce the original program: cargo xtask fuzz"));
         assert!(text.contains("#   tasks.s1-0.process: cpython-fork \"worker\", x \"parent\""));
         let suite = load(&text);
