@@ -157,21 +157,12 @@ pub fn task_ids(program: &Program) -> Vec<String> {
 
 /// Every task of the program (not the initializer), in program order.
 pub fn tasks(program: &Program) -> Vec<crate::spec::Task> {
-    let mut out = Vec::new();
-    for step in &program.steps {
-        let specs: Vec<&TaskSpec> = match step {
-            Step::Apply(s) | Step::ApplyAsync(s) => vec![&s.task],
-            Step::Map(m)
-            | Step::MapAsync(m)
-            | Step::Imap(m)
-            | Step::ImapUnordered(m)
-            | Step::Starmap(m)
-            | Step::StarmapAsync(m) => m.tasks.iter().collect(),
-            _ => vec![],
-        };
-        out.extend(specs.into_iter().map(TaskSpec::to_task));
-    }
-    out
+    program
+        .steps
+        .iter()
+        .flat_map(Step::task_specs)
+        .map(TaskSpec::to_task)
+        .collect()
 }
 
 /// Normalizes `history` for `case` (whose compiled program is `program`).

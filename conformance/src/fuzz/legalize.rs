@@ -210,16 +210,7 @@ pub fn legalize(raw: &RawProgram, id: &str, excluded: &BTreeSet<Feature>) -> Cas
 }
 
 fn step_tasks(step: &Step) -> Vec<Task> {
-    match step {
-        Step::Apply(s) | Step::ApplyAsync(s) => vec![s.task.to_task()],
-        Step::Map(m)
-        | Step::MapAsync(m)
-        | Step::Imap(m)
-        | Step::ImapUnordered(m)
-        | Step::Starmap(m)
-        | Step::StarmapAsync(m) => m.tasks.iter().map(TaskSpec::to_task).collect(),
-        _ => Vec::new(),
-    }
+    step.task_specs().iter().map(TaskSpec::to_task).collect()
 }
 
 /// CPython's default chunksize for `map`/`map_async`/`starmap`/`starmap_async`.
@@ -342,8 +333,8 @@ impl Model {
             | Step::StarmapAsync(m) => self.map_family(step, m),
             Step::Get(h) | Step::Wait(h) => self.get_or_wait(step, h),
             Step::Ready(h) | Step::Successful(h) => self.ready_or_successful(step, h),
-            Step::Next(h) => self.next(h),
-            Step::Collect(h) => self.collect(h),
+            Step::Next(h) => self.consume(h, false),
+            Step::Collect(h) => self.consume(h, true),
             Step::Close(_) => {
                 if self.state == PoolState::Running {
                     self.state = PoolState::Closed;
@@ -673,35 +664,10 @@ impl Model {
         }
     }
 
-    fn next(&mut self, h: &OnHandle) {
-        let Some(i) = self.resolve(&h.of, true) else {
-            return;
-        };
-        if self.state == PoolState::Terminated {
-            return;
-        }
-        let fates = self.settle();
-        let mut handle = self.handles[i].clone();
-        let (outcome, units) = self.next_outcome(&mut handle, &fates);
-        let timeout = match outcome {
-            NextOutcome::Certain => None,
-            // A chunked iterator is a generator: next(timeout) is a CPython quirk there.
-            NextOutcome::Blocked if !handle.chunked && self.timeouts => Some(SHORT_TIMEOUT),
-            NextOutcome::Blocked | NextOutcome::Racy => return,
-        };
-        let of = handle.step.clone();
-        self.handles[i] = handle;
-        for u in units {
-            self.learn_unit(u, &fates);
-        }
-        self.push(Step::Next(OnHandle {
-            id: None,
-            of,
-            timeout,
-        }));
-    }
-
-    fn collect(&mut self, h: &OnHandle) {
+    /// `next` (one item) or `collect` (items until `StopIteration` or an exception) on an
+    /// iterator, kept only when every item it takes is certain; a `next` that can only
+    /// time out gets the short timeout.
+    fn consume(&mut self, h: &OnHandle, all: bool) {
         let Some(i) = self.resolve(&h.of, true) else {
             return;
         };
@@ -711,6 +677,7 @@ impl Model {
         let fates = self.settle();
         let mut handle = self.handles[i].clone();
         let mut learned = Vec::new();
+        let mut timeout = None;
         loop {
             let before = (
                 handle.pos,
@@ -721,9 +688,15 @@ impl Model {
             let (outcome, units) = self.next_outcome(&mut handle, &fates);
             match outcome {
                 NextOutcome::Certain => {}
+                // A chunked iterator is a generator: next(timeout) is a CPython quirk there.
+                NextOutcome::Blocked if !all && !handle.chunked && self.timeouts => {
+                    timeout = Some(SHORT_TIMEOUT);
+                    break;
+                }
                 NextOutcome::Blocked | NextOutcome::Racy => return,
             }
-            learned.extend(units.iter().copied());
+            let raised = units.iter().any(|&u| self.unit_fails(u, &fates));
+            learned.extend(units);
             // StopIteration changes nothing; an exception ends `list()`.
             let stopped = before
                 == (
@@ -732,21 +705,24 @@ impl Model {
                     handle.consumed.clone(),
                     handle.dead,
                 );
-            let raised = units.iter().any(|&u| self.unit_fails(u, &fates));
-            if stopped || raised {
+            if !all || stopped || raised {
                 break;
             }
         }
-        let of = handle.step.clone();
+        let on = OnHandle {
+            id: None,
+            of: handle.step.clone(),
+            timeout,
+        };
         self.handles[i] = handle;
         for u in learned {
             self.learn_unit(u, &fates);
         }
-        self.push(Step::Collect(OnHandle {
-            id: None,
-            of,
-            timeout: None,
-        }));
+        self.push(if all {
+            Step::Collect(on)
+        } else {
+            Step::Next(on)
+        });
     }
 
     fn join(&mut self) {
@@ -870,11 +846,14 @@ impl Model {
                     }));
                     self.handles[i].got = true;
                 }
-                Kind::Imap => self.collect(&OnHandle {
-                    id: None,
-                    of: format!("h{}", self.iterator_rank(i)),
-                    timeout: None,
-                }),
+                Kind::Imap => self.consume(
+                    &OnHandle {
+                        id: None,
+                        of: format!("h{}", self.iterator_rank(i)),
+                        timeout: None,
+                    },
+                    true,
+                ),
                 _ => {}
             }
         }

@@ -458,6 +458,20 @@ impl Step {
         }
     }
 
+    /// The tasks this step submits, in order: `apply`'s one, the map family's items.
+    pub fn task_specs(&self) -> &[TaskSpec] {
+        match self {
+            Step::Apply(s) | Step::ApplyAsync(s) => std::slice::from_ref(&s.task),
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => &m.tasks,
+            _ => &[],
+        }
+    }
+
     /// The explicit id, if the YAML gave one.
     pub fn explicit_id(&self) -> Option<&str> {
         match self {
