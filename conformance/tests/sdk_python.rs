@@ -1,0 +1,32 @@
+//! Checks of the Python driver SDK that need no runner: each is a script under
+//! `fixtures/drivers/checks/` that exits non-zero on failure.
+
+use conformance::implementations::find_python;
+use conformance::workspace_root;
+
+fn run_check(script: &str) {
+    let python = find_python().expect("python3");
+    let path = workspace_root()
+        .join("fixtures/drivers/checks")
+        .join(script);
+    let out = std::process::Command::new(python)
+        .arg(&path)
+        .output()
+        .expect("running python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{stdout}{}",
+        path.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+}
+
+/// The teardown's workaround for CPython's terminate() hang (docs/fuzzing.md, finding 1)
+/// releases only a lock orphaned by a dead worker.
+#[test]
+fn the_teardown_releases_only_an_orphaned_result_lock() {
+    run_check("orphaned_lock.py");
+}
