@@ -61,7 +61,6 @@ mod handler;
 mod pool;
 mod queue;
 mod registry;
-mod repr;
 mod result;
 mod wire;
 mod worker;

@@ -24,11 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
 use crate::registry::{CallError, Registry};
-use crate::repr::py_repr;
 use crate::wire::{
     MAX_FRAME, Record, TaskFrame, TaskHead, decode_task, error_body, finish_record, push_record,
     start_ok_record,
 };
+use poolspec_driver::py_value_repr;
 
 /// The first argument that marks a worker process.
 pub(crate) const WORKER_FLAG: &str = "--pool-ref-worker";
@@ -273,7 +273,7 @@ const SHOWN_MAX: usize = 16 * 1024;
 fn encoding_error(values: &[Result<String, String>], listed: bool, why: &str) -> TaskError {
     let show = |v: &Result<String, String>| match v {
         Ok(json) => serde_json::from_str::<serde_json::Value>(json)
-            .map_or_else(|_| json.clone(), |v| py_repr(&v)),
+            .map_or_else(|_| json.clone(), |v| py_value_repr(&v)),
         Err(_) => "<unserializable>".to_owned(),
     };
     let shown = if listed || values.len() != 1 {

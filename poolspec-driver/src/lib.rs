@@ -135,6 +135,7 @@
 
 mod coord;
 mod program;
+mod repr;
 mod serve;
 mod steps;
 mod tasks;
@@ -145,13 +146,13 @@ pub use program::{
     AwaitCond, Callback, Ending, ErrorSpec, MapCall, OPS, OnHandle, OpenGate, Plain, PoolParams,
     Program, Step, Submit, Task,
 };
+pub use repr::{py_float_repr, py_repr, py_repr_str, py_value_repr};
 pub use serve::{Driver, Failure, Implementation, PROTOCOL, Run, claim_stdout, serve, serve_io};
 pub use steps::{
     Handle, HandleKind, Handles, Outcome, catch_panic, panic_message, run_program, run_steps,
 };
 pub use tasks::{
-    CallbackKind, Descriptor, ERROR_TYPES, Exception, TaskResult, py_repr, py_repr_str,
-    run_callback, run_task, truthy,
+    CallbackKind, Descriptor, ERROR_TYPES, Exception, TaskResult, run_callback, run_task, truthy,
 };
 pub use teardown::{TEARDOWN_TIMEOUT, children, kill_children, teardown};
 

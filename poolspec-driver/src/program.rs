@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::tasks::{py_repr, py_repr_str, truthy};
+use crate::repr::{py_repr, py_repr_str};
+use crate::tasks::truthy;
 
 /// Every op of spec/README.md §6, in its order: the capabilities of a driver that implements
 /// them all (add `initializer`, `processes`, `maxtasksperchild`, `task_exit`,

@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::coord::{Coord, close_connections};
 use crate::program::Program;
+use crate::repr::py_repr_str;
 use crate::steps::panic_message;
-use crate::tasks::py_repr_str;
 use crate::teardown::program_name;
 
 /// The protocol version this crate speaks (spec/PROTOCOL.md). A runner asking for another

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::coord::Event;
 use crate::program::{PoolParams, Step};
-use crate::tasks::{Exception, py_repr_str};
+use crate::repr::py_repr_str;
+use crate::tasks::Exception;
 use crate::{Failure, Run};
 
 /// How a step (or a task) ended, as its `return` (or `end`) report says: serializes as

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::coord::{Coord, Event};
 use crate::program::{Callback, Ending, ErrorSpec, Task};
+use crate::repr::py_repr_str;
 use crate::steps::Outcome;
 
 /// The exception types a case may ask for (spec/README.md §4, "Registered exception types").
@@ -222,48 +223,10 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
-/// Python's `repr()` of a str: `'x'`, or `"it's"` when that needs no escape.
-pub fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `repr()` of an optional JSON value, for messages: strings quoted as
-/// [`py_repr_str`], absent or null as `None`, anything else as JSON.
-pub fn py_repr(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => "None".into(),
-        Some(Value::String(s)) => py_repr_str(s),
-        Some(other) => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repr::py_repr;
     use serde_json::json;
 
     #[test]

@@ -96,6 +96,13 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             .map_or(0, |d| d.as_nanos() as u64)
     });
     let exclude: BTreeSet<Feature> = args.exclude.iter().copied().collect();
+    let excluded_names = (!exclude.is_empty()).then(|| {
+        exclude
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     if args.print {
         let case = fuzz::program_case(seed, args.start, args.max_steps, &exclude);
         print!("{}", emit::program_file(&case)?);
@@ -182,12 +189,10 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         target.name,
         oracle.name,
         options.jobs,
-        if exclude.is_empty() {
-            String::new()
-        } else {
-            let names: Vec<&str> = exclude.iter().map(|f| f.name()).collect();
-            format!(", without {}", names.join(", "))
-        }
+        excluded_names
+            .as_ref()
+            .map(|n| format!(", without {n}"))
+            .unwrap_or_default()
     );
     let bar = if !args.no_progress && std::io::stderr().is_terminal() {
         let bar = match cases {
@@ -254,29 +259,22 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let excluded = if exclude.is_empty() {
-        String::new()
-    } else {
-        let names: Vec<&str> = exclude.iter().map(|f| f.name()).collect();
-        format!(" --exclude {}", names.join(","))
-    } + if args.ignore_messages {
-        " --ignore-messages"
-    } else {
-        ""
-    } + &args
-        .python
-        .as_ref()
-        .map(|p| format!(" --python {}", p.display()))
-        .unwrap_or_default()
-        + &args
-            .oracle_python
-            .as_ref()
-            .map(|p| format!(" --oracle-python {}", p.display()))
-            .unwrap_or_default();
-    let reproduce = format!(
-        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}{excluded}",
+    let mut reproduce = format!(
+        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}",
         args.implementation, args.oracle, found.index, args.max_steps
     );
+    if let Some(names) = &excluded_names {
+        reproduce += &format!(" --exclude {names}");
+    }
+    if args.ignore_messages {
+        reproduce += " --ignore-messages";
+    }
+    if let Some(p) = &args.python {
+        reproduce += &format!(" --python {}", p.display());
+    }
+    if let Some(p) = &args.oracle_python {
+        reproduce += &format!(" --oracle-python {}", p.display());
+    }
     match &found.outcome {
         PairOutcome::OracleFault {
             reason,

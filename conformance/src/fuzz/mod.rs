@@ -418,22 +418,10 @@ fn shrink(
 /// Fewer steps, then fewer tasks.
 fn smaller(a: &Case, b: &Case) -> bool {
     let size = |c: &Case| {
-        (
-            c.steps.len(),
-            crate::observe::tasks(&loaded_program(c)).len(),
-        )
+        let tasks: usize = c.steps.iter().map(|s| s.task_specs().len()).sum();
+        (c.steps.len(), tasks)
     };
     size(a) <= size(b)
-}
-
-fn loaded_program(case: &Case) -> crate::spec::Program {
-    compile(case).unwrap_or_else(|_| crate::spec::Program {
-        id: case.id.clone(),
-        pool: case.pool.clone(),
-        steps: Vec::new(),
-        gates: Default::default(),
-        ids: Default::default(),
-    })
 }
 
 /// Runs programs until the budget is spent or the first divergence, which is shrunk.

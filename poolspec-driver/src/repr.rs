@@ -1,10 +1,13 @@
 //! Values shown in Python notation, for the messages that CPython builds with `repr()`.
+//!
+//! Drivers need it for their own messages, and a Rust pool that reproduces CPython's error
+//! messages needs it too (pool-ref does).
 
 use serde_json::Value;
 
 /// Python's `repr()` of the value a JSON document decodes to (`json.loads`): `None`, `True`,
 /// `'text'`, `[1, 2]`, `{'k': 1.5}`.
-pub(crate) fn py_repr(v: &Value) -> String {
+pub fn py_value_repr(v: &Value) -> String {
     let mut out = String::new();
     push_repr(&mut out, v);
     out
@@ -19,7 +22,7 @@ fn push_repr(out: &mut String, v: &Value) {
             Some(f) if !n.is_i64() && !n.is_u64() => out.push_str(&py_float_repr(f)),
             _ => out.push_str(&n.to_string()),
         },
-        Value::String(s) => out.push_str(&py_str_repr(s)),
+        Value::String(s) => out.push_str(&py_repr_str(s)),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -36,7 +39,7 @@ fn push_repr(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&py_str_repr(k));
+                out.push_str(&py_repr_str(k));
                 out.push_str(": ");
                 push_repr(out, item);
             }
@@ -47,7 +50,7 @@ fn push_repr(out: &mut String, v: &Value) {
 
 /// Python's `repr()` of a float: the shortest round-tripping digits, in positional notation
 /// for exponents -5 < e < 16 (with `.0` when integral), else `1e+16`, `1.5e-07`.
-pub(crate) fn py_float_repr(f: f64) -> String {
+pub fn py_float_repr(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -69,7 +72,7 @@ pub(crate) fn py_float_repr(f: f64) -> String {
 
 /// Python's `repr()` of a str: single quotes unless the text has `'` and no `"`; control
 /// characters escaped.
-pub(crate) fn py_str_repr(s: &str) -> String {
+pub fn py_repr_str(s: &str) -> String {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -98,6 +101,12 @@ pub(crate) fn py_str_repr(s: &str) -> String {
     out
 }
 
+/// Python's `repr()` of an optional JSON value, for messages about a program's fields:
+/// absent and `null` are `None`.
+pub fn py_repr(v: Option<&Value>) -> String {
+    v.map_or_else(|| "None".to_owned(), py_value_repr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +116,7 @@ mod tests {
     fn like_python() {
         let v = json!([null, true, false, 1, -2, 1.5, 1e16, 1.5e-7, 0.0001, 100.0, "it's", "a\"b'c", {"k": [1, "x"]}]);
         assert_eq!(
-            py_repr(&v),
+            py_value_repr(&v),
             r#"[None, True, False, 1, -2, 1.5, 1e+16, 1.5e-07, 0.0001, 100.0, "it's", 'a"b\'c', {'k': [1, 'x']}]"#
         );
         assert_eq!(py_float_repr(1e15), "1000000000000000.0");
