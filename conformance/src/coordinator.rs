@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Ack, Report, ReportKind};
-use crate::spec::GateRule;
+use crate::spec::{Count, GateRule, Program};
 
 /// One entry of a case's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,7 +49,7 @@ impl Event {
             ReportKind::CallbackDone { step, kind, .. } => format!("{step}.{kind}_done"),
             ReportKind::Wait { who, .. } => format!("{who}.wait"),
             ReportKind::Open { gate } => format!("{gate}.open"),
-            ReportKind::Await { .. } => return None,
+            ReportKind::Await { .. } | ReportKind::Construct { .. } => return None,
         })
     }
 }
@@ -59,6 +59,10 @@ impl Event {
 pub struct History {
     pub events: Vec<Event>,
     pub violations: Vec<String>,
+    /// The pool's number of processes as the case resolved it: the explicit count, or the
+    /// driver's default for `processes: default` (`None` when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -112,7 +116,9 @@ impl State {
             let due = !g.open
                 && match &g.rule {
                     GateRule::Manual => false,
-                    GateRule::WhenWaiting(n) => g.waiting >= *n,
+                    GateRule::WhenWaiting(Count::N(n)) => g.waiting >= *n,
+                    // Resolved by the runner before the case begins; unresolved never opens.
+                    GateRule::WhenWaiting(Count::Word(_)) => false,
                     GateRule::After(event) => self.seen.contains(event),
                 };
             due.then(|| name.clone())
@@ -176,6 +182,35 @@ impl Coordinator {
 
     /// Starts recording a new case: forgets the previous one and sets up its gates.
     pub fn begin(&self, token: &str, gates: &IndexMap<String, GateRule>) {
+        self.begin_with(token, gates, None);
+    }
+
+    /// Starts a case whose program is `program`: barrier sizes written as `processes` become
+    /// the pool's number of processes (`default_processes`, the driver's, when the case
+    /// leaves it to the pool).
+    pub fn begin_program(&self, token: &str, program: &Program, default_processes: Option<u32>) {
+        let processes = match program.pool.processes.count() {
+            Some(n) => u32::try_from(n).ok(),
+            None => default_processes,
+        };
+        let gates = program
+            .gates
+            .iter()
+            .map(|(name, rule)| {
+                let rule = match rule {
+                    GateRule::WhenWaiting(c) => match c.resolve(processes) {
+                        Some(n) => GateRule::WhenWaiting(Count::N(n)),
+                        None => rule.clone(),
+                    },
+                    other => other.clone(),
+                };
+                (name.clone(), rule)
+            })
+            .collect();
+        self.begin_with(token, &gates, processes);
+    }
+
+    fn begin_with(&self, token: &str, gates: &IndexMap<String, GateRule>, processes: Option<u32>) {
         let mut st = self.shared.lock();
         *st = State {
             token: Some(token.to_owned()),
@@ -192,6 +227,7 @@ impl Coordinator {
                 .collect(),
             ..State::default()
         };
+        st.history.processes = processes;
         st.apply_rules();
         self.shared.changed.notify_all();
     }
@@ -369,7 +405,7 @@ mod tests {
     fn a_barrier_gate_releases_all_waiters_at_once_and_records_causally() {
         let c = Coordinator::start().unwrap();
         let mut gates = IndexMap::new();
-        gates.insert("b".to_owned(), GateRule::WhenWaiting(2));
+        gates.insert("b".to_owned(), GateRule::WhenWaiting(Count::N(2)));
         c.begin("t1", &gates);
         let waiters: Vec<_> = ["x", "y"]
             .into_iter()

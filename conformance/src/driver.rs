@@ -168,6 +168,8 @@ impl DriverSession {
                 start_method: None,
                 interpreter: None,
                 pool_class: None,
+                language_version: None,
+                default_processes: None,
             },
             capabilities: Vec::new(),
         };

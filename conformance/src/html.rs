@@ -24,7 +24,6 @@ use crate::implementations::ORACLE;
 use crate::report::{compliance, diff_against_oracle, observation_yaml, suite_hash};
 use crate::runner::{CaseResult, MatrixRun};
 use crate::spec::{Area, LoadedCase};
-use crate::verdict::Verdict;
 
 /// The most of one raw history embedded in the page, in bytes. A larger history is embedded
 /// as the beginning of its text, marked as truncated; the file itself has all of it.
@@ -32,8 +31,13 @@ pub const HISTORY_CAP: usize = 64 * 1024;
 
 /// The kinds of cell, in legend order: name (also the CSS class `v-NAME`), the short label
 /// shown in the matrix, and what it means.
-pub const KINDS: [(&str, &str, &str); 9] = [
+pub const KINDS: [(&str, &str, &str); 10] = [
     ("pass", "ok", "passed, as expected"),
+    (
+        "not-applicable",
+        "n/a",
+        "the case's versions say its claim does not hold for this language version; not run",
+    ),
     (
         "expected-fail",
         "xfail",
@@ -75,15 +79,7 @@ pub const KINDS: [(&str, &str, &str); 9] = [
 /// The kind of a cell: its verdict, or its status when the verdict is unexpected, or
 /// `unstable` (the same labels as [`crate::report::counts`]).
 pub fn kind(r: &CaseResult) -> &'static str {
-    if r.unstable.is_some() {
-        return "unstable";
-    }
-    match r.verdict {
-        Verdict::Pass => "pass",
-        Verdict::ExpectedFail => "expected-fail",
-        Verdict::UnexpectedPass => "unexpected-pass",
-        Verdict::Unexpected => r.status.as_str(),
-    }
+    crate::verdict::cell_kind(r.status, r.verdict, r.unstable.is_some())
 }
 
 fn plural(n: usize) -> &'static str {
@@ -725,6 +721,7 @@ table{border-collapse:collapse;background:#fff}
 .k{display:inline-block;width:16px;height:16px;line-height:16px;border-radius:3px;font-size:10px;font-weight:700;text-align:center;background:#eef1f4;color:#59636e}
 .k.q{background:#fbefff;color:#8250df}
 .v-pass{background:#dafbe1;color:#1a7f37}
+.v-not-applicable{background:#eaeef2;color:#57606a}
 .v-expected-fail{background:#fff1b8;color:#7d4e00}
 .v-unexpected-pass{background:#1b7c83;color:#fff}
 .v-fail{background:#cf222e;color:#fff}
@@ -983,7 +980,7 @@ mod tests {
     use crate::expectations::Expected;
     use crate::runner::ImplementationReport;
     use crate::spec::load::{Suite, load_str};
-    use crate::verdict::Status;
+    use crate::verdict::{Status, Verdict};
 
     const BLOCKING: &str = "format: 1
 area: blocking

@@ -32,6 +32,7 @@ pub mod smoke;
 pub mod snapshots;
 pub mod spec;
 pub mod verdict;
+pub mod versions;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

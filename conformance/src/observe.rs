@@ -18,6 +18,10 @@ use crate::spec::{Case, IdKind, Probe, Program, Step, TaskSpec};
 /// The normalized observation of one run of one case.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
+    /// How constructing the pool failed; absent when it succeeded (the usual case), so that
+    /// only cases about construction mention it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub construct: Option<StepObs>,
     /// What every step returned or raised, in program order.
     pub steps: IndexMap<String, StepObs>,
     /// How every task of the program ran, in program order.
@@ -115,8 +119,9 @@ fn mask_value(value: &serde_json::Value) -> serde_json::Value {
 
 fn normalized(err: &ErrorValue) -> ErrorValue {
     ErrorValue {
-        kind: err.kind.clone(),
         message: mask_addresses(&err.message),
+        python: err.python.as_ref().map(mask_value),
+        ..err.clone()
     }
 }
 
@@ -281,18 +286,23 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
                 );
             }
             Probe::WorkerProcesses => {
-                let pids: BTreeSet<u32> = events
-                    .iter()
-                    .filter_map(|e| match (&e.kind, &e.origin) {
-                        (ReportKind::Start { .. }, Origin::Process { pid, .. })
-                            if Some(*pid) != roles.parent_pid =>
-                        {
-                            Some(*pid)
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                probes.insert("worker_processes".into(), pids.len().into());
+                probes.insert(
+                    "worker_processes".into(),
+                    worker_processes(&roles, events).into(),
+                );
+            }
+            Probe::WorkersVsProcesses => {
+                let workers = worker_processes(&roles, events);
+                let relation = match history.processes {
+                    None => "unknown".to_owned(),
+                    Some(n) => match workers.cmp(&(n as usize)) {
+                        std::cmp::Ordering::Less => "fewer",
+                        std::cmp::Ordering::Equal => "equal",
+                        std::cmp::Ordering::Greater => "more",
+                    }
+                    .to_owned(),
+                };
+                probes.insert("workers_vs_processes".into(), relation.into());
             }
             Probe::TasksByProcess => {
                 probes.insert(
@@ -314,12 +324,37 @@ pub fn observe(case: &Case, program: &Program, history: &History) -> Observation
         }
     }
 
+    let construct = events.iter().find_map(|e| match &e.kind {
+        ReportKind::Construct {
+            outcome: Outcome::Raised(err),
+        } => Some(StepObs::Raised(normalized(err))),
+        _ => None,
+    });
+
     Observation {
+        construct,
         steps,
         tasks,
         callbacks,
         probes,
     }
+}
+
+/// How many distinct processes other than the parent reported a `start` (tasks and
+/// initializers).
+fn worker_processes(roles: &Roles, events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter_map(|e| match (&e.kind, &e.origin) {
+            (ReportKind::Start { .. }, Origin::Process { pid, .. })
+                if Some(*pid) != roles.parent_pid =>
+            {
+                Some(*pid)
+            }
+            _ => None,
+        })
+        .collect::<BTreeSet<u32>>()
+        .len()
 }
 
 fn is_task(program: &Program, id: &str) -> bool {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::Program;
 
 /// Version of `spec/PROTOCOL.md`. A driver speaking another version is refused at handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A message from the runner to a driver (one JSON line on the driver's stdin).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +60,14 @@ pub struct ImplementationInfo {
     pub interpreter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_class: Option<String>,
+    /// The version of the language the pool runs on (Python: `3.11.7`, PyPy's language
+    /// version, not PyPy's own); checked against a case's `versions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_version: Option<String>,
+    /// How many processes the pool uses when `processes` is left to it (CPython:
+    /// `os.process_cpu_count()` from 3.13, else `os.cpu_count()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_processes: Option<u32>,
 }
 
 /// How a step ended, as reported in its `return` event.
@@ -72,14 +80,73 @@ pub enum Outcome {
     Handle(String),
 }
 
-/// An exception, by type name and message (`str(exc)`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// An exception, by type name and message (`str(exc)`). An exception a *step* raised also
+/// says what it can be caught as: its neutral kind (one of [`ERROR_KINDS`]), for a task's
+/// exception whether the worker-side traceback came with it, and from a Python driver its
+/// class and the reference classes it is an instance of (PROTOCOL.md §4.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorValue {
     #[serde(rename = "type")]
     pub kind: String,
     pub message: String,
+    /// The neutral kind (`timeout`, `pool_not_running`, ...).
+    #[serde(default, rename = "kind", skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// For kind `task`: whether the worker-side traceback travels with the exception.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<bool>,
+    /// Python drivers: `{class, isinstance: {reference class: bool}, cause}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<serde_json::Value>,
 }
+
+impl ErrorValue {
+    /// A plain `{type, message}`, as tasks and callbacks report them.
+    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> ErrorValue {
+        ErrorValue {
+            kind: kind.into(),
+            message: message.into(),
+            class: None,
+            traceback: None,
+            python: None,
+        }
+    }
+}
+
+/// The language-neutral kinds of exception a step can raise (PROTOCOL.md §4.3). Every SDK
+/// maps its own types onto them, so a case can say "a timeout" without naming a class.
+pub const ERROR_KINDS: &[(&str, &str)] = &[
+    (
+        "timeout",
+        "a result did not arrive within the timeout (Python: multiprocessing.TimeoutError)",
+    ),
+    (
+        "pool_not_running",
+        "the pool was closed or terminated (Python: ValueError \"Pool not running\")",
+    ),
+    (
+        "pool_running",
+        "join() on a pool neither closed nor terminated (Python: ValueError \"Pool is still running\")",
+    ),
+    (
+        "not_ready",
+        "successful() before the result is ready (Python: ValueError \"... not ready\")",
+    ),
+    (
+        "invalid_argument",
+        "the pool refused a construction argument (Python: ValueError or TypeError from Pool(...))",
+    ),
+    (
+        "serialization",
+        "a function, argument or result could not be serialized (Python: pickling errors, MaybeEncodingError)",
+    ),
+    (
+        "task",
+        "the exception a task, the input iterable or a callback raised, re-raised as itself",
+    ),
+    ("other", "anything else"),
+];
 
 /// One report sent to the coordinator. Every report is acknowledged before the sender goes
 /// on; `wait` and `await` are acknowledged only once their condition holds.
@@ -127,6 +194,9 @@ pub enum ReportKind {
     Wait { who: String, gate: String },
     /// The main thread opens `gate`.
     Open { gate: String },
+    /// The main thread constructed the pool (and entered it, for `with_block`), before any
+    /// step: `returned: null`, or `raised` when the pool refused its arguments.
+    Construct { outcome: Outcome },
     /// The main thread waits until `until_event` was recorded, or `gate` has `waiting` waiters.
     Await {
         #[serde(default)]

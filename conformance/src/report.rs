@@ -147,16 +147,7 @@ pub fn details(run: &MatrixRun) -> String {
 pub fn counts(run: &MatrixRun) -> serde_json::Value {
     let mut per_impl: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
     for r in &run.results {
-        let label = if r.unstable.is_some() {
-            "unstable"
-        } else {
-            match r.verdict {
-                Verdict::Pass => "pass",
-                Verdict::ExpectedFail => "expected-fail",
-                Verdict::UnexpectedPass => "unexpected-pass",
-                Verdict::Unexpected => r.status.as_str(),
-            }
-        };
+        let label = crate::verdict::cell_kind(r.status, r.verdict, r.unstable.is_some());
         *per_impl
             .entry(&r.implementation)
             .or_default()

@@ -21,7 +21,7 @@ use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
-use crate::spec::{Area, LoadedCase};
+use crate::spec::{Area, LoadedCase, Step};
 use crate::verdict::{Status, Verdict};
 
 /// How to run the matrix.
@@ -251,10 +251,76 @@ pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
     if case.program.pool.initializer.is_some() {
         need.insert("initializer".to_owned());
     }
-    if case.program.pool.maxtasksperchild.is_some() {
+    let pool = &case.program.pool;
+    if pool.maxtasksperchild.is_some() {
         need.insert("maxtasksperchild".to_owned());
     }
+    if pool.uncallable_initializer {
+        need.insert("initializer".to_owned());
+    }
+    if pool.processes == crate::spec::Processes::Default {
+        need.insert("default_processes".to_owned());
+    }
+    if pool.context.is_some() {
+        need.insert("context".to_owned());
+    }
+    let tasks = crate::observe::tasks(&case.program);
+    if !pool.initargs.is_empty() || tasks.iter().any(|t| t.echo_initargs) {
+        need.insert("initargs".to_owned());
+    }
+    if tasks.iter().any(|t| t.blob.is_some()) {
+        need.insert("blob".to_owned());
+    }
+    if tasks.iter().any(|t| t.unserializable_item) {
+        need.insert("unserializable_item".to_owned());
+    }
+    for step in &case.program.steps {
+        match step {
+            Step::Apply(s) | Step::ApplyAsync(s) => {
+                if !s.kwargs.is_empty() {
+                    need.insert("kwargs".to_owned());
+                }
+                if s.blob_arg.is_some() {
+                    need.insert("blob".to_owned());
+                }
+                if s.unserializable_func {
+                    need.insert("unserializable_func".to_owned());
+                }
+            }
+            Step::Map(m)
+            | Step::MapAsync(m)
+            | Step::Imap(m)
+            | Step::ImapUnordered(m)
+            | Step::Starmap(m)
+            | Step::StarmapAsync(m) => {
+                if m.then_raise.is_some() {
+                    need.insert("iterable_raises".to_owned());
+                }
+                if m.unserializable_func {
+                    need.insert("unserializable_func".to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
     need
+}
+
+/// Why `lc` does not apply to the implementation `info` describes: its `versions` range for
+/// the implementation's language excludes the language version the driver reported. A
+/// driver that reports no version runs every case.
+pub fn not_applicable(lc: &LoadedCase, info: &ImplementationInfo) -> Option<String> {
+    let range = lc.case.versions.get(&info.language)?;
+    let version = info.language_version.as_deref()?;
+    let parsed = crate::versions::Range::parse(range).ok()?;
+    match parsed.contains(version) {
+        Ok(true) => None,
+        Ok(false) => Some(format!(
+            "the claim holds for {} {range}; this implementation runs {} {version}",
+            info.language, info.language
+        )),
+        Err(_) => None,
+    }
 }
 
 /// One implementation's warm driver and coordinator, for callers that run cases one at a
@@ -352,6 +418,10 @@ fn run_one(
             result.status = Status::Unsupported;
             result.reason = Some(format!("lacks capabilities: {}", missing.join(", ")));
         }
+        Execution::NotApplicable(why) => {
+            result.status = Status::NotApplicable;
+            result.reason = Some(why);
+        }
         Execution::NoDriver(message) => {
             result.status = Status::Error;
             result.reason = Some(message);
@@ -393,6 +463,7 @@ fn run_one(
 
 enum Execution {
     Unsupported(Vec<String>),
+    NotApplicable(String),
     NoDriver(String),
     Ran {
         history: History,
@@ -445,10 +516,13 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
     if !missing.is_empty() {
         return Execution::Unsupported(missing);
     }
+    if let Some(why) = not_applicable(lc, &session.info) {
+        return Execution::NotApplicable(why);
+    }
 
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let token = format!("{}/{}/{seq}", imp.name, lc.id());
-    coordinator.begin(&token, &lc.program.gates);
+    coordinator.begin_program(&token, &lc.program, session.info.default_processes);
     let deadline = Instant::now() + guard;
     let sent = session.send(&ToDriver::Run {
         seq,

@@ -644,7 +644,13 @@ fn handshake_finding(fault: &DriverFault, imp: &Implementation, guard: Duration)
                          \"protocol\": {theirs}, and this runner speaks protocol \
                          {PROTOCOL_VERSION} only (versions are never negotiated). Answer \
                          with \"protocol\": {PROTOCOL_VERSION} if the driver implements \
-                         spec/PROTOCOL.md as it is now; otherwise update it first."
+                         spec/PROTOCOL.md as it is now; otherwise update it first.{}",
+                        if theirs.trim() == "1" {
+                            " PROTOCOL.md's \"What changed in protocol 2\" lists what a \
+                             protocol 1 driver must add."
+                        } else {
+                            ""
+                        }
                     ),
                 )
             } else if let Some(what) = message.strip_prefix("expected a hello, got ") {

@@ -26,6 +26,9 @@ pub enum Status {
     Timeout,
     /// The implementation lacks a capability the case requires.
     Unsupported,
+    /// The case's `versions` say its claim does not hold for this implementation's language
+    /// version (a behaviour of the reference that arrived later); the case did not run.
+    NotApplicable,
 }
 
 impl Status {
@@ -37,6 +40,7 @@ impl Status {
             Status::Crash => "crash",
             Status::Timeout => "timeout",
             Status::Unsupported => "unsupported",
+            Status::NotApplicable => "not-applicable",
         }
     }
 }
@@ -58,8 +62,8 @@ pub enum Verdict {
 impl Verdict {
     pub fn judge(actual: Status, expected: Option<Status>) -> Verdict {
         match (actual, expected) {
-            (Status::Pass, None) => Verdict::Pass,
-            (Status::Pass, Some(_)) => Verdict::UnexpectedPass,
+            (Status::Pass | Status::NotApplicable, None) => Verdict::Pass,
+            (Status::Pass | Status::NotApplicable, Some(_)) => Verdict::UnexpectedPass,
             (a, Some(e)) if a == e => Verdict::ExpectedFail,
             _ => Verdict::Unexpected,
         }
@@ -70,9 +74,25 @@ impl Verdict {
     }
 }
 
+/// The kind of a cell, as reports count and style it: its verdict, or its status when the
+/// verdict is unexpected or the case did not apply, or `unstable`.
+pub fn cell_kind(status: Status, verdict: Verdict, unstable: bool) -> &'static str {
+    if unstable {
+        return "unstable";
+    }
+    match verdict {
+        Verdict::Pass if status == Status::NotApplicable => status.as_str(),
+        Verdict::Pass => "pass",
+        Verdict::ExpectedFail => "expected-fail",
+        Verdict::UnexpectedPass => "unexpected-pass",
+        Verdict::Unexpected => status.as_str(),
+    }
+}
+
 /// The label shown in a matrix cell.
 pub fn cell_label(status: Status, verdict: Verdict) -> &'static str {
     match verdict {
+        Verdict::Pass if status == Status::NotApplicable => "n/a",
         Verdict::Pass => "pass",
         Verdict::ExpectedFail => "expected-fail",
         Verdict::UnexpectedPass => "UNEXPECTED-PASS",
@@ -84,6 +104,7 @@ pub fn cell_label(status: Status, verdict: Verdict) -> &'static str {
             Status::Crash => "CRASH",
             Status::Timeout => "TIMEOUT",
             Status::Unsupported => "UNSUPPORTED",
+            Status::NotApplicable => "n/a",
         },
     }
 }
@@ -112,5 +133,7 @@ mod tests {
             Verdict::Unexpected
         );
         assert!(!Verdict::UnexpectedPass.is_ok());
+        assert_eq!(Verdict::judge(Status::NotApplicable, None), Verdict::Pass);
+        assert_eq!(cell_label(Status::NotApplicable, Verdict::Pass), "n/a");
     }
 }

@@ -293,7 +293,7 @@ fn wrong_protocol_is_a_version_mismatch() {
     let f = first_problem(&report, Mistake::ProtocolMismatch);
     assert!(
         f.explanation
-            .contains("answered hello with \"protocol\": 99, and this runner speaks protocol 1"),
+            .contains("answered hello with \"protocol\": 99, and this runner speaks protocol 2"),
         "{}",
         f.explanation
     );
@@ -358,7 +358,7 @@ if mode == "hello_line":
     sys.stdout.flush()
 elif mode == "few_caps":
     next(messages())
-    send({"type": "hello", "protocol": 1,
+    send({"type": "hello", "protocol": 2,
           "implementation": {"name": "fake", "version": "0", "language": "python"},
           "capabilities": ["apply"]})
 else:

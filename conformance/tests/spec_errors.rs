@@ -107,7 +107,8 @@ fn a_value_of_the_wrong_type_is_located() {
     );
     let err = one_error_at(&intact, &broken, "processes: two", "two");
     assert!(
-        err.message.contains("invalid type: string \"two\""),
+        err.message
+            .contains("invalid value: string \"two\", expected an integer or `default`"),
         "{err}"
     );
 }

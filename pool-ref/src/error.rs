@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub struct TaskError {
     pub kind: String,
     pub message: String,
+    /// The worker process it was raised in: the worker-side context that travels with a
+    /// task's exception (CPython's `RemoteTraceback` plays this part). `None` for an error
+    /// the parent made up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
 }
 
 impl TaskError {
@@ -22,7 +27,14 @@ impl TaskError {
         TaskError {
             kind: kind.into(),
             message: message.into(),
+            worker: None,
         }
+    }
+
+    /// This error, as raised in worker process `pid`.
+    pub fn raised_in(mut self, pid: u32) -> TaskError {
+        self.worker = Some(pid);
+        self
     }
 }
 

@@ -201,7 +201,7 @@ fn run_chunk(registry: &Registry, head: &TaskHead<'_>, payload: &str, out: &mut 
         Ok(()) => finish_record(out, record),
         Err(e) => {
             out.truncate(record);
-            let body = error_body(&e);
+            let body = error_body(&e.raised_in(std::process::id()));
             push_record(
                 out,
                 &Record::Err {

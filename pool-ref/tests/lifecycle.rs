@@ -558,10 +558,9 @@ fn task_error_carries_kind_and_message() -> Outcome {
     let r = pool.apply(FAIL, ("KeyError".into(), "no such key: 'x'".into()));
     ensure_eq!(
         r,
-        Err(PoolError::Task(TaskError::new(
-            "KeyError",
-            "no such key: 'x'"
-        )))
+        Err(PoolError::Task(
+            TaskError::new("KeyError", "no such key: 'x'").raised_in(before)
+        ))
     );
     if let Err(e) = &r {
         ensure_eq!(e.python_type(), "KeyError");
@@ -571,7 +570,9 @@ fn task_error_carries_kind_and_message() -> Outcome {
         .map_err(err("apply_async"))?;
     ensure_eq!(
         h.get(None),
-        Err(PoolError::Task(TaskError::new("ValueError", "bad")))
+        Err(PoolError::Task(
+            TaskError::new("ValueError", "bad").raised_in(before)
+        ))
     );
     ensure_eq!(h.successful(), Ok(false));
     ensure_eq!(
@@ -589,11 +590,15 @@ fn panicking_task_is_a_panic_task_error() -> Outcome {
     let before = pool.apply(PID, ()).map_err(err("apply"))?;
     ensure_eq!(
         pool.apply(PANIC_STR, ()),
-        Err(PoolError::Task(TaskError::new("Panic", "boom")))
+        Err(PoolError::Task(
+            TaskError::new("Panic", "boom").raised_in(before)
+        ))
     );
     ensure_eq!(
         pool.apply(PANIC_FMT, 42),
-        Err(PoolError::Task(TaskError::new("Panic", "boom 42")))
+        Err(PoolError::Task(
+            TaskError::new("Panic", "boom 42").raised_in(before)
+        ))
     );
     ensure_eq!(
         pool.apply(PID, ()),
@@ -676,10 +681,13 @@ fn unserializable_values_are_maybe_encoding_errors() -> Outcome {
     let pool = pool(1)?;
     let before = pool.apply(PID, ()).map_err(err("apply"))?;
     let unsendable = |shown: &str| {
-        Err::<Refusable, _>(PoolError::Task(TaskError::new(
-            "MaybeEncodingError",
-            format!("Error sending result: '{shown}'. Reason: '{REFUSAL}'"),
-        )))
+        Err::<Refusable, _>(PoolError::Task(
+            TaskError::new(
+                "MaybeEncodingError",
+                format!("Error sending result: '{shown}'. Reason: '{REFUSAL}'"),
+            )
+            .raised_in(before),
+        ))
     };
     ensure_eq!(
         pool.apply(GIVE_REFUSABLE, 0),
@@ -698,7 +706,9 @@ fn unserializable_values_are_maybe_encoding_errors() -> Outcome {
     );
     ensure_eq!(
         pool.map(GIVE_REFUSABLE, [0, 99], Some(2)),
-        Err(PoolError::Task(TaskError::new("ValueError", "99")))
+        Err(PoolError::Task(
+            TaskError::new("ValueError", "99").raised_in(before)
+        ))
     );
     let got: Vec<Result<Refusable, PoolError>> = pool
         .imap(GIVE_REFUSABLE, [1, 0, 2], Some(1))

@@ -152,7 +152,8 @@ pub use steps::{
     Handle, HandleKind, Handles, Outcome, catch_panic, panic_message, run_program, run_steps,
 };
 pub use tasks::{
-    CallbackKind, Descriptor, ERROR_TYPES, Exception, TaskResult, run_callback, run_task, truthy,
+    CallbackKind, Descriptor, ERROR_TYPES, Exception, NEUTRAL_KINDS, TaskResult, run_callback,
+    run_task, truthy,
 };
 pub use teardown::{TEARDOWN_TIMEOUT, children, kill_children, teardown};
 

@@ -18,7 +18,7 @@ use crate::teardown::program_name;
 
 /// The protocol version this crate speaks (spec/PROTOCOL.md). A runner asking for another
 /// is answered `error`, and the driver exits with status 2.
-pub const PROTOCOL: u64 = 1;
+pub const PROTOCOL: u64 = 2;
 
 /// What a driver supplies: who it is, what it can do, and how it runs one program.
 ///
@@ -407,14 +407,14 @@ mod tests {
     fn handshake_then_stop() {
         let (status, out) = session(
             &mut Fake::default(),
-            "{\"type\":\"hello\",\"protocol\":1}\n\n{\"type\":\"stop\"}\n{\"type\":\"hello\"}\n",
+            "{\"type\":\"hello\",\"protocol\":2}\n\n{\"type\":\"stop\"}\n{\"type\":\"hello\"}\n",
         );
         assert_eq!(status, 0);
         assert_eq!(
             out,
             [json!({
                 "type": "hello",
-                "protocol": 1,
+                "protocol": 2,
                 "implementation": {"name": "fake", "version": "1.0", "language": "rust", "start_method": "spawn"},
                 "capabilities": ["apply", "close"],
             })]
@@ -423,30 +423,30 @@ mod tests {
         let mut bytes = Vec::new();
         serve_io(
             &mut Fake::default(),
-            &b"{\"type\":\"hello\",\"protocol\":1}\n"[..],
+            &b"{\"type\":\"hello\",\"protocol\":2}\n"[..],
             &mut bytes,
         );
-        assert!(bytes.starts_with(br#"{"type":"hello","protocol":1,"implementation":{"name":"fake","version":"1.0","language":"rust","start_method":"spawn"},"#));
+        assert!(bytes.starts_with(br#"{"type":"hello","protocol":2,"implementation":{"name":"fake","version":"1.0","language":"rust","start_method":"spawn"},"#));
     }
 
     #[test]
     fn another_protocol_version_is_refused() {
         let (status, out) = session(
             &mut Fake::default(),
-            "{\"type\":\"hello\",\"protocol\":2}\n{\"type\":\"stop\"}\n",
+            "{\"type\":\"hello\",\"protocol\":1}\n{\"type\":\"stop\"}\n",
         );
         assert_eq!(status, 2);
         assert_eq!(
             out,
             [
-                json!({"type": "error", "seq": null, "message": "driver speaks protocol 1, runner asked for 2"})
+                json!({"type": "error", "seq": null, "message": "driver speaks protocol 2, runner asked for 1"})
             ]
         );
         let (status, out) = session(&mut Fake::default(), "{\"type\":\"hello\"}\n");
         assert_eq!(status, 2);
         assert_eq!(
             out[0]["message"],
-            "driver speaks protocol 1, runner asked for null"
+            "driver speaks protocol 2, runner asked for null"
         );
     }
 
@@ -456,7 +456,7 @@ mod tests {
             refuse_setup: true,
             ..Fake::default()
         };
-        let (status, out) = session(&mut fake, "{\"type\":\"hello\",\"protocol\":1}\n");
+        let (status, out) = session(&mut fake, "{\"type\":\"hello\",\"protocol\":2}\n");
         assert_eq!(status, 2);
         assert_eq!(
             out,

@@ -41,6 +41,16 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// A raised exception with its neutral kind filled in ([`Exception::classified`]).
+    fn classified(self) -> Outcome {
+        match self {
+            Outcome::Raised(e) => Outcome::Raised(e.classified()),
+            other => other,
+        }
+    }
+}
+
 impl<E: Into<Exception>> From<Result<Value, E>> for Outcome {
     fn from(r: Result<Value, E>) -> Outcome {
         match r {
@@ -189,7 +199,7 @@ pub fn run_steps(
                 }
                 Outcome::none()
             }
-            other => op(other)?,
+            other => op(other)?.classified(),
         };
         if !coord.report_main(&Event::Return {
             step: id,

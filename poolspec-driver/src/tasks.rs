@@ -23,8 +23,9 @@ pub const ERROR_TYPES: &[&str] = &[
     "ZeroDivisionError",
 ];
 
-/// An exception as the protocol reports it: Python's type name and `str(exc)`.
-/// Serializes as `{"type": ..., "message": ...}`.
+/// An exception as the protocol reports it: Python's type name and `str(exc)`, and for an
+/// exception a step raised, its language-neutral kind (PROTOCOL.md §4.3). Serializes as
+/// `{"type": ..., "message": ..., "kind": ..., "traceback": ...}`, the last two only when set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Exception {
     /// The Python type name (`ValueError`, `TimeoutError`, `MaybeEncodingError`, ...).
@@ -32,6 +33,15 @@ pub struct Exception {
     pub kind: String,
     /// What Python's `str(exc)` gives.
     pub message: String,
+    /// The neutral kind (`timeout`, `pool_not_running`, `task`, ...): set by the driver with
+    /// [`Exception::with_neutral`], or guessed from the type and message by
+    /// [`Exception::classified`] when a step's outcome is reported.
+    #[serde(rename = "kind", default, skip_serializing_if = "Option::is_none")]
+    pub neutral: Option<String>,
+    /// For neutral kind `task`: whether the worker-side context (Python: the remote
+    /// traceback) travels with the exception.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<bool>,
 }
 
 impl Exception {
@@ -40,7 +50,37 @@ impl Exception {
         Exception {
             kind: kind.into(),
             message: message.into(),
+            neutral: None,
+            traceback: None,
         }
+    }
+
+    /// This exception, of neutral kind `neutral` (one of [`NEUTRAL_KINDS`]).
+    pub fn with_neutral(mut self, neutral: &str) -> Exception {
+        self.neutral = Some(neutral.to_owned());
+        self
+    }
+
+    /// This exception, saying whether the worker-side context came with it.
+    pub fn with_traceback(mut self, traceback: bool) -> Exception {
+        self.traceback = Some(traceback);
+        self
+    }
+
+    /// This exception with its neutral kind filled in where the driver left it out, from
+    /// the Python type name and message the SDK's own exceptions use (the same rules as the
+    /// Python SDK's `_neutral_kind`). A task's exception without a `traceback` is reported
+    /// as carrying none: a driver that keeps the worker's context says so.
+    pub fn classified(mut self) -> Exception {
+        let neutral = match self.neutral.take() {
+            Some(n) => n,
+            None => neutral_kind(&self.kind, &self.message).to_owned(),
+        };
+        if neutral == "task" && self.traceback.is_none() {
+            self.traceback = Some(false);
+        }
+        self.neutral = Some(neutral);
+        self
     }
 
     /// The exception a task's or callback's `raises` describes, as Python would show it:
@@ -63,6 +103,34 @@ impl Exception {
                 ),
             )
         }
+    }
+}
+
+/// The language-neutral kinds of exception (PROTOCOL.md §4.3).
+pub const NEUTRAL_KINDS: &[&str] = &[
+    "timeout",
+    "pool_not_running",
+    "pool_running",
+    "not_ready",
+    "invalid_argument",
+    "serialization",
+    "task",
+    "other",
+];
+
+/// The neutral kind of an exception known only by its Python type name and message.
+fn neutral_kind(kind: &str, message: &str) -> &'static str {
+    match kind {
+        "TimeoutError" => "timeout",
+        "MaybeEncodingError" | "PicklingError" => "serialization",
+        "ValueError" if message == "Pool not running" => "pool_not_running",
+        "ValueError" if message == "Pool is still running" => "pool_running",
+        "ValueError" if message.ends_with(" not ready") => "not_ready",
+        "AttributeError" | "TypeError" if message.to_lowercase().contains("pickle") => {
+            "serialization"
+        }
+        k if ERROR_TYPES.contains(&k) => "task",
+        _ => "other",
     }
 }
 

@@ -12,8 +12,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use crate::spec::{
-    Callback, ErrorSpec, MapCall, OnHandle, OpenGate, Plain, PoolParams, Step, Submit, Task,
-    TaskSpec,
+    Callback, ErrorSpec, MapCall, OnHandle, OpenGate, Plain, PoolParams, Processes, Scalar, Step,
+    Submit, Task, TaskSpec,
 };
 
 /// The gates a generated program may use; all are opened only by `open` steps.
@@ -41,10 +41,11 @@ fn pool_params() -> impl Strategy<Value = PoolParams> {
     )
         .prop_map(
             |(processes, maxtasksperchild, initializer, with_block)| PoolParams {
-                processes,
-                maxtasksperchild,
+                processes: Processes::Count(i64::from(processes)),
+                maxtasksperchild: maxtasksperchild.map(|m| Scalar::Int(i64::from(m))),
                 initializer: initializer.then(Task::default),
                 with_block,
+                ..PoolParams::default()
             },
         )
 }
@@ -127,6 +128,9 @@ fn submit(with_callbacks: bool) -> impl Strategy<Value = Submit> {
             task,
             args,
             unserializable_arg,
+            kwargs: Default::default(),
+            blob_arg: None,
+            unserializable_func: false,
             callback: if with_callbacks { cb } else { None },
             error_callback: if with_callbacks { ecb } else { None },
         })
@@ -144,6 +148,8 @@ fn map_call(with_callbacks: bool) -> impl Strategy<Value = MapCall> {
             tasks,
             args,
             chunksize,
+            then_raise: None,
+            unserializable_func: false,
             callback: if with_callbacks { cb } else { None },
             error_callback: if with_callbacks { ecb } else { None },
         })

@@ -140,7 +140,7 @@ pub fn legalize(raw: &RawProgram, id: &str, excluded: &BTreeSet<Feature>) -> Cas
     let raw = &mask(raw, excluded);
     let mut model = Model {
         timeouts: !excluded.contains(&Feature::Timeouts),
-        processes: raw.pool.processes.max(1) as usize,
+        processes: raw.pool.processes.count().unwrap_or(1).clamp(1, 64) as usize,
         maxtasksperchild: raw.pool.maxtasksperchild.is_some(),
         with_block: raw.pool.with_block,
         tasks: Vec::new(),
@@ -192,6 +192,7 @@ pub fn legalize(raw: &RawProgram, id: &str, excluded: &BTreeSet<Feature>) -> Cas
         cite: vec![Citation::Source("pool.py:Pool".to_owned())],
         tags: vec!["contract".to_owned(), "fuzz".to_owned()],
         requires: Vec::new(),
+        versions: IndexMap::new(),
         pool: raw.pool.clone(),
         gates: gates
             .into_iter()
@@ -344,6 +345,8 @@ impl Model {
             Step::Join(_) => self.join(),
             Step::Terminate(_) => self.terminate(false),
             Step::ExitWith(_) => self.terminate(self.with_block),
+            // Not drawn: entering is a construction-time matter the cases cover.
+            Step::Enter(_) => {}
             Step::Open(o) => {
                 if self.state != PoolState::Terminated && !self.open.contains(&o.gate) {
                     self.open.insert(o.gate.clone());
@@ -869,7 +872,8 @@ mod tests {
 
     use super::*;
     use crate::fuzz::generate::raw_program;
-    use crate::spec::{ErrorSpec, PoolParams, program::compile};
+    use crate::spec::{ErrorSpec, PoolParams, Processes, Scalar, program::compile};
+    use indexmap::IndexMap;
 
     fn held(gate: &str, value: i64) -> TaskSpec {
         TaskSpec::Full(Task {
@@ -902,6 +906,9 @@ mod tests {
             task,
             args: Vec::new(),
             unserializable_arg: false,
+            unserializable_func: false,
+            kwargs: IndexMap::new(),
+            blob_arg: None,
             callback: None,
             error_callback: None,
         }
@@ -913,6 +920,8 @@ mod tests {
             tasks,
             args: Vec::new(),
             chunksize: None,
+            then_raise: None,
+            unserializable_func: false,
             callback: None,
             error_callback: None,
         }
@@ -929,7 +938,7 @@ mod tests {
     fn legal(processes: u32, steps: Vec<Step>) -> Vec<Step> {
         let raw = RawProgram {
             pool: PoolParams {
-                processes,
+                processes: Processes::Count(processes.into()),
                 ..PoolParams::default()
             },
             steps,
@@ -1064,8 +1073,8 @@ mod tests {
     fn replaced_workers_get_an_explicit_chunksize() {
         let raw = RawProgram {
             pool: PoolParams {
-                processes: 2,
-                maxtasksperchild: Some(1),
+                processes: Processes::Count(2),
+                maxtasksperchild: Some(Scalar::Int(1)),
                 ..PoolParams::default()
             },
             steps: vec![Step::MapAsync(map_call((0..9).map(free).collect()))],

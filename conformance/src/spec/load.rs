@@ -8,7 +8,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::model::{Case, ERROR_TYPES, FORMAT_VERSION, GateRule, Probe, SpecFile, Step, TaskSpec};
+use super::model::{
+    Case, Count, ERROR_TYPES, ErrorSpec, FORMAT_VERSION, GateRule, PoolParams, Probe,
+    START_METHODS, Scalar, SpecFile, Step, TaskSpec,
+};
 use super::program::{Program, compile};
 
 /// A case together with where it came from and its compiled program.
@@ -205,14 +208,15 @@ fn check_case(case: &Case) -> Result<(), String> {
     if case.steps.is_empty() {
         return Err("`steps` is empty".into());
     }
-    if case.pool.processes == 0 {
-        return Err("`pool.processes` must be at least 1".into());
+    check_pool(&case.pool)?;
+    for (language, range) in &case.versions {
+        crate::versions::Range::parse(range).map_err(|e| format!("`versions.{language}`: {e}"))?;
     }
     if !case.expect.is_object() {
         return Err("`expect` must be a map (a partial observation)".into());
     }
     for (name, rule) in &case.gates {
-        if let GateRule::WhenWaiting(0) = rule {
+        if let GateRule::WhenWaiting(Count::N(0)) = rule {
             return Err(format!("gate `{name}`: `when_waiting` must be at least 1"));
         }
     }
@@ -240,6 +244,9 @@ fn check_case(case: &Case) -> Result<(), String> {
                 if star && !m.args.is_empty() && m.args.len() != m.tasks.len() {
                     return Err("starmap `args` must have one entry per task".into());
                 }
+                if let Some(err) = &m.then_raise {
+                    check_error_type(err)?;
+                }
                 tasks.extend(m.tasks.iter());
             }
             _ => {}
@@ -249,32 +256,79 @@ fn check_case(case: &Case) -> Result<(), String> {
         {
             return Err("`apply` takes no callbacks".into());
         }
+        if let Step::Apply(s) | Step::ApplyAsync(s) = step {
+            if let TaskSpec::Full(t) = &s.task
+                && t.unserializable_item
+            {
+                return Err(
+                    "`unserializable_item` is for the map family; apply takes `unserializable_arg`"
+                        .into(),
+                );
+            }
+            for name in s.kwargs.keys() {
+                let ident = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                if !ident {
+                    return Err(format!("`kwargs`: `{name}` is not an identifier"));
+                }
+            }
+        }
     }
     let initializer = case.pool.initializer.clone().map(TaskSpec::Full);
     for spec in tasks.into_iter().chain(initializer.as_ref()) {
         let TaskSpec::Full(task) = spec else { continue };
-        let endings = usize::from(task.returns.is_some())
-            + usize::from(task.echo)
-            + usize::from(task.raises.is_some())
-            + usize::from(task.exit.is_some())
-            + usize::from(task.unserializable);
-        if endings > 1 {
+        if task.endings() > 1 {
             return Err(format!(
-                "task {}: give at most one of returns, echo, raises, exit, unserializable",
+                "task {}: give at most one of returns, echo, echo_all, echo_initargs, blob, \
+                 raises, exit, unserializable",
                 task.id.as_deref().unwrap_or("(unnamed)")
             ));
         }
-        if let Some(err) = &task.raises
-            && !ERROR_TYPES.contains(&err.kind.as_str())
-        {
-            return Err(format!(
-                "unknown exception type `{}` (registered: {})",
-                err.kind,
-                ERROR_TYPES.join(", ")
-            ));
+        if let Some(err) = &task.raises {
+            check_error_type(err)?;
         }
     }
     Ok(())
+}
+
+/// The construction parameters a case may pass. Values a pool must refuse are allowed (their
+/// refusal is the observation); combinations that mean nothing are not.
+fn check_pool(pool: &PoolParams) -> Result<(), String> {
+    if !pool.initargs.is_empty() && pool.initializer.is_none() {
+        return Err("`pool.initargs` needs `pool.initializer`".into());
+    }
+    if pool.uncallable_initializer && pool.initializer.is_some() {
+        return Err("`pool.uncallable_initializer` replaces `pool.initializer`; give one".into());
+    }
+    if let Some(Scalar::Null | Scalar::Bool(_)) = &pool.maxtasksperchild {
+        return Err(
+            "`pool.maxtasksperchild`: leave it out for unlimited; give a number or string".into(),
+        );
+    }
+    if let Some(m) = &pool.context
+        && !START_METHODS.contains(&m.as_str())
+    {
+        return Err(format!(
+            "`pool.context`: unknown start method `{m}` (known: {})",
+            START_METHODS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn check_error_type(err: &ErrorSpec) -> Result<(), String> {
+    if ERROR_TYPES.contains(&err.kind.as_str()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown exception type `{}` (registered: {})",
+            err.kind,
+            ERROR_TYPES.join(", ")
+        ))
+    }
 }
 
 #[cfg(test)]

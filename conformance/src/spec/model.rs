@@ -41,6 +41,8 @@ pub enum Area {
     Chunking,
     Iteration,
     Faults,
+    Arguments,
+    Construction,
 }
 
 impl Area {
@@ -57,6 +59,8 @@ impl Area {
             Area::Chunking => "chunking",
             Area::Iteration => "iteration",
             Area::Faults => "faults",
+            Area::Arguments => "arguments",
+            Area::Construction => "construction",
         }
     }
 }
@@ -95,6 +99,12 @@ pub struct Case {
     /// Liveness guard tier for the whole case (scaled by `--timeout-multiplier`).
     #[serde(default)]
     pub timeout: TimeoutTier,
+    /// The language versions the claim holds for, by language (`python: ">=3.10"`). An
+    /// implementation in that language whose version is outside the range gets the status
+    /// `not-applicable` instead of running the case: the claim is about behaviour that
+    /// arrived (or left) in a given version of the reference.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub versions: IndexMap<String, String>,
 }
 
 /// Evidence for a claim. Exactly one of the fields is set.
@@ -116,36 +126,123 @@ pub enum Citation {
 }
 
 /// Pool construction parameters, as in `multiprocessing.Pool(...)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// Values a pool must refuse (`processes: 0`, `maxtasksperchild: 0.5`, an initializer that
+/// is not callable) are valid *case* input: construction is an outcome the case observes
+/// (`construct` in the observation), not a driver error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolParams {
-    /// `processes`; defaults to 2, never to the CPU count, so no case depends on the machine.
-    #[serde(default = "default_processes")]
-    pub processes: u32,
-    /// `maxtasksperchild`; absent means unlimited.
+    /// `processes`: an integer (defaults to 2, so no case depends on the machine), or
+    /// `default` to leave it to the pool (`Pool()`, the CPU count). Drivers receive `null`
+    /// for `default`.
     #[serde(default)]
-    pub maxtasksperchild: Option<u32>,
+    pub processes: Processes,
+    /// `maxtasksperchild`; absent means unlimited. Any scalar, so that cases can pass the
+    /// values a pool must reject (`0`, `-1`, `0.5`, `"12"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxtasksperchild: Option<Scalar>,
     /// `initializer`: a task run once in every worker before its first task.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initializer: Option<Task>,
+    /// `initargs` after the initializer's task descriptor: JSON values the initializer
+    /// receives (and `echo_initargs` tasks return). Needs `initializer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub initargs: Vec<serde_json::Value>,
+    /// Pass an initializer that is not callable (Python: the integer `1`); the pool must
+    /// refuse it. Excludes `initializer`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncallable_initializer: bool,
+    /// Start workers with this start method's context (`Pool(context=get_context(m))`):
+    /// `fork`, `spawn` or `forkserver`. Needs the capability `context`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
     /// Enter the pool as a context manager (`with Pool(...) as pool:`); the program leaves the
     /// block with the `exit_with` step.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub with_block: bool,
 }
 
-fn default_processes() -> u32 {
-    2
+/// `Pool(processes=...)`: a number (possibly one the pool must refuse), or the pool's own
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    Count(i64),
+    /// Leave it to the pool (`processes=None`).
+    Default,
 }
 
-impl Default for PoolParams {
+impl Default for Processes {
     fn default() -> Self {
-        PoolParams {
-            processes: default_processes(),
-            maxtasksperchild: None,
-            initializer: None,
-            with_block: false,
+        Processes::Count(2)
+    }
+}
+
+impl Processes {
+    /// The explicit count, if any.
+    pub fn count(self) -> Option<i64> {
+        match self {
+            Processes::Count(n) => Some(n),
+            Processes::Default => None,
         }
+    }
+}
+
+impl Serialize for Processes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Processes::Count(n) => s.serialize_i64(*n),
+            Processes::Default => s.serialize_none(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Processes {
+    // A visitor, not an untagged enum: an untagged enum buffers the value and its errors
+    // lose their line and column.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Processes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an integer or `default`")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Processes, E> {
+                Ok(Processes::Count(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Processes, E> {
+                i64::try_from(n)
+                    .map(Processes::Count)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, w: &str) -> Result<Processes, E> {
+                if w == "default" {
+                    Ok(Processes::Default)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(w), &self))
+                }
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Processes, E> {
+                Ok(Processes::Default)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Processes, E> {
+                Ok(Processes::Default)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Processes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Processes".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An integer, or `default` (the pool's own default, the CPU count).",
+            "anyOf": [{"type": "integer"}, {"const": "default"}]
+        })
     }
 }
 
@@ -155,10 +252,39 @@ impl Default for PoolParams {
 pub enum GateRule {
     /// Only an `open` step opens it.
     Manual,
-    /// Opens when this many tasks or callbacks wait on it at once: a barrier.
-    WhenWaiting(u32),
+    /// Opens when this many tasks or callbacks wait on it at once: a barrier. `processes`
+    /// means the pool's number of processes (the driver's default count for
+    /// `processes: default`).
+    WhenWaiting(Count),
     /// Opens right after the referenced event was recorded (see [`EventRef`]).
     After(String),
+}
+
+impl Count {
+    /// The number, with `processes` replaced by the pool's number of processes (`None` when
+    /// that is unknown).
+    pub fn resolve(self, processes: Option<u32>) -> Option<u32> {
+        match self {
+            Count::N(n) => Some(n),
+            Count::Word(CountWord::Processes) => processes,
+        }
+    }
+}
+
+/// A barrier's size: a number, or the pool's number of processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Count {
+    N(u32),
+    Word(CountWord),
+}
+
+/// The symbolic barrier size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CountWord {
+    /// The pool's number of processes.
+    Processes,
 }
 
 /// Liveness-guard tiers. They bound how long a hung implementation can stall the run; they
@@ -210,13 +336,55 @@ pub struct Task {
     /// `end` report says `returned: "<unserializable>"`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unserializable: bool,
+    /// Return every argument the task was called with beyond its descriptor:
+    /// `{args: [...], kwargs: {...}}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo_all: bool,
+    /// Return the `initargs` the initializer of this worker process received (a list), or
+    /// `null` when no initializer ran in this process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echo_initargs: bool,
+    /// Return a generated byte string (see [`Blob`]); observed as `{bytes, sha256}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<Blob>,
+    /// In the map family: the item that carries this task cannot be serialized to a worker
+    /// (Python: an object whose pickling raises), so the task never runs. Not an ending.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unserializable_item: bool,
+}
+
+impl Task {
+    /// How many endings the task gives (a valid task gives at most one).
+    pub fn endings(&self) -> usize {
+        usize::from(self.returns.is_some())
+            + usize::from(self.echo)
+            + usize::from(self.raises.is_some())
+            + usize::from(self.exit.is_some())
+            + usize::from(self.unserializable)
+            + usize::from(self.echo_all)
+            + usize::from(self.echo_initargs)
+            + usize::from(self.blob.is_some())
+    }
+}
+
+/// A generated byte string of `size` bytes, the same in every language: a 64 KiB block of
+/// SHA-256 digests (`sha256("<seed>:<i>")` for i = 0, 1, ...), repeated, with the k-th
+/// repetition XORed byte-wise with `k mod 256`, cut to `size`. Large values cross the pool
+/// as native byte strings and are observed as length plus digest, never copied into
+/// histories or reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Blob {
+    pub size: u64,
+    #[serde(default)]
+    pub seed: u32,
 }
 
 /// Shorthand accepted wherever a task is: a scalar `v` means `{returns: v}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(
     untagged,
-    expecting = "a task: a scalar return value, or a map with keys among id, wait, returns, echo, raises, exit"
+    expecting = "a task: a scalar return value, or a map with keys among id, wait, returns, echo, echo_all, echo_initargs, blob, raises, exit, unserializable, unserializable_item"
 )]
 pub enum TaskSpec {
     Full(Task),
@@ -268,6 +436,9 @@ pub const ERROR_TYPES: &[&str] = &[
     "TypeError",
     "ZeroDivisionError",
 ];
+
+/// The start methods a `pool.context` may name.
+pub const START_METHODS: &[&str] = &["fork", "spawn", "forkserver"];
 
 /// A callback or error callback. It reports `callback` (or `error_callback`) with its
 /// argument, waits on its gates, optionally raises, and reports `callback_done` otherwise.
@@ -321,6 +492,8 @@ pub enum Step {
     Terminate(Plain),
     /// Leave the `with` block (`pool.__exit__(None, None, None)`); needs `pool.with_block`.
     ExitWith(Plain),
+    /// `pool.__enter__()`: returns `"<pool>"` when it returned the pool itself.
+    Enter(Plain),
     /// Open a gate now.
     Open(OpenGate),
     /// Block the main thread until a condition holds (reported like any other step).
@@ -337,6 +510,16 @@ pub struct Submit {
     /// Extra positional arguments after the task descriptor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<serde_json::Value>,
+    /// Keyword arguments (`kwds`): names (identifiers) to JSON values.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub kwargs: IndexMap<String, serde_json::Value>,
+    /// One more positional argument after `args`: a generated byte string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_arg: Option<Blob>,
+    /// Submit, instead of the task function, one that cannot be serialized to a worker
+    /// (Python: a lambda that calls the task function), so nothing reaches a worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unserializable_func: bool,
     /// Pass, after `args`, one more argument that cannot be serialized to a worker (Python:
     /// a lambda), so the submission itself fails to reach any worker.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -362,6 +545,13 @@ pub struct MapCall {
     /// `chunksize`; absent means the implementation's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunksize: Option<u32>,
+    /// The input iterable raises this exception (a registered type) once it has yielded
+    /// every item of `tasks`, instead of ending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then_raise: Option<ErrorSpec>,
+    /// Submit a function that cannot be serialized to a worker (see [`Submit`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unserializable_func: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -429,6 +619,11 @@ pub enum Probe {
     /// Where callbacks ran: process role, whether on the main thread, how many distinct
     /// threads, and the largest number running at once.
     CallbackContext,
+    /// `equal`, `fewer` or `more`: the number of distinct worker processes that ran tasks or
+    /// initializers against the pool's number of processes (for `processes: default`, the
+    /// count the driver reports as its pool's default). Machine-independent where
+    /// `worker_processes` would not be.
+    WorkersVsProcesses,
 }
 
 impl Step {
@@ -453,6 +648,7 @@ impl Step {
             Step::Join(_) => "join",
             Step::Terminate(_) => "terminate",
             Step::ExitWith(_) => "exit_with",
+            Step::Enter(_) => "enter",
             Step::Open(_) => "open",
             Step::Await(_) => "await",
         }
@@ -488,9 +684,11 @@ impl Step {
             | Step::Successful(h)
             | Step::Next(h)
             | Step::Collect(h) => h.id.as_deref(),
-            Step::Close(p) | Step::Join(p) | Step::Terminate(p) | Step::ExitWith(p) => {
-                p.id.as_deref()
-            }
+            Step::Close(p)
+            | Step::Join(p)
+            | Step::Terminate(p)
+            | Step::ExitWith(p)
+            | Step::Enter(p) => p.id.as_deref(),
             Step::Open(o) => o.id.as_deref(),
             Step::Await(a) => a.id.as_deref(),
         }

@@ -129,7 +129,11 @@ pub fn compile(case: &Case) -> Result<Program, String> {
                 h.id = Some(step_id.clone());
                 (None, false)
             }
-            Step::Close(p) | Step::Join(p) | Step::Terminate(p) | Step::ExitWith(p) => {
+            Step::Close(p)
+            | Step::Join(p)
+            | Step::Terminate(p)
+            | Step::ExitWith(p)
+            | Step::Enter(p) => {
                 p.id = Some(step_id.clone());
                 (None, false)
             }

@@ -8,7 +8,7 @@ use poolspec_driver::{
 };
 use serde_json::Value;
 
-use crate::tasks::{Lambda, Obj, RUN_TASK, callback, error_callback, exception};
+use crate::tasks::{Lambda, Obj, RUN_TASK, callback, error_callback, exception, step_exception};
 
 /// An AsyncResult of the pool, by the Python class it stands for.
 pub enum Async {
@@ -42,7 +42,7 @@ fn returned_all(v: &[Obj]) -> Outcome {
 }
 
 fn raised(e: &PoolError, handle: Option<&str>) -> Outcome {
-    Outcome::Raised(exception(e, handle))
+    Outcome::Raised(step_exception(e, handle))
 }
 
 /// The outcome of an operation that returns a value or raises.

@@ -133,6 +133,33 @@ pub fn exception(e: &PoolError, handle: Option<&str>) -> Exception {
     Exception::new(kind, message)
 }
 
+/// [`exception`] as a step that raised it reports it: with its neutral kind and, for a
+/// task's own exception, whether the worker-side context came with it.
+pub fn step_exception(e: &PoolError, handle: Option<&str>) -> Exception {
+    let exception = exception(e, handle).with_neutral(neutral_kind(e));
+    match e {
+        PoolError::Task(t) if t.kind != "MaybeEncodingError" => {
+            exception.with_traceback(t.worker.is_some())
+        }
+        _ => exception,
+    }
+}
+
+/// The protocol's neutral kind of a pool error (PROTOCOL.md §4.3), known from its variant.
+fn neutral_kind(e: &PoolError) -> &'static str {
+    match e {
+        PoolError::Task(t) if t.kind == "MaybeEncodingError" => "serialization",
+        PoolError::Task(_) => "task",
+        PoolError::Serialization(_) => "serialization",
+        PoolError::NotRunning => "pool_not_running",
+        PoolError::StillRunning => "pool_running",
+        PoolError::Timeout => "timeout",
+        PoolError::NotReady => "not_ready",
+        PoolError::InvalidArgument(_) => "invalid_argument",
+        _ => "other",
+    }
+}
+
 /// CPython's message for a result holding an `unserializable` task's lambda, from pool-ref's:
 /// the same `Error sending result: '<value>'. Reason: '<why>'`, with the lambda's repr for
 /// pool-ref's `<unserializable>` and `repr()` of pickle's exception as the reason.
