@@ -37,7 +37,8 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Install billiard, multiprocess and Ray (pinned) into target/thirdparty-venv, run the
-    /// suite on them and on ThreadPool, and write COMPLIANCE.md (or check it with --check).
+    /// suite on them, on ThreadPool and on PyPy's Pool, and write COMPLIANCE.md (or check it
+    /// with --check).
     Compliance {
         /// Use target/thirdparty-venv as it is: create and install nothing.
         #[arg(long)]
@@ -54,6 +55,18 @@ enum Command {
         /// Print every finished cell.
         #[arg(long, short)]
         verbose: bool,
+        /// The PyPy of the PyPy column (default: $POOLSPEC_PYPY, else pypy3 on PATH; without
+        /// one the column says "not run").
+        #[arg(long, value_name = "PATH")]
+        pypy: Option<PathBuf>,
+        /// Only this subject, by its spec (repeatable; e.g. pypy-fork, cpython-threadpool,
+        /// python:billiard.pool:Pool). The result goes to target/compliance/COMPLIANCE.md.
+        #[arg(long = "impl", value_name = "SPEC")]
+        impls: Vec<String>,
+        /// Only cases whose id starts with, or contains, this text (repeatable). The result goes
+        /// to target/compliance/COMPLIANCE.md.
+        #[arg(long = "case", value_name = "PATTERN")]
+        cases: Vec<String>,
     },
     /// Run the conformance matrix (or one of its maintenance subcommands).
     Conformance(Conformance),
@@ -124,17 +137,20 @@ struct Select {
     #[arg(long = "area")]
     areas: Vec<String>,
     /// Only this implementation (repeatable): a built-in one (cpython-fork, cpython-spawn,
-    /// cpython-forkserver, cpython-threadpool, rust-ref), `python:MODULE:ATTR` (any
-    /// Pool-compatible class or factory, e.g. python:billiard.pool:Pool), or
-    /// `exec:COMMAND ARGS` (any driver speaking spec/PROTOCOL.md).
+    /// cpython-forkserver, cpython-threadpool, rust-ref; pypy-fork, ... when --python is a
+    /// PyPy), `python:MODULE:ATTR` (any Pool-compatible class or factory, e.g.
+    /// python:billiard.pool:Pool), or `exec:COMMAND ARGS` (any driver speaking
+    /// spec/PROTOCOL.md).
     #[arg(long = "impl", value_name = "NAME")]
     impls: Vec<String>,
-    /// The Python interpreter for the CPython drivers (default: $POOLSPEC_PYTHON, else
-    /// python3 on PATH).
+    /// The Python interpreter for the built-in Python drivers (default: $POOLSPEC_PYTHON,
+    /// else python3 on PATH). A PyPy (`--python pypy3`) runs its standard-library Pool as
+    /// pypy-fork, pypy-spawn, pypy-forkserver and pypy-threadpool.
     #[arg(long)]
     python: Option<PathBuf>,
-    /// Also run CPython's Pool under fork, spawn and forkserver on every CPython 3.8+ found on
-    /// this machine (PATH and pyenv), as `cpython-<version>-<method>`.
+    /// Also run the standard library's Pool under fork, spawn and forkserver on every CPython
+    /// and PyPy implementing Python 3.8+ found on this machine (PATH and pyenv), as
+    /// `cpython-<version>-<method>` and `pypy-<version>-<method>`.
     #[arg(long)]
     interpreters: bool,
     /// Run the interpreter matrix on exactly these interpreters instead (repeatable).
@@ -196,6 +212,9 @@ fn main() -> ExitCode {
             python,
             runs,
             verbose,
+            pypy,
+            impls,
+            cases,
         } => thirdparty::compliance(
             &root,
             &thirdparty::Options {
@@ -204,6 +223,9 @@ fn main() -> ExitCode {
                 python,
                 runs,
                 verbose,
+                pypy,
+                impls,
+                cases,
             },
         ),
         Command::BenchPool {
@@ -255,7 +277,10 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
             for p in &select.interpreter_paths {
                 match implementations::probe_python(p) {
                     Some(i) => chosen.push(i),
-                    None => bail!("{} is not a runnable CPython 3.8 or newer", p.display()),
+                    None => bail!(
+                        "{} is not a runnable CPython or PyPy implementing Python 3.8 or newer",
+                        p.display()
+                    ),
                 }
             }
             chosen
@@ -264,7 +289,7 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
             "interpreter matrix: {}",
             pythons
                 .iter()
-                .map(|i| format!("{} ({})", i.version, i.path.display()))
+                .map(|i| format!("{} at {}", i.describe(), i.path.display()))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -283,11 +308,12 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
     }
     let mut with_expectations = Vec::new();
     for imp in impls {
-        let path = select.expectations.clone().unwrap_or_else(|| {
-            root.join("fixtures/expectations")
-                .join(format!("{}.yaml", implementations::file_stem(&imp.name)))
-        });
-        let file = ExpectationFile::load(&path, &imp.name, &all_ids)?;
+        let file = match &select.expectations {
+            Some(path) => ExpectationFile::load(path, &imp.name, &all_ids)?,
+            None => {
+                ExpectationFile::load_for(&root.join("fixtures/expectations"), &imp.name, &all_ids)?
+            }
+        };
         with_expectations.push((imp, file));
     }
     let cases: Vec<LoadedCase> = suite
