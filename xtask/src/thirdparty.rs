@@ -833,6 +833,9 @@ pub const UNSTABLE_PREFIX: &str = "Unstable:";
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
     Pass,
+    /// The case's `versions` exclude the implementation's language version (PyPy's Python
+    /// 3.9 for a claim that holds from 3.10): not run, and not a divergence.
+    NotApplicable,
     /// The same status other than pass in every run.
     Diverges(Status),
     /// Declared unstable by its expectation entry.
@@ -845,6 +848,7 @@ impl Cell {
     fn label(&self) -> String {
         match self {
             Cell::Pass => "pass".into(),
+            Cell::NotApplicable => "n/a".into(),
             Cell::Diverges(s) => s.as_str().into(),
             Cell::DeclaredUnstable => "unstable".into(),
             Cell::Unstable(set) => format!(
@@ -857,10 +861,11 @@ impl Cell {
         }
     }
 
-    /// Whether the implementation's expectation file accounts for this cell.
+    /// Whether the implementation's expectation file (or, for `n/a`, the case's `versions`)
+    /// accounts for this cell.
     fn explained(&self, r: &CaseResult) -> bool {
         match self {
-            Cell::Pass => r.expected.is_none(),
+            Cell::Pass | Cell::NotApplicable => r.expected.is_none(),
             Cell::Diverges(s) => r.expected.as_ref().is_some_and(|e| e.status == *s),
             Cell::DeclaredUnstable => true,
             Cell::Unstable(_) => false,
@@ -879,7 +884,47 @@ fn classify(r: &CaseResult, statuses: &Statuses) -> Cell {
     match statuses.get(&key) {
         Some(set) if set.len() > 1 => Cell::Unstable(set.clone()),
         _ if r.status == Status::Pass => Cell::Pass,
+        _ if r.status == Status::NotApplicable => Cell::NotApplicable,
         _ => Cell::Diverges(r.status),
+    }
+}
+
+/// One implementation's cells of a table row: passes out of the cases that apply.
+struct Tally {
+    pass: usize,
+    total: usize,
+    unstable: usize,
+    not_applicable: usize,
+}
+
+impl Tally {
+    /// `pass/applicable`, with `(N n/a)` when some cases did not apply.
+    fn short(&self) -> String {
+        let applicable = self.total - self.not_applicable;
+        if self.not_applicable > 0 {
+            format!("{}/{applicable} ({} n/a)", self.pass, self.not_applicable)
+        } else {
+            format!("{}/{applicable}", self.pass)
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    /// `pass/applicable`, then how many were unstable and how many did not apply.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let applicable = self.total - self.not_applicable;
+        write!(f, "{}/{applicable}", self.pass)?;
+        let mut notes = Vec::new();
+        if self.unstable > 0 {
+            notes.push(format!("{} unstable", self.unstable));
+        }
+        if self.not_applicable > 0 {
+            notes.push(format!("{} n/a", self.not_applicable));
+        }
+        if !notes.is_empty() {
+            write!(f, " ({})", notes.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -977,34 +1022,31 @@ fn render(
     );
 
     // Overview.
-    let passes = |name: &str, quirk: Option<bool>, area: Option<Area>| -> (usize, usize, usize) {
-        let of: Vec<&CaseResult> = matrix
+    let passes = |name: &str, quirk: Option<bool>, area: Option<Area>| -> Tally {
+        let cells: Vec<Cell> = matrix
             .results
             .iter()
             .filter(|r| r.implementation == name)
             .filter(|r| quirk.is_none_or(|q| r.quirk == q))
             .filter(|r| area.is_none_or(|a| r.area == a))
+            .map(|r| classify(r, statuses))
             .collect();
-        let cells: Vec<Cell> = of.iter().map(|r| classify(r, statuses)).collect();
-        let pass = cells.iter().filter(|c| **c == Cell::Pass).count();
-        let unstable = cells
-            .iter()
-            .filter(|c| matches!(c, Cell::DeclaredUnstable | Cell::Unstable(_)))
-            .count();
-        (pass, of.len(), unstable)
-    };
-    let fraction = |(pass, total, unstable): (usize, usize, usize)| {
-        if unstable > 0 {
-            format!("{pass}/{total} ({unstable} unstable)")
-        } else {
-            format!("{pass}/{total}")
+        Tally {
+            pass: cells.iter().filter(|c| **c == Cell::Pass).count(),
+            total: cells.len(),
+            unstable: cells
+                .iter()
+                .filter(|c| matches!(c, Cell::DeclaredUnstable | Cell::Unstable(_)))
+                .count(),
+            not_applicable: cells.iter().filter(|c| **c == Cell::NotApplicable).count(),
         }
     };
     let _ = writeln!(out, "## Overview\n");
     let _ = writeln!(
         out,
         "Passing cases; an *unstable* case (its status changes from run to run) never counts as \
-         passing.\n"
+         passing, and an *n/a* one (its claim holds only for other Python versions than the \
+         implementation's, as the case's `versions` say) is not counted.\n"
     );
     let _ = writeln!(
         out,
@@ -1017,9 +1059,9 @@ fn render(
             "| {} | {} | {} | {} | {} |",
             s.title(),
             s.how,
-            fraction(passes(name, Some(false), None)),
-            fraction(passes(name, Some(true), None)),
-            fraction(passes(name, None, None)),
+            passes(name, Some(false), None),
+            passes(name, Some(true), None),
+            passes(name, None, None),
         );
     }
     for u in unavailable {
@@ -1046,8 +1088,7 @@ fn render(
     for (s, name) in subjects {
         let _ = write!(out, "| {} |", s.title());
         for a in &areas {
-            let (pass, total, _) = passes(name, None, Some(*a));
-            let _ = write!(out, " {pass}/{total} |");
+            let _ = write!(out, " {} |", passes(name, None, Some(*a)).short());
         }
         out.push('\n');
     }
@@ -1060,9 +1101,10 @@ fn render(
          rules out), *timeout* (the liveness guard expired: the pool hung), *error* (the driver \
          could not go on, e.g. a call raised where a handle was needed), *crash* (the driver \
          process died), *unsupported* (the pool lacks what the case needs), *unstable* (the \
-         status changes from run to run). Explanations come from \
-         `fixtures/expectations/<implementation>.yaml`; one marked **unexplained** has no \
-         matching entry there and shows the runner's reason instead."
+         status changes from run to run), *n/a* (not run: the case's `versions` say its claim \
+         does not hold for the implementation's Python version). Explanations come from \
+         `fixtures/expectations/<implementation>.yaml` (for *n/a*, from the runner); one marked \
+         **unexplained** has no matching entry there and shows the runner's reason instead."
     );
     for (s, name) in subjects {
         let _ = writeln!(out, "\n### {} (`{name}`)\n", s.title());
@@ -1098,6 +1140,7 @@ fn render(
                     e.status.as_str(),
                     e.reason
                 ),
+                (None, true) if cell == Cell::NotApplicable => runner.to_owned(),
                 (None, _) => format!("**unexplained**: {runner}"),
             };
             let _ = writeln!(
@@ -1192,6 +1235,64 @@ mod tests {
             rows[0]
         );
         assert!(!text.contains("- PyPy:"), "{text}");
+    }
+
+    fn result(case: &str, area: Area, status: Status) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            area,
+            quirk: false,
+            implementation: "pypy-fork".into(),
+            status,
+            verdict: conformance::verdict::Verdict::judge(status, None),
+            reason: (status == Status::NotApplicable).then(|| {
+                "the claim holds for python >=3.10; this implementation runs python 3.9.16"
+                    .to_owned()
+            }),
+            expected: None,
+            fault: None,
+            observation: None,
+            unstable: None,
+            history: None,
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_case_whose_versions_exclude_pypy_is_na_not_a_divergence() {
+        let matrix = MatrixRun {
+            implementations: Vec::new(),
+            results: vec![
+                result("CTR-001", Area::Construction, Status::Pass),
+                result("CTR-003", Area::Construction, Status::NotApplicable),
+            ],
+            wall: Duration::ZERO,
+        };
+        let statuses = Statuses::new();
+        let na = &matrix.results[1];
+        let cell = classify(na, &statuses);
+        assert_eq!(cell, Cell::NotApplicable);
+        assert!(cell.explained(na));
+        let text = render(
+            &header(Some("PyPy 7.3.11 (Python 3.9.16)")),
+            &[],
+            &matrix,
+            &statuses,
+            &[(pypy_subject(), "pypy-fork".to_owned())],
+            &[],
+        );
+        assert!(
+            text.contains("| 1/1 (1 n/a) | 0/0 | 1/1 (1 n/a) |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| CTR-003 | construction | contract | n/a | the claim holds for python >=3.10; \
+                 this implementation runs python 3.9.16 |"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("unexplained**: the claim"), "{text}");
     }
 
     #[test]
