@@ -165,7 +165,7 @@ pub use program::{
     AwaitCond, Blob, Callback, Ending, ErrorSpec, FEATURES, MapCall, OPS, OnHandle, OpenGate,
     Plain, PoolParams, Program, Step, Submit, Task,
 };
-pub use repr::{py_float_repr, py_repr, py_repr_str, py_value_repr};
+pub use repr::{py_bytes_repr, py_float_repr, py_repr, py_repr_str, py_value_repr};
 pub use serve::{Driver, Failure, Implementation, PROTOCOL, Run, claim_stdout, serve, serve_io};
 pub use steps::{
     Handle, HandleKind, Handles, MakeError, Outcome, catch_panic, panic_message, report_construct,

@@ -11,8 +11,8 @@
 
 use pool_ref::{PoolError, Registry, TaskError, TaskRef};
 use poolspec_driver::{
-    Callback, CallbackKind, Coord, Descriptor, Exception, TaskResult, bytes_summary, py_repr_str,
-    run_callback, run_task_with,
+    Callback, CallbackKind, Coord, Descriptor, Exception, TaskResult, bytes_summary, py_bytes_repr,
+    py_repr_str, run_callback, run_task_with,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -151,28 +151,64 @@ impl Obj {
     }
 }
 
-/// How a byte string crosses pool-ref's JSON wire: `{"\u0000bytes": "<base64>"}`, a key no
-/// case value has. (Base64 keeps a 100 KiB value within pool-ref's frame limit.)
+/// How a byte string crosses a human-readable wire (pool-ref's JSON):
+/// `{"\u0000bytes": "<base64>"}`, a key no case value has (base64 keeps a 100 KiB value within
+/// pool-ref's frame limit). A binary serde format gets the bytes as they are.
 const BYTES_KEY: &str = "\u{0}bytes";
 
 impl Serialize for Obj {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Obj::Json(v) => v.serialize(s),
-            Obj::Bytes(b) => {
+            Obj::Bytes(b) if s.is_human_readable() => {
                 use serde::ser::SerializeMap;
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry(BYTES_KEY, &crate::base64::encode(b))?;
                 m.end()
             }
+            Obj::Bytes(b) => s.serialize_bytes(b),
             Obj::Lambda(l) => Err(serde::ser::Error::custom(l.refusal())),
             Obj::Unpicklable => Err(serde::ser::Error::custom(UNPICKLABLE)),
         }
     }
 }
 
+/// A byte string of a binary serde format, and nothing else.
+struct RawBytes(Vec<u8>);
+
+impl<'de> Deserialize<'de> for RawBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawBytes, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RawBytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<RawBytes, E> {
+                Ok(RawBytes(b.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, b: Vec<u8>) -> Result<RawBytes, E> {
+                Ok(RawBytes(b))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
 impl<'de> Deserialize<'de> for Obj {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Obj, D::Error> {
+        if !d.is_human_readable() {
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Binary {
+                Bytes(RawBytes),
+                Json(Value),
+            }
+            return Binary::deserialize(d).map(|b| match b {
+                Binary::Bytes(RawBytes(b)) => Obj::Bytes(b),
+                Binary::Json(v) => Obj::Json(v),
+            });
+        }
         let v = Value::deserialize(d)?;
         if let Value::Object(m) = &v
             && m.len() == 1
@@ -293,18 +329,47 @@ fn neutral_kind(e: &PoolError) -> &'static str {
 
 /// CPython's message for a result holding an `unserializable` task's lambda, from pool-ref's:
 /// the same `Error sending result: '<value>'. Reason: '<why>'`, with the lambda's repr for
-/// pool-ref's `<unserializable>` and `repr()` of pickle's exception as the reason.
+/// pool-ref's `<unserializable>`, Python's `b'...'` for the byte strings (which pool-ref shows
+/// as the JSON they cross its wire as), and `repr()` of pickle's exception as the reason.
 fn maybe_encoding_message(message: &str) -> String {
     let lambda = Lambda::Returned;
     let tail = format!("'. Reason: '{}'", lambda.refusal());
     match message.strip_suffix(&tail) {
         Some(head) => format!(
             "{}'. Reason: 'AttributeError({})'",
-            head.replace("<unserializable>", &lambda.repr()),
+            bytes_as_python(&head.replace("<unserializable>", &lambda.repr())),
             py_repr_str(&lambda.refusal())
         ),
         None => message.to_owned(),
     }
+}
+
+/// `text` with every `{'\x00bytes': '<base64>'}` (pool-ref's repr of an [`Obj::Bytes`])
+/// replaced by Python's repr of the bytes.
+fn bytes_as_python(text: &str) -> String {
+    let open = format!("{{{}: '", py_repr_str(BYTES_KEY));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(&open) {
+        let body = &rest[at + open.len()..];
+        // Base64 has no quote: the first one closes the string.
+        let decoded = body.split_once("'}").and_then(|(b64, after)| {
+            crate::base64::decode(b64).map(|bytes| (py_bytes_repr(&bytes), after))
+        });
+        out.push_str(&rest[..at]);
+        match decoded {
+            Some((shown, after)) => {
+                out.push_str(&shown);
+                rest = after;
+            }
+            None => {
+                out.push_str(&open);
+                rest = body;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Raising, in Rust terms: pool-ref catches a panicking callback on its result-handler
@@ -396,6 +461,32 @@ mod tests {
         assert_eq!(fails(&item), UNPICKLABLE);
         let e = exception(&PoolError::Serialization(UNPICKLABLE.into()), None);
         assert_eq!(e, Exception::new("TypeError", UNPICKLABLE));
+    }
+
+    #[test]
+    fn byte_strings_in_encoding_errors_are_shown_as_python_does() {
+        // What pool-ref's worker writes for a chunk [lambda, b'\x00a\'', b''].
+        let json_repr = |b: &[u8]| {
+            let v = serde_json::to_value(Obj::Bytes(b.to_vec())).unwrap();
+            poolspec_driver::py_value_repr(&v)
+        };
+        let pool_ref = format!(
+            "Error sending result: '[<unserializable>, {}, {}]'. Reason: '{}'",
+            json_repr(b"\x00a'"),
+            json_repr(b""),
+            Lambda::Returned.refusal()
+        );
+        let t = TaskError::new("MaybeEncodingError", pool_ref);
+        assert_eq!(
+            exception(&PoolError::Task(t), None).message,
+            "Error sending result: '[<function run_task.<locals>.<lambda> at 0x7f0000000000>, \
+             b\"\\x00a'\", b'']'. Reason: 'AttributeError(\"Can't pickle local object \
+             'run_task.<locals>.<lambda>'\")'"
+        );
+        assert_eq!(
+            bytes_as_python("{'\\x00bytes': '*'}"),
+            "{'\\x00bytes': '*'}"
+        );
     }
 
     #[test]
