@@ -251,7 +251,8 @@ pub fn report_construct(run: &Run, made: Result<(), &Exception>) -> Result<bool,
 }
 
 /// One whole program on a fresh pool, with everything but the pool done for you: makes the
-/// pool with `make_pool` (after [`reset_process_state`](crate::reset_process_state)) and
+/// pool with `make_pool` (after [`reset_process_state`](crate::reset_process_state), which
+/// marks this process with the run for `inherited` tasks) and
 /// reports the `construct` event, runs the steps ([`run_steps`]) with `step`, then tears the
 /// pool down with [`teardown`](crate::teardown) (`terminate` is your terminate-and-join, run
 /// on a helper thread with a time limit; any child process left over is killed and reported),
@@ -272,7 +273,7 @@ pub fn run_program<P: Send + 'static>(
     terminate: impl FnOnce(P) -> Result<(), String> + Send + 'static,
 ) -> Result<(), Failure> {
     let mut pool: Option<P> = None;
-    crate::tasks::reset_process_state();
+    crate::tasks::reset_process_state(Some(&run.coord.token));
     let ran = catch_panic(|| {
         let made = match make_pool(&run.program.pool) {
             Ok(p) => p,

@@ -195,15 +195,26 @@ impl Descriptor {
 /// The `initargs` the initializer of this process received (`None`: no initializer ran here).
 static INITARGS: Mutex<Option<Vec<Value>>> = Mutex::new(None);
 
+/// The token of the program whose pool this process (the driver) is building: a forked
+/// worker inherits it, a worker started fresh does not (the `inherited` ending).
+static PARENT_TOKEN: Mutex<Option<String>> = Mutex::new(None);
+
 fn initargs() -> std::sync::MutexGuard<'static, Option<Vec<Value>>> {
     INITARGS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn parent_token() -> std::sync::MutexGuard<'static, Option<String>> {
+    PARENT_TOKEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Forgets what an earlier program's initializer left in this process (the `initargs` an
-/// `echo_initargs` task returns). [`run_program`](crate::run_program) calls it before making
-/// each pool; it matters for pools whose tasks can run in the driver's own process.
-pub fn reset_process_state() {
+/// `echo_initargs` task returns), and marks this process's memory with the run's `token`
+/// (an `inherited` task returns whether its process carries the mark of its own run: a
+/// forked worker does, a worker started fresh does not). [`run_program`](crate::run_program)
+/// calls it before making each pool.
+pub fn reset_process_state(token: Option<&str>) {
     *initargs() = None;
+    *parent_token() = token.map(str::to_owned);
 }
 
 /// How a task ended, for the pool's task function to turn into its own return value or
@@ -239,8 +250,9 @@ pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
 /// first: `exit` (then ends the process with `std::process::exit`), `raises`,
 /// `unserializable`, `echo` (returns `args` as a list), `echo_all` (returns
 /// `{"args": args, "kwargs": kwargs}`), `echo_initargs` (the `initargs` this process's
-/// initializer received, or null), `blob` (returns the byte string), `returns` (the default
-/// returns null). Call it in the worker, from the pool's task function.
+/// initializer received, or null), `blob` (returns the byte string), `inherited` (whether
+/// this process inherited the driver's memory, see [`reset_process_state`]), `returns` (the
+/// default returns null). Call it in the worker, from the pool's task function.
 ///
 /// `args` and `kwargs` are the task's arguments beyond its descriptor, as JSON. A byte-string
 /// argument (`blob_arg`) is passed as its [`bytes_summary`](crate::bytes_summary), computed
@@ -292,6 +304,9 @@ pub fn run_task_with(
             let shown = Outcome::Returned(bytes_summary(&bytes));
             (TaskResult::Bytes(bytes), shown)
         }
+        Ending::Inherited => returned(Value::Bool(
+            parent_token().as_deref() == Some(coord.token.as_str()),
+        )),
         Ending::Returns(v) => returned(v.clone()),
     };
     coord.report(&Event::End {
@@ -450,8 +465,8 @@ mod tests {
         );
         let all = json!({"args": [1, "x"], "kwargs": {"b": 2, "a": [1]}});
         assert_eq!(r, TaskResult::Returned(all.clone()));
-        // No initializer ran in this process yet.
-        reset_process_state();
+        // No initializer ran in this process yet; its memory is marked with another run.
+        reset_process_state(Some("another run"));
         let echo_init = task(json!({"id": "ei", "echo_initargs": true}));
         assert_eq!(
             run_task(&echo_init, vec![]),
@@ -466,7 +481,7 @@ mod tests {
             run_task(&echo_init, vec![json!("ignored")]),
             TaskResult::Returned(json!([1, null]))
         );
-        reset_process_state();
+        reset_process_state(None);
         assert_eq!(
             run_task(&echo_init, vec![]),
             TaskResult::Returned(Value::Null)
@@ -476,6 +491,18 @@ mod tests {
             vec![],
         );
         assert_eq!(r, TaskResult::Bytes(crate::blob(5, 1)));
+        // Not marked with this run: a process started fresh. Marked: the driver's own (or a
+        // forked worker).
+        let inherited = task(json!({"id": "in", "inherited": true}));
+        assert_eq!(
+            run_task(&inherited, vec![]),
+            TaskResult::Returned(json!(false))
+        );
+        reset_process_state(Some("T"));
+        assert_eq!(
+            run_task(&inherited, vec![]),
+            TaskResult::Returned(json!(true))
+        );
         let ends: Vec<Value> = fake
             .reports()
             .into_iter()
@@ -491,6 +518,8 @@ mod tests {
                 json!({"returned": [1, null]}),
                 json!({"returned": null}),
                 json!({"returned": crate::bytes_summary(&crate::blob(5, 1))}),
+                json!({"returned": false}),
+                json!({"returned": true}),
             ]
         );
         crate::close_connections();

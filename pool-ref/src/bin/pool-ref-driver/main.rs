@@ -30,9 +30,11 @@ impl Driver for PoolRefDriver {
     }
 
     fn capabilities(&self) -> Vec<String> {
-        // Every op, and every feature but a start method or `context` (workers are
-        // re-executions of this binary, there is no other way to start them) and `python`
-        // (exceptions are not Python objects).
+        // Every op but `drop` (what it observes is CPython's garbage collection; dropping a
+        // Pool here terminates it, nothing is collected later), and every feature but a start
+        // method or `context` (workers are re-executions of this binary, there is no other
+        // way to start them) and `python` (exceptions are not Python objects). `inherited`:
+        // a re-executed worker never inherits the driver's memory, and says so.
         let features = [
             "initializer",
             "processes",
@@ -44,9 +46,11 @@ impl Driver for PoolRefDriver {
             "iterable_raises",
             "unserializable_func",
             "unserializable_item",
+            "inherited",
             "default_processes",
         ];
         OPS.iter()
+            .filter(|op| **op != "drop")
             .chain(&features)
             .map(|s| (*s).to_owned())
             .collect()

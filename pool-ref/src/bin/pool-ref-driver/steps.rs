@@ -305,8 +305,8 @@ pub fn execute(
             Ok(_) => returned(Value::from("<another pool>")),
             Err(e) => raised(&e, None),
         },
-        // run_steps runs these itself.
-        Step::Open(_) | Step::Await(_) => {
+        // run_steps runs `open` and `await` itself; `drop` is not declared.
+        Step::Open(_) | Step::Await(_) | Step::Drop(_) => {
             return Err(Failure::new(format!(
                 "op {} is not implemented",
                 py_repr_str(step.op())
