@@ -130,6 +130,10 @@ struct Conformance {
 
 #[derive(Args, Debug)]
 struct Select {
+    /// Load the cases from this folder instead of spec/ (scratch cases being written; their
+    /// ids need no expectation entries, snapshots or coverage).
+    #[arg(long, value_name = "DIR")]
+    spec: Option<PathBuf>,
     /// Only cases whose id starts with, or contains, this text (repeatable).
     #[arg(long = "case", value_name = "PATTERN")]
     cases: Vec<String>,
@@ -253,7 +257,7 @@ struct Prepared {
 }
 
 fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
-    let suite = load_dir(&root.join("spec"));
+    let suite = load_dir(&select.spec.clone().unwrap_or_else(|| root.join("spec")));
     for e in &suite.errors {
         eprintln!("spec error: {e}");
     }
@@ -308,9 +312,14 @@ fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
     }
     let mut with_expectations = Vec::new();
     for imp in impls {
-        let file = match &select.expectations {
-            Some(path) => ExpectationFile::load(path, &imp.name, &all_ids)?,
-            None => {
+        let file = match (&select.expectations, &select.spec) {
+            (Some(path), _) => ExpectationFile::load(path, &imp.name, &all_ids)?,
+            // Scratch cases: the committed expectation files name the suite's cases.
+            (None, Some(_)) => ExpectationFile {
+                implementation: imp.name.clone(),
+                ..ExpectationFile::default()
+            },
+            (None, None) => {
                 ExpectationFile::load_for(&root.join("fixtures/expectations"), &imp.name, &all_ids)?
             }
         };
