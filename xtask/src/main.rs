@@ -5,6 +5,8 @@
 //! - `cargo xtask conformance lint | schema | claims` check or regenerate derived files.
 //! - `cargo xtask fuzz --impl NAME` compares random programs on an implementation with
 //!   CPython and shrinks the first divergence to a case file.
+//! - `cargo xtask mutants` runs the suite on one-defect variants of CPython's Pool and
+//!   reports the mutation score (see `mutants.rs`).
 //! - `cargo xtask bench` reports the suite's wall time per implementation.
 
 use std::io::IsTerminal;
@@ -24,6 +26,7 @@ use conformance::{claims::ClaimsFile, lint, report, workspace_root};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod fuzz;
+mod mutants;
 mod smoke;
 mod thirdparty;
 
@@ -60,6 +63,9 @@ enum Command {
     /// Differential fuzzing: random programs on an implementation and on CPython, the first
     /// divergence shrunk to a case file (`fuzz --impl rust-ref --cases 10000`).
     Fuzz(fuzz::FuzzArgs),
+    /// Mutation testing of the spec: run it on one-defect variants of CPython's Pool
+    /// (fixtures/mutants/) and report which cases kill which mutant, and the score.
+    Mutants(mutants::MutantsArgs),
     /// Report the suite's wall time per implementation (each run alone, then all together).
     Bench {
         #[command(flatten)]
@@ -189,6 +195,7 @@ fn main() -> ExitCode {
             Some(Maintenance::Coverage { check }) => coverage(&root, check),
         },
         Command::Fuzz(args) => fuzz::run(&root, &args),
+        Command::Mutants(args) => mutants::run(&root, &args),
         Command::Bench { select, rounds } => bench(&root, &select, rounds),
         Command::Compliance {
             no_install,
