@@ -190,7 +190,13 @@ impl DriverSession {
                 session.kill();
                 Err(DriverFault::Handshake {
                     message: format!(
-                        "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}"
+                        "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}{}",
+                        if protocol < PROTOCOL_VERSION {
+                            " (spec/PROTOCOL.md, \"What changed in protocol 2\", lists what \
+                             an older driver must add)"
+                        } else {
+                            ""
+                        }
                     ),
                 })
             }

@@ -56,6 +56,15 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                 c.id()
             ));
         }
+        let mut raised = Vec::new();
+        expected_exceptions(&c.case.expect, "expect", &mut raised);
+        for (path, exception) in raised {
+            problems.extend(exception_problems(
+                &path,
+                exception,
+                c.case.requires.iter().any(|r| r == "python"),
+            ));
+        }
     }
 
     let exp_dir = root.join("fixtures/expectations");
@@ -174,4 +183,102 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
         );
     }
     (suite, problems)
+}
+
+/// Every `raised` map of an expectation, with its path.
+fn expected_exceptions<'a>(
+    value: &'a serde_json::Value,
+    path: &str,
+    out: &mut Vec<(String, &'a serde_json::Map<String, serde_json::Value>)>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let here = format!("{path}.{k}");
+                match (k.as_str(), v) {
+                    ("raised", serde_json::Value::Object(e)) => out.push((here, e)),
+                    _ => expected_exceptions(v, &here, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                expected_exceptions(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An expected exception may only name a neutral kind the protocol defines, and may assert
+/// what only a Python driver reports only in a case that requires `python`.
+fn exception_problems(
+    path: &str,
+    exception: &serde_json::Map<String, serde_json::Value>,
+    requires_python: bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(kind) = exception.get("kind") {
+        let known = kind
+            .as_str()
+            .is_some_and(|k| crate::protocol::ERROR_KINDS.iter().any(|(n, _)| *n == k));
+        if !known {
+            let names: Vec<&str> = crate::protocol::ERROR_KINDS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            problems.push(format!(
+                "{path}.kind: {kind} is not a neutral kind (one of: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    if exception.contains_key("python") && !requires_python {
+        problems.push(format!(
+            "{path}.python: only a Python driver reports it; the case must `requires: [python]`"
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn problems(expect: serde_json::Value, requires_python: bool) -> Vec<String> {
+        let mut raised = Vec::new();
+        expected_exceptions(&expect, "expect", &mut raised);
+        raised
+            .into_iter()
+            .flat_map(|(p, e)| exception_problems(&p, e, requires_python))
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_kind_is_named_with_its_path() {
+        let found = problems(
+            json!({"steps": {"s1": {"raised": {"kind": "timout"}}}}),
+            false,
+        );
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("expect.steps.s1.raised.kind: \"timout\""),
+            "{found:?}"
+        );
+        assert!(
+            problems(
+                json!({"steps": {"s1": {"raised": {"kind": "timeout"}}}}),
+                false
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn python_details_need_the_python_capability() {
+        let expect = json!({"construct": {"raised": {"python": {"class": "builtins.ValueError"}}}});
+        assert_eq!(problems(expect.clone(), false).len(), 1);
+        assert!(problems(expect, true).is_empty());
+    }
 }

@@ -271,6 +271,13 @@ pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
     if tasks.iter().any(|t| t.blob.is_some()) {
         need.insert("blob".to_owned());
     }
+    // echo_all is how keyword arguments become visible: the same feature.
+    if tasks.iter().any(|t| t.echo_all) {
+        need.insert("kwargs".to_owned());
+    }
+    if tasks.iter().any(|t| t.inherited) {
+        need.insert("inherited".to_owned());
+    }
     if tasks.iter().any(|t| t.unserializable_item) {
         need.insert("unserializable_item".to_owned());
     }

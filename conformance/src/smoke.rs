@@ -763,7 +763,13 @@ const MESSAGES: &[(&str, &[&str], &[&str])] = &[
 ];
 const IMPLEMENTATION_FIELDS: (&[&str], &[&str]) = (
     &["name", "version", "language"],
-    &["start_method", "interpreter", "pool_class"],
+    &[
+        "start_method",
+        "interpreter",
+        "pool_class",
+        "language_version",
+        "default_processes",
+    ],
 );
 
 /// Explains a stdout line the runner could not take as a driver message.

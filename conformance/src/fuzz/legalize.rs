@@ -345,8 +345,9 @@ impl Model {
             Step::Join(_) => self.join(),
             Step::Terminate(_) => self.terminate(false),
             Step::ExitWith(_) => self.terminate(self.with_block),
-            // Not drawn: entering is a construction-time matter the cases cover.
-            Step::Enter(_) => {}
+            // Not drawn: entering is a construction-time matter, and dropping the pool a
+            // garbage-collection one, that the cases cover.
+            Step::Enter(_) | Step::Drop(_) => {}
             Step::Open(o) => {
                 if self.state != PoolState::Terminated && !self.open.contains(&o.gate) {
                     self.open.insert(o.gate.clone());

@@ -283,7 +283,7 @@ fn check_case(case: &Case) -> Result<(), String> {
         if task.endings() > 1 {
             return Err(format!(
                 "task {}: give at most one of returns, echo, echo_all, echo_initargs, blob, \
-                 raises, exit, unserializable",
+                 inherited, raises, exit, unserializable",
                 task.id.as_deref().unwrap_or("(unnamed)")
             ));
         }
@@ -398,5 +398,52 @@ cases:
     fn a_wrong_format_version_is_rejected() {
         let suite = load(&GOOD.replace("format: 1", "format: 9"));
         assert!(suite.errors[0].message.contains("format 9"));
+    }
+
+    #[test]
+    fn only_open_and_await_may_follow_drop() {
+        let dropped = GOOD.replace(
+            "      - apply: {task: 5}\n",
+            "      - apply: {task: 5}\n      - drop: {}\n      - await: {event: s1.return}\n",
+        );
+        assert!(
+            load(&dropped).errors.is_empty(),
+            "{:?}",
+            load(&dropped).errors
+        );
+        let suite = load(&dropped.replace("- await: {event: s1.return}", "- close: {}"));
+        assert!(
+            suite.errors[0]
+                .message
+                .contains("only `open` and `await` steps may follow `drop`"),
+            "{:?}",
+            suite.errors
+        );
+    }
+
+    #[test]
+    fn values_a_pool_must_refuse_are_valid_case_input() {
+        for pool in [
+            "{processes: 0}",
+            "{processes: -1}",
+            "{processes: default}",
+            "{maxtasksperchild: 0.5}",
+            "{maxtasksperchild: \"12\"}",
+            "{uncallable_initializer: true}",
+        ] {
+            let text = GOOD.replace("    steps:", &format!("    pool: {pool}\n    steps:"));
+            let suite = load(&text);
+            assert!(suite.errors.is_empty(), "{pool}: {:?}", suite.errors);
+        }
+    }
+
+    #[test]
+    fn a_task_gives_at_most_one_ending() {
+        let suite = load(&GOOD.replace("{task: 5}", "{task: {inherited: true, echo_all: true}}"));
+        assert!(
+            suite.errors[0].message.contains("at most one of"),
+            "{:?}",
+            suite.errors
+        );
     }
 }

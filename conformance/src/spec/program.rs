@@ -133,7 +133,8 @@ pub fn compile(case: &Case) -> Result<Program, String> {
             | Step::Join(p)
             | Step::Terminate(p)
             | Step::ExitWith(p)
-            | Step::Enter(p) => {
+            | Step::Enter(p)
+            | Step::Drop(p) => {
                 p.id = Some(step_id.clone());
                 (None, false)
             }
@@ -213,8 +214,15 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
         }
     }
     let mut seen_steps: HashMap<&str, Option<HandleKind>> = HashMap::new();
+    let mut dropped = false;
     for step in &program.steps {
         let id = step.explicit_id().unwrap_or_default();
+        // Once the pool is dropped the driver holds nothing to call.
+        if dropped && !matches!(step, Step::Open(_) | Step::Await(_)) {
+            return Err(format!(
+                "step `{id}`: only `open` and `await` steps may follow `drop`"
+            ));
+        }
         match step {
             Step::Apply(s) | Step::ApplyAsync(s) => {
                 check_task_gates(&s.task, &gate)?;
@@ -256,6 +264,7 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
                     return Err(format!("step `{id}`: collect takes no timeout"));
                 }
             }
+            Step::Drop(_) => dropped = true,
             Step::ExitWith(_) if !program.pool.with_block => {
                 return Err("`exit_with` needs `pool: {with_block: true}`".into());
             }
