@@ -11,7 +11,9 @@
 //! mutant whose driver does not even start is *broken*, not killed. By default each mutant
 //! stops at its first kill, trying its `try_first` cases before the rest (suite order
 //! otherwise, so the run is deterministic); `--all` runs every case on every mutant for the
-//! full table. The mutation score is killed / total; the command exits non-zero when the
+//! full table (where a case that killed by an error, crash or timeout is followed by a fresh
+//! driver, so that what it left behind is not blamed on the next case). The mutation score
+//! is killed / total; the command exits non-zero when the
 //! control fails, a mutant survives, or one is broken. Reports: `report.md` and `report.json`
 //! in `--out` (default `target/mutants`), raw histories under `histories/`.
 
@@ -443,11 +445,11 @@ fn read_manifest(root: &Path, python: &Path) -> Result<Manifest> {
 fn implementation(root: &Path, python: &Path, attr: &str, name: String) -> Result<Implementation> {
     let mut imp =
         implementations::parse_spec(&format!("python:{MODULE}:{attr}"), root, python, &[])?;
-    let mut path = root.join(MODULE_DIR).into_os_string();
-    if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
-        path.push(":");
-        path.push(existing);
+    let mut dirs = vec![root.join(MODULE_DIR)];
+    if let Some(existing) = std::env::var_os("PYTHONPATH") {
+        dirs.extend(std::env::split_paths(&existing).filter(|p| !p.as_os_str().is_empty()));
     }
+    let path = std::env::join_paths(dirs).context("PYTHONPATH")?;
     imp.command
         .env
         .push(("PYTHONPATH".into(), path.to_string_lossy().into_owned()));
@@ -752,6 +754,13 @@ fn run_one(
             result.kills.push(kill_of(&case_result));
             if !all {
                 break;
+            }
+            if case_result.status != Status::Fail {
+                // The driver answered an error (its teardown hung, a worker outlived the
+                // pool, ...) or was killed: a fresh one, so that what this case left behind
+                // in the driver process is not blamed on the next case.
+                driver.stop();
+                driver = WarmDriver::new(imp.clone(), no_expectations(&imp.name));
             }
         }
     }
