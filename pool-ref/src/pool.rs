@@ -61,7 +61,7 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// Number of worker processes (default: the number of CPUs).
+    /// Number of worker processes (default: [`Pool::default_processes`]).
     pub fn processes(mut self, n: usize) -> PoolBuilder {
         self.processes = Some(n);
         self
@@ -85,11 +85,11 @@ impl PoolBuilder {
         let processes = match self.processes {
             Some(0) => {
                 return Err(PoolError::InvalidArgument(
-                    "processes must be at least 1".into(),
+                    "Number of processes must be at least 1".into(),
                 ));
             }
             Some(n) => n,
-            None => thread::available_parallelism().map_or(1, |n| n.get()),
+            None => Pool::default_processes(),
         };
         if self.maxtasksperchild == Some(0) {
             return Err(PoolError::InvalidArgument(
@@ -214,6 +214,21 @@ impl Pool {
     /// A pool of `processes` workers with default settings.
     pub fn new(processes: usize) -> Result<Pool, PoolError> {
         Pool::builder().processes(processes).build()
+    }
+
+    /// The number of workers a pool gets when its builder is not given one: the parallelism
+    /// available to this process (`std::thread::available_parallelism`, which follows the CPU
+    /// affinity and cgroup quotas), 1 when unknown. Python: `os.process_cpu_count()` from
+    /// 3.13, `os.cpu_count()` before.
+    pub fn default_processes() -> usize {
+        thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// The pool itself, while it is running; [`PoolError::NotRunning`] once it is closed or
+    /// terminated. Python: `Pool.__enter__` (what `with pool:` calls), which checks the same.
+    pub fn enter(&self) -> Result<&Pool, PoolError> {
+        self.check_running()?;
+        Ok(self)
     }
 
     fn start(

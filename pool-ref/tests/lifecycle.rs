@@ -184,6 +184,7 @@ fn main() {
         terminate_unblocks_a_concurrent_join,
         drop_terminates_workers,
         invalid_arguments_are_errors,
+        enter_checks_the_pool_is_running,
         task_error_carries_kind_and_message,
         panicking_task_is_a_panic_task_error,
         unserializable_arguments_fail_the_result_not_the_call,
@@ -524,6 +525,33 @@ fn drop_terminates_workers() -> Outcome {
     Ok(())
 }
 
+/// `enter` (Python's `__enter__`) hands the pool back while it runs, and refuses after
+/// `close` or `terminate`; a pool left to its default gets `Pool::default_processes` workers.
+fn enter_checks_the_pool_is_running() -> Outcome {
+    let pool = pool(1)?;
+    ensure!(
+        pool.enter().is_ok_and(|p| std::ptr::eq(p, &pool)),
+        "enter on a running pool"
+    );
+    pool.close();
+    ensure!(
+        matches!(pool.enter(), Err(PoolError::NotRunning)),
+        "enter on a closed pool"
+    );
+    pool.terminate();
+    ensure!(
+        matches!(pool.enter(), Err(PoolError::NotRunning)),
+        "enter on a terminated pool"
+    );
+    let default = Pool::builder().build().map_err(err("default pool"))?;
+    ensure!(
+        default.processes() == Pool::default_processes() && Pool::default_processes() >= 1,
+        "default processes"
+    );
+    default.terminate();
+    Ok(())
+}
+
 /// Out-of-range parameters are `InvalidArgument`, not panics.
 fn invalid_arguments_are_errors() -> Outcome {
     let invalid = |r: Result<Pool, PoolError>| matches!(r, Err(PoolError::InvalidArgument(_)));
@@ -531,6 +559,21 @@ fn invalid_arguments_are_errors() -> Outcome {
     ensure!(
         invalid(Pool::builder().processes(1).maxtasksperchild(0).build()),
         "maxtasksperchild 0"
+    );
+    // CPython's messages, and its order: processes first.
+    let message = |r: Result<Pool, PoolError>| match r {
+        Err(PoolError::InvalidArgument(m)) => m,
+        other => format!("{other:?}"),
+    };
+    ensure!(
+        message(Pool::builder().processes(0).maxtasksperchild(0).build())
+            == "Number of processes must be at least 1",
+        "processes 0 message"
+    );
+    ensure!(
+        message(Pool::builder().processes(1).maxtasksperchild(0).build())
+            == "maxtasksperchild must be a positive int or None",
+        "maxtasksperchild 0 message"
     );
     let pool = pool(1)?;
     let bad = |e: Option<PoolError>| matches!(e, Some(PoolError::InvalidArgument(_)));

@@ -103,6 +103,9 @@ pub enum Event<'a> {
     },
     /// The main thread opens `gate` (an `open` step).
     Open { gate: &'a str },
+    /// The main thread constructed the pool (and entered it, for `with_block`), before any
+    /// step: `returned: null`, or `raised` when the pool refused its arguments.
+    Construct { outcome: &'a Outcome },
     /// The main thread waits until `until_event` was recorded, or `gate` has `waiting`
     /// waiters (an `await` step); acknowledged once the condition holds.
     Await {
@@ -128,6 +131,7 @@ impl Event<'_> {
             Event::Callback { .. } => "callback",
             Event::CallbackDone { .. } => "callback_done",
             Event::Open { .. } => "open",
+            Event::Construct { .. } => "construct",
             Event::Await { .. } => "await",
         }
     }

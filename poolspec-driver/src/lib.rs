@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! use poolspec_driver::{
-//!     Descriptor, Driver, Exception, Failure, Implementation, Outcome, Run, Step,
+//!     Descriptor, Driver, Exception, Failure, Implementation, MakeError, Outcome, Run, Step,
 //!     TaskResult, run_program, run_task, serve,
 //! };
 //! # mod mypool {
@@ -40,6 +40,8 @@
 //!     match run_task(&desc, extra) {
 //!         TaskResult::Returned(v) => Ok(v),
 //!         TaskResult::Raised(e) => Err(mypool::Error(e.to_string())),
+//!         // (A pool with native byte strings returns them; this one has only JSON.)
+//!         TaskResult::Bytes(b) => Ok(poolspec_driver::bytes_summary(&b)),
 //!         TaskResult::Unserializable | TaskResult::Stopped => Ok(serde_json::Value::Null),
 //!     }
 //! }
@@ -60,13 +62,23 @@
 //!     fn capabilities(&self) -> Vec<String> {
 //!         // Declare only what you implement: cases needing anything else are `unsupported`.
 //!         let ops = ["apply", "map", "close", "join", "terminate", "open", "await"];
+//!         // (`processes` only: `default_processes` would need a default to report.)
 //!         ops.iter().chain(&["processes", "task_exit"]).map(|s| s.to_string()).collect()
 //!     }
 //!
 //!     fn run_program(&mut self, run: &Run) -> Result<(), Failure> {
 //!         run_program(
 //!             run,
-//!             |params| mypool::Pool::new(params.processes).map_err(|e| Failure::new(e.0)),
+//!             |params| {
+//!                 // A count this pool cannot take is refused as Python's Pool refuses it:
+//!                 // an outcome of the case (`construct`), not a driver failure.
+//!                 let n = params.processes.unwrap_or(2);
+//!                 if n < 1 {
+//!                     let e = Exception::new("ValueError", "Number of processes must be at least 1");
+//!                     return Err(MakeError::Refused(e));
+//!                 }
+//!                 mypool::Pool::new(n as usize).map_err(|e| Failure::new(e.0).into())
+//!             },
 //!             |pool, step| {
 //!                 let coord = &run.coord;
 //!                 Ok(match step {
@@ -115,8 +127,10 @@
 //!   version), reads each `run` into a [`Run`] and answers `done` or `error` (a panic is an
 //!   `error` too), and exits on `stop` or end of input. [`serve_io`] is the same loop on any
 //!   reader and writer.
-//! - **Steps.** [`run_program`] makes the pool, runs each step (reporting `call` and
-//!   `return`; `open` and `await` need no pool and are done for you) and tears the pool down.
+//! - **Steps.** [`run_program`] makes the pool (reporting `construct`: a pool that refuses
+//!   its arguments is an outcome, [`MakeError::Refused`]), runs each step (reporting `call`
+//!   and `return`; `open` and `await` need no pool and are done for you) and tears the pool
+//!   down.
 //!   [`Handles`] keeps the AsyncResults and iterators later steps use. An exception of an
 //!   operation is an [`Outcome::Raised`], never a [`Failure`]: failures are for what the
 //!   driver cannot do.
@@ -124,7 +138,10 @@
 //!   extra arguments, and call [`run_task`] in it; in each callback, call [`run_callback`].
 //!   They report to the coordinator from whichever process and thread they run in, and stop
 //!   quietly when the case is over. [`Exception::from_spec`] builds the exceptions a case
-//!   asks for, as Python shows them.
+//!   asks for, as Python shows them. [`run_task_with`] takes keyword arguments too; the
+//!   initializer is a task too ([`Descriptor::initializer`], with the `initargs` as its
+//!   arguments); [`blob`] and [`bytes_summary`] make and show the byte strings of `blob` and
+//!   `blob_arg` exactly as the Python SDK does.
 //! - **The coordinator.** [`Coord`] sends [`Event`]s, one connection per (process, thread),
 //!   and reads each acknowledgement before going on.
 //!
@@ -133,6 +150,7 @@
 //!
 //! [poolspec]: https://github.com/poolspec/poolspec
 
+mod blob;
 mod coord;
 mod program;
 mod repr;
@@ -141,19 +159,21 @@ mod steps;
 mod tasks;
 mod teardown;
 
+pub use blob::{blob, bytes_summary};
 pub use coord::{Ack, Coord, CoordError, Event, abort_connections, close_connections, thread_id};
 pub use program::{
-    AwaitCond, Callback, Ending, ErrorSpec, MapCall, OPS, OnHandle, OpenGate, Plain, PoolParams,
-    Program, Step, Submit, Task,
+    AwaitCond, Blob, Callback, Ending, ErrorSpec, FEATURES, MapCall, OPS, OnHandle, OpenGate,
+    Plain, PoolParams, Program, Step, Submit, Task,
 };
-pub use repr::{py_float_repr, py_repr, py_repr_str, py_value_repr};
+pub use repr::{py_bytes_repr, py_float_repr, py_repr, py_repr_str, py_value_repr};
 pub use serve::{Driver, Failure, Implementation, PROTOCOL, Run, claim_stdout, serve, serve_io};
 pub use steps::{
-    Handle, HandleKind, Handles, Outcome, catch_panic, panic_message, run_program, run_steps,
+    Handle, HandleKind, Handles, MakeError, Outcome, catch_panic, panic_message, report_construct,
+    run_program, run_steps,
 };
 pub use tasks::{
-    CallbackKind, Descriptor, ERROR_TYPES, Exception, NEUTRAL_KINDS, TaskResult, run_callback,
-    run_task, truthy,
+    CallbackKind, Descriptor, ERROR_TYPES, Exception, NEUTRAL_KINDS, TaskResult,
+    reset_process_state, run_callback, run_task, run_task_with, truthy,
 };
 pub use teardown::{TEARDOWN_TIMEOUT, children, kill_children, teardown};
 
@@ -164,4 +184,81 @@ pub(crate) static CONNECTIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[cfg(test)]
 pub(crate) fn connections_lock() -> std::sync::MutexGuard<'static, ()> {
     CONNECTIONS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A coordinator for tests: acknowledges every report with `ok` and records it.
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    use crate::Coord;
+
+    pub(crate) struct FakeCoordinator {
+        pub coord: Coord,
+        reports: Arc<Mutex<Vec<Value>>>,
+        dir: std::path::PathBuf,
+    }
+
+    impl FakeCoordinator {
+        pub fn start(name: &str) -> FakeCoordinator {
+            let dir =
+                std::env::temp_dir().join(format!("poolspec-driver-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("coord.sock");
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path).unwrap();
+            let reports = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&reports);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { return };
+                    let sink = Arc::clone(&sink);
+                    std::thread::spawn(move || {
+                        let mut reader = BufReader::new(stream.try_clone().unwrap());
+                        let mut line = String::new();
+                        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                            sink.lock()
+                                .unwrap()
+                                .push(serde_json::from_str(&line).unwrap());
+                            if (&stream).write_all(b"{\"ok\":true}\n").is_err() {
+                                return;
+                            }
+                            line.clear();
+                        }
+                    });
+                }
+            });
+            FakeCoordinator {
+                coord: Coord {
+                    path: path.to_str().unwrap().to_owned(),
+                    token: "T".into(),
+                },
+                reports,
+                dir,
+            }
+        }
+
+        /// The reports so far, without token, pid and thread.
+        pub fn reports(&self) -> Vec<Value> {
+            let mut all = self.reports.lock().unwrap().clone();
+            for r in &mut all {
+                if let Value::Object(m) = r {
+                    for k in ["token", "pid", "thread"] {
+                        m.remove(k);
+                    }
+                }
+            }
+            all
+        }
+    }
+
+    impl Drop for FakeCoordinator {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }

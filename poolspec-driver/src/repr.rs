@@ -101,6 +101,36 @@ pub fn py_repr_str(s: &str) -> String {
     out
 }
 
+/// Python's `repr()` of a bytes object: `b'...'` (double quotes when the bytes hold `'`
+/// and no `"`), printable ASCII as itself, `\\`, `\t`, `\n`, `\r`, the quote escaped,
+/// every other byte as `\xNN`.
+pub fn py_bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(bytes.len() * 2 + 3);
+    out.push('b');
+    out.push(char::from(quote));
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b if b == quote => {
+                out.push('\\');
+                out.push(char::from(b));
+            }
+            0x20..0x7f => out.push(char::from(b)),
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(char::from(quote));
+    out
+}
+
 /// Python's `repr()` of an optional JSON value, for messages about a program's fields:
 /// absent and `null` are `None`.
 pub fn py_repr(v: Option<&Value>) -> String {
@@ -111,6 +141,23 @@ pub fn py_repr(v: Option<&Value>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn bytes_like_python() {
+        assert_eq!(py_bytes_repr(b""), "b''");
+        assert_eq!(py_bytes_repr(b"it's"), r#"b"it's""#);
+        assert_eq!(py_bytes_repr(b"'\""), r#"b'\'"'"#);
+        assert_eq!(
+            py_bytes_repr(b"a\\b\t\n\r\x00\x7f\xff"),
+            r"b'a\\b\t\n\r\x00\x7f\xff'"
+        );
+        // sha256(repr(bytes(range(256))).encode()), from CPython 3.11.
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(
+            crate::bytes_summary(py_bytes_repr(&all).as_bytes())["sha256"],
+            "896463bd16ea9ebc4e4e16d25aafd2a680d5b19a03a37a2f088161d8b0f1c2e7"
+        );
+    }
 
     #[test]
     fn like_python() {

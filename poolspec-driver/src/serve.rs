@@ -31,10 +31,9 @@ pub trait Driver {
     fn implementation(&self) -> Implementation;
 
     /// The handshake's `capabilities`: exactly the ops and features this driver implements
-    /// ([`OPS`](crate::OPS) for every op; plus `initializer`, `processes`,
-    /// `maxtasksperchild`, `task_exit`, `start_method.<m>` as they apply; spec/README.md
-    /// §2.3). The runner answers a case that needs another with `unsupported`, without
-    /// sending it.
+    /// ([`OPS`](crate::OPS) for every op; plus the [`FEATURES`](crate::FEATURES) that apply;
+    /// spec/README.md §2.3). The runner answers a case that needs another with
+    /// `unsupported`, without sending it.
     fn capabilities(&self) -> Vec<String>;
 
     /// Runs one program on a fresh pool (spec/PROTOCOL.md §5): make the pool, run the steps,
@@ -76,6 +75,17 @@ pub struct Implementation {
     /// The pool's type, when one name covers several.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool_class: Option<String>,
+    /// The version of the language whose semantics the pool follows, checked against a
+    /// case's `versions` for that language. `None` for Rust drivers: cases give version
+    /// ranges where CPython's behaviour changed between Python versions; a Rust pool's
+    /// semantics are its own, not the compiler's, and a driver that reports no version runs
+    /// every case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language_version: Option<String>,
+    /// How many processes the pool uses when `processes` is left to it (`processes: null`);
+    /// declare the capability `default_processes` with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_processes: Option<u32>,
 }
 
 impl Implementation {
@@ -88,6 +98,8 @@ impl Implementation {
             start_method: None,
             interpreter: None,
             pool_class: None,
+            language_version: None,
+            default_processes: None,
         }
     }
 }

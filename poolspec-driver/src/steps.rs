@@ -39,6 +39,17 @@ impl Outcome {
     pub fn stop_iteration() -> Outcome {
         Outcome::Raised(Exception::new("StopIteration", ""))
     }
+
+    /// What an `enter` step that returned the pool itself reports: `{"returned": "<pool>"}`.
+    pub fn entered() -> Outcome {
+        Outcome::Returned(Value::from("<pool>"))
+    }
+
+    /// A byte string the operation returned, as it is observed:
+    /// [`bytes_summary`](crate::bytes_summary).
+    pub fn bytes(bytes: &[u8]) -> Outcome {
+        Outcome::Returned(crate::blob::bytes_summary(bytes))
+    }
 }
 
 impl Outcome {
@@ -211,25 +222,68 @@ pub fn run_steps(
     Ok(())
 }
 
+/// Why [`run_program`]'s `make_pool` made no pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MakeError {
+    /// The pool refused its arguments (`processes: 0`, `maxtasksperchild: 0.5`, an
+    /// initializer that is not callable, ...), as Python's `Pool(...)` raises: an outcome the
+    /// case observes (the `construct` report), and the run ends without steps.
+    Refused(Exception),
+    /// The driver could not make the pool (answered `error`).
+    Failed(Failure),
+}
+
+impl From<Failure> for MakeError {
+    fn from(f: Failure) -> MakeError {
+        MakeError::Failed(f)
+    }
+}
+
+/// Sends the `construct` report (PROTOCOL.md §4.1): the pool was made (`Ok`), or refused its
+/// arguments. `Ok(false)`: the coordinator refused the report (the case is over).
+pub fn report_construct(run: &Run, made: Result<(), &Exception>) -> Result<bool, Failure> {
+    let outcome = match made {
+        Ok(()) => Outcome::none(),
+        Err(e) => Outcome::Raised(e.clone().classified_construction()),
+    };
+    run.coord
+        .report_main(&Event::Construct { outcome: &outcome })
+}
+
 /// One whole program on a fresh pool, with everything but the pool done for you: makes the
-/// pool with `make_pool`, runs the steps ([`run_steps`]) with `step`, then tears the pool
-/// down with [`teardown`](crate::teardown) (`terminate` is your terminate-and-join, run on a
-/// helper thread with a time limit; any child process left over is killed and reported),
+/// pool with `make_pool` (after [`reset_process_state`](crate::reset_process_state), which
+/// marks this process with the run for `inherited` tasks) and
+/// reports the `construct` event, runs the steps ([`run_steps`]) with `step`, then tears the
+/// pool down with [`teardown`](crate::teardown) (`terminate` is your terminate-and-join, run
+/// on a helper thread with a time limit; any child process left over is killed and reported),
 /// whatever happened before. A panic while making the pool or running a step is a failure
 /// (`driver failure: panic: ...`), and the pool is still torn down.
+///
+/// `make_pool` constructs the pool as `Pool(...)` would from the [`PoolParams`] (and enters
+/// it, for `with_block`). Arguments the pool refuses are [`MakeError::Refused`]: reported as
+/// the `construct` outcome, after which the run ends without steps (and is answered `done`).
 ///
 /// `step` is dropped before the teardown starts, so handles it owns (a [`Handles`] moved
 /// into it) go first, as they would at the end of a Python function. The failure of the
 /// steps, if any, wins over the teardown's.
 pub fn run_program<P: Send + 'static>(
     run: &Run,
-    make_pool: impl FnOnce(&PoolParams) -> Result<P, Failure>,
+    make_pool: impl FnOnce(&PoolParams) -> Result<P, MakeError>,
     step: impl FnMut(&mut P, &Step) -> Result<Outcome, Failure>,
     terminate: impl FnOnce(P) -> Result<(), String> + Send + 'static,
 ) -> Result<(), Failure> {
     let mut pool: Option<P> = None;
+    crate::tasks::reset_process_state(Some(&run.coord.token));
     let ran = catch_panic(|| {
-        let p = pool.insert(make_pool(&run.program.pool)?);
+        let made = match make_pool(&run.program.pool) {
+            Ok(p) => p,
+            Err(MakeError::Refused(e)) => return report_construct(run, Err(&e)).map(drop),
+            Err(MakeError::Failed(f)) => return Err(f),
+        };
+        let p = pool.insert(made);
+        if !report_construct(run, Ok(()))? {
+            return Ok(());
+        }
         let mut step = step;
         run_steps(run, |s| step(p, s))
     });
@@ -301,6 +355,68 @@ mod tests {
             m(h.iterator(Some("r")).unwrap_err()),
             "step 'r' returned an result, not an iterator"
         );
+    }
+
+    fn run(fake: &crate::fake::FakeCoordinator, program: Value) -> Run {
+        Run {
+            seq: json!(1),
+            coord: fake.coord.clone(),
+            program: crate::Program::from_json(&program).unwrap(),
+            program_json: program,
+        }
+    }
+
+    #[test]
+    fn construction_is_reported_and_a_refusal_ends_the_run() {
+        let _lock = crate::connections_lock();
+        let fake = crate::fake::FakeCoordinator::start("construct");
+        let program = json!({"pool": {"processes": 0}, "steps": [{"close": {"id": "s1"}}]});
+        let refused = run_program(
+            &run(&fake, program),
+            |params| {
+                assert_eq!(params.processes, Some(0));
+                Err::<(), _>(MakeError::Refused(Exception::new(
+                    "ValueError",
+                    "Number of processes must be at least 1",
+                )))
+            },
+            |_, _| panic!("no step runs on a pool that was not made"),
+            |()| Ok(()),
+        );
+        assert_eq!(refused, Ok(()));
+        crate::close_connections();
+        let program = json!({"pool": {"processes": null}, "steps": [{"enter": {"id": "s1"}}]});
+        let made = run_program(
+            &run(&fake, program),
+            |params| {
+                assert_eq!(params.processes, None);
+                Ok(())
+            },
+            |(), step| {
+                assert_eq!(step.op(), "enter");
+                Ok(Outcome::entered())
+            },
+            |()| Ok(()),
+        );
+        assert_eq!(made, Ok(()));
+        crate::close_connections();
+        assert_eq!(
+            fake.reports(),
+            [
+                json!({"event": "construct", "outcome": {"raised": {"type": "ValueError", "message": "Number of processes must be at least 1", "kind": "invalid_argument"}}}),
+                json!({"event": "construct", "outcome": {"returned": null}}),
+                json!({"event": "call", "step": "s1", "op": "enter"}),
+                json!({"event": "return", "step": "s1", "outcome": {"returned": "<pool>"}}),
+            ]
+        );
+        let failed = run_program(
+            &run(&fake, json!({})),
+            |_| Err::<(), _>(Failure::new("no pool here").into()),
+            |_, _| Ok(Outcome::none()),
+            |()| Ok(()),
+        );
+        assert_eq!(failed.unwrap_err().message, "no pool here");
+        crate::close_connections();
     }
 
     #[test]

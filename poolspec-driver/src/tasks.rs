@@ -6,9 +6,12 @@
 //! Callbacks call [`run_callback`] with their argument as JSON. Both report every event
 //! themselves and stop quietly when the coordinator says so.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::blob::{blob, bytes_summary};
 use crate::coord::{Coord, Event};
 use crate::program::{Callback, Ending, ErrorSpec, Task};
 use crate::repr::py_repr_str;
@@ -83,6 +86,17 @@ impl Exception {
         self
     }
 
+    /// This exception as the pool's constructor raised it (the `construct` report): its
+    /// neutral kind is the driver's, or `invalid_argument` for a `ValueError` or `TypeError`
+    /// (what Python's `Pool(...)` raises for arguments it refuses), else `other`.
+    pub fn classified_construction(mut self) -> Exception {
+        if self.neutral.is_none() {
+            let refused = matches!(self.kind.as_str(), "ValueError" | "TypeError");
+            self.neutral = Some(if refused { "invalid_argument" } else { "other" }.to_owned());
+        }
+        self
+    }
+
     /// The exception a task's or callback's `raises` describes, as Python would show it:
     /// `str(KeyError(m))` is `repr(m)`, the other registered types give `m` itself. An
     /// unregistered type gives the `RuntimeError` poolspec_tasks.py raises for it.
@@ -142,8 +156,8 @@ impl std::fmt::Display for Exception {
 
 /// What a pool's task function receives besides its extra arguments: the program's task
 /// and where to report. Serializes as the task object plus `"_coord": [socket path, token]`
-/// (the shape poolspec_tasks.py's `run_task` takes), so it can cross into a worker process
-/// with any serde format.
+/// (and `"_init": true` for the initializer: the shape poolspec_tasks.py's `run_task` takes),
+/// so it can cross into a worker process with any serde format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Descriptor {
     /// The task, as the program gives it.
@@ -152,6 +166,10 @@ pub struct Descriptor {
     /// Where the task reports.
     #[serde(rename = "_coord")]
     pub coord: Coord,
+    /// This is the pool's initializer: [`run_task`] remembers its extra arguments (the
+    /// `initargs`) in this process, for `echo_initargs` tasks.
+    #[serde(rename = "_init", default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
 }
 
 impl Descriptor {
@@ -160,16 +178,56 @@ impl Descriptor {
         Descriptor {
             task: task.clone(),
             coord: coord.clone(),
+            init: false,
         }
     }
+
+    /// The pool's initializer `task`, reporting to `coord`. Run it as any task, with the
+    /// program's `initargs` as its extra arguments.
+    pub fn initializer(task: &Task, coord: &Coord) -> Descriptor {
+        Descriptor {
+            init: true,
+            ..Descriptor::new(task, coord)
+        }
+    }
+}
+
+/// The `initargs` the initializer of this process received (`None`: no initializer ran here).
+static INITARGS: Mutex<Option<Vec<Value>>> = Mutex::new(None);
+
+/// The token of the program whose pool this process (the driver) is building: a forked
+/// worker inherits it, a worker started fresh does not (the `inherited` ending).
+static PARENT_TOKEN: Mutex<Option<String>> = Mutex::new(None);
+
+fn initargs() -> std::sync::MutexGuard<'static, Option<Vec<Value>>> {
+    INITARGS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn parent_token() -> std::sync::MutexGuard<'static, Option<String>> {
+    PARENT_TOKEN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forgets what an earlier program's initializer left in this process (the `initargs` an
+/// `echo_initargs` task returns), and marks this process's memory with the run's `token`
+/// (an `inherited` task returns whether its process carries the mark of its own run: a
+/// forked worker does, a worker started fresh does not). [`run_program`](crate::run_program)
+/// calls it before making each pool.
+pub fn reset_process_state(token: Option<&str>) {
+    *initargs() = None;
+    *parent_token() = token.map(str::to_owned);
 }
 
 /// How a task ended, for the pool's task function to turn into its own return value or
 /// error. (A task that exits never returns: [`run_task`] ends the process.)
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskResult {
-    /// Return this value (`returns`, `echo`, or no ending: `null`).
+    /// Return this value (`returns`, `echo`, `echo_all`, `echo_initargs`, or no ending:
+    /// `null`).
     Returned(Value),
+    /// Return this byte string (`blob`): a native byte string of the pool (Python: `bytes`),
+    /// which the driver shows as [`bytes_summary`](crate::bytes_summary) once it reached the
+    /// parent.
+    Bytes(Vec<u8>),
     /// Raise this exception (`raises`), mapped to the pool's error type; report it back under
     /// `kind` (README §4: the driver maps each registered type to its language's equivalent).
     Raised(Exception),
@@ -181,14 +239,35 @@ pub enum TaskResult {
     Stopped,
 }
 
+/// Runs one task (or the initializer) as its descriptor says, with `extra` as its extra
+/// positional arguments and no keyword arguments: [`run_task_with`].
+pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
+    run_task_with(desc, extra, Map::new())
+}
+
 /// Runs one task (or the initializer) as its descriptor says, reporting as it goes: `start`;
 /// a `wait` for each gate (each blocks until the gate opens); then exactly one ending, reported
 /// first: `exit` (then ends the process with `std::process::exit`), `raises`,
-/// `unserializable`, `echo` (returns `extra` as a list), `returns` (the default returns null).
-/// Call it in the worker, from the pool's task function.
-pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
+/// `unserializable`, `echo` (returns `args` as a list), `echo_all` (returns
+/// `{"args": args, "kwargs": kwargs}`), `echo_initargs` (the `initargs` this process's
+/// initializer received, or null), `blob` (returns the byte string), `inherited` (whether
+/// this process inherited the driver's memory, see [`reset_process_state`]), `returns` (the
+/// default returns null). Call it in the worker, from the pool's task function.
+///
+/// `args` and `kwargs` are the task's arguments beyond its descriptor, as JSON. A byte-string
+/// argument (`blob_arg`) is passed as its [`bytes_summary`](crate::bytes_summary), computed
+/// by the task function from the bytes the worker received (so the digest says whether they
+/// arrived intact), which is how an echo shows it anyway.
+pub fn run_task_with(
+    desc: &Descriptor,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+) -> TaskResult {
     let (task, coord) = (&desc.task, &desc.coord);
     let id = task.id.as_deref();
+    if desc.init {
+        *initargs() = Some(args.clone());
+    }
     if !coord.report(&Event::Start { task: id }) {
         return TaskResult::Stopped;
     }
@@ -197,6 +276,7 @@ pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
             return TaskResult::Stopped;
         }
     }
+    let returned = |v: Value| (TaskResult::Returned(v.clone()), Outcome::Returned(v));
     let (result, outcome) = match task.ending() {
         Ending::Exit(code) => {
             coord.report(&Event::Exit { task: id, code });
@@ -211,14 +291,23 @@ pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
             TaskResult::Unserializable,
             Outcome::Returned(Value::from("<unserializable>")),
         ),
-        Ending::Echo => {
-            let v = Value::Array(extra);
-            (TaskResult::Returned(v.clone()), Outcome::Returned(v))
+        Ending::Echo => returned(Value::Array(args)),
+        Ending::EchoAll => {
+            let mut all = Map::new();
+            all.insert("args".into(), Value::Array(args));
+            all.insert("kwargs".into(), Value::Object(kwargs));
+            returned(Value::Object(all))
         }
-        Ending::Returns(v) => (
-            TaskResult::Returned(v.clone()),
-            Outcome::Returned(v.clone()),
-        ),
+        Ending::EchoInitargs => returned(initargs().clone().map_or(Value::Null, Value::Array)),
+        Ending::Blob(b) => {
+            let bytes = blob(b.size, b.seed);
+            let shown = Outcome::Returned(bytes_summary(&bytes));
+            (TaskResult::Bytes(bytes), shown)
+        }
+        Ending::Inherited => returned(Value::Bool(
+            parent_token().as_deref() == Some(coord.token.as_str()),
+        )),
+        Ending::Returns(v) => returned(v.clone()),
     };
     coord.report(&Event::End {
         task: id,
@@ -360,6 +449,96 @@ mod tests {
     }
 
     #[test]
+    fn endings_of_protocol_2() {
+        let _lock = crate::connections_lock();
+        let fake = crate::fake::FakeCoordinator::start("endings");
+        let task = |v: Value| -> Descriptor {
+            Descriptor::new(&serde_json::from_value(v).unwrap(), &fake.coord)
+        };
+        let mut kwargs = Map::new();
+        kwargs.insert("b".into(), json!(2));
+        kwargs.insert("a".into(), json!([1]));
+        let r = run_task_with(
+            &task(json!({"id": "all", "echo_all": true})),
+            vec![json!(1), json!("x")],
+            kwargs,
+        );
+        let all = json!({"args": [1, "x"], "kwargs": {"b": 2, "a": [1]}});
+        assert_eq!(r, TaskResult::Returned(all.clone()));
+        // No initializer ran in this process yet; its memory is marked with another run.
+        reset_process_state(Some("another run"));
+        let echo_init = task(json!({"id": "ei", "echo_initargs": true}));
+        assert_eq!(
+            run_task(&echo_init, vec![]),
+            TaskResult::Returned(Value::Null)
+        );
+        let init = Descriptor::initializer(&Task::default(), &fake.coord);
+        assert_eq!(
+            run_task(&init, vec![json!(1), json!(null)]),
+            TaskResult::Returned(Value::Null)
+        );
+        assert_eq!(
+            run_task(&echo_init, vec![json!("ignored")]),
+            TaskResult::Returned(json!([1, null]))
+        );
+        reset_process_state(None);
+        assert_eq!(
+            run_task(&echo_init, vec![]),
+            TaskResult::Returned(Value::Null)
+        );
+        let r = run_task(
+            &task(json!({"id": "b", "blob": {"size": 5, "seed": 1}})),
+            vec![],
+        );
+        assert_eq!(r, TaskResult::Bytes(crate::blob(5, 1)));
+        // Not marked with this run: a process started fresh. Marked: the driver's own (or a
+        // forked worker).
+        let inherited = task(json!({"id": "in", "inherited": true}));
+        assert_eq!(
+            run_task(&inherited, vec![]),
+            TaskResult::Returned(json!(false))
+        );
+        reset_process_state(Some("T"));
+        assert_eq!(
+            run_task(&inherited, vec![]),
+            TaskResult::Returned(json!(true))
+        );
+        let ends: Vec<Value> = fake
+            .reports()
+            .into_iter()
+            .filter(|r| r["event"] == "end")
+            .map(|r| r["outcome"].clone())
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                json!({"returned": all}),
+                json!({"returned": null}),
+                json!({"returned": null}),
+                json!({"returned": [1, null]}),
+                json!({"returned": null}),
+                json!({"returned": crate::bytes_summary(&crate::blob(5, 1))}),
+                json!({"returned": false}),
+                json!({"returned": true}),
+            ]
+        );
+        crate::close_connections();
+    }
+
+    #[test]
+    fn construction_errors_are_invalid_arguments() {
+        let c = |kind: &str| Exception::new(kind, "m").classified_construction();
+        assert_eq!(c("ValueError").neutral.as_deref(), Some("invalid_argument"));
+        assert_eq!(c("TypeError").neutral.as_deref(), Some("invalid_argument"));
+        assert_eq!(c("OSError").neutral.as_deref(), Some("other"));
+        let own = Exception::new("ValueError", "m").with_neutral("other");
+        assert_eq!(
+            own.classified_construction().neutral.as_deref(),
+            Some("other")
+        );
+    }
+
+    #[test]
     fn descriptors_carry_the_task_and_coord() {
         let task: Task =
             serde_json::from_value(json!({"id": "a", "wait": ["g"], "returns": 1})).unwrap();
@@ -374,5 +553,11 @@ mod tests {
             json!({"id": "a", "wait": ["g"], "returns": 1, "_coord": ["/s", "T"]})
         );
         assert_eq!(serde_json::from_value::<Descriptor>(v).unwrap(), desc);
+        let init = Descriptor::initializer(&task, &coord);
+        let v = serde_json::to_value(&init).unwrap();
+        assert_eq!(v["_init"], json!(true));
+        let back = serde_json::from_value::<Descriptor>(v).unwrap();
+        assert!(back.init);
+        assert_eq!(back.task, task);
     }
 }

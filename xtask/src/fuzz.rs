@@ -60,7 +60,8 @@ pub struct FuzzArgs {
     oracle_python: Option<PathBuf>,
     /// Leave parts of the vocabulary out of every program (comma-separated or repeated):
     /// unserializable, raises, echo, callbacks, timeouts, terminate, maxtasksperchild,
-    /// initializer, with-block. For fuzzing past a divergence already known.
+    /// initializer, with-block, kwargs, iterable-raises, blobs, large-values (byte strings
+    /// cut to 1 KiB). For fuzzing past a divergence already known.
     #[arg(long, value_delimiter = ',', value_parser = parse_feature, value_name = "FEATURE")]
     exclude: Vec<Feature>,
     /// Compare exceptions by type only, not by message.

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use indexmap::IndexMap;
 
-use super::generate::{Feature, RawProgram, mask};
+use super::generate::{Feature, RawProgram, SMALL_BLOB, mask};
 use crate::spec::{
     AwaitCond, Case, Citation, GateRule, MapCall, OnHandle, OpenGate, Plain, Probe, Step, Submit,
     Task, TaskSpec, TimeoutTier,
@@ -434,10 +434,16 @@ impl Model {
         let star = matches!(step, Step::Starmap(_) | Step::StarmapAsync(_));
         let iterator = matches!(step, Step::Imap(_) | Step::ImapUnordered(_));
         let mut failing = 0;
+        // A value that does not serialize fails its chunk with MaybeEncodingError, whose
+        // message shows the repr of every value of the chunk: byte strings stay small there.
+        let unsendable = m.tasks.iter().any(|t| t.to_task().unserializable);
         for spec in &mut m.tasks {
             let mut task = spec.to_task();
             task.id = None;
             task.wait.truncate(1);
+            if let Some(b) = task.blob.as_mut().filter(|_| unsendable) {
+                b.size = b.size.min(SMALL_BLOB);
+            }
             if task.raises.is_some() || task.unserializable {
                 failing += 1;
                 // Which of two failing chunks a MapResult reports depends on arrival order.
@@ -473,12 +479,25 @@ impl Model {
             self.push(rebuild(m, !blocking));
             return;
         }
-        let tasks: Vec<Task> = m.tasks.iter().map(TaskSpec::to_task).collect();
+        if m.then_raise.is_some() && !iterator {
+            // `list(iterable)` raises before any task is sent: the call itself raises, at
+            // once, whatever the gates; no task runs, no handle, no callback.
+            self.push(rebuild(m, !blocking));
+            return;
+        }
+        let mut tasks: Vec<Task> = m.tasks.iter().map(TaskSpec::to_task).collect();
         let chunksize = match (m.chunksize, iterator) {
             (Some(c), _) => c.max(1) as usize,
             (None, true) => 1,
             (None, false) => default_chunksize(tasks.len(), self.processes),
         };
+        // imap's task handler reads a raising iterable lazily: the chunks read whole run,
+        // the one being read when it raised is lost, and the exception becomes one more
+        // task (`_helper_reraises_exception`) that a worker runs and that fails in position.
+        let reraise = m.then_raise.is_some();
+        if reraise {
+            tasks.truncate(tasks.len() / chunksize * chunksize);
+        }
         // CPython computes the default from the workers alive at that instant; while
         // maxtasksperchild replaces them there can be fewer (even none: ZeroDivisionError,
         // gh-82980). Make the size explicit there.
@@ -499,6 +518,19 @@ impl Model {
                 });
                 units.push(self.units.len() - 1);
             }
+        }
+        if reraise {
+            // No gate, always fails; not a task of the program (it reports nothing).
+            self.tasks.push(TaskM {
+                gate: None,
+                raises: true,
+                unserializable: false,
+            });
+            self.units.push(Unit {
+                tasks: vec![self.tasks.len() - 1],
+                chunk: true,
+            });
+            units.push(self.units.len() - 1);
         }
         let kind = match step {
             Step::Imap(_) => Kind::Imap,
@@ -1084,6 +1116,74 @@ mod tests {
         assert!(matches!(&case.steps[0], Step::MapAsync(m) if m.chunksize == Some(2)));
     }
 
+    fn raising_iterable(mut m: MapCall, chunksize: Option<u32>) -> MapCall {
+        m.chunksize = chunksize;
+        m.then_raise = Some(ErrorSpec {
+            kind: "KeyError".into(),
+            message: "k".into(),
+        });
+        m
+    }
+
+    #[test]
+    fn a_raising_iterable_raises_at_the_call_in_map_and_in_position_in_imap() {
+        // map: the call raises at once (no handle, no task), so a later `get` has nothing
+        // to refer to, and nothing is held.
+        let steps = legal(
+            1,
+            vec![
+                Step::Map(raising_iterable(map_call(vec![held("g1", 1)]), None)),
+                Step::MapAsync(raising_iterable(map_call(vec![free(1)]), None)),
+                Step::Get(on(0, None)),
+            ],
+        );
+        assert_eq!(ops(&steps), ["map", "map_async", "close", "join"]);
+        // imap, chunksize 2, 5 items: 4 run, the 5th is lost; `collect` is certain (4
+        // values, then the exception), and so is the `next` after it (StopIteration).
+        let steps = legal(
+            2,
+            vec![
+                Step::Imap(raising_iterable(
+                    map_call((0..5).map(free).collect()),
+                    Some(2),
+                )),
+                Step::Collect(on(0, None)),
+                Step::Next(on(0, None)),
+            ],
+        );
+        // (The epilogue collects what is left: nothing.)
+        assert_eq!(
+            ops(&steps),
+            ["imap", "collect", "next", "close", "join", "collect"]
+        );
+        // With both workers held, the exception's task is queued behind them: a `next`
+        // after the first free item can only time out.
+        let steps = legal(
+            2,
+            vec![
+                Step::Imap(raising_iterable(
+                    map_call(vec![free(0), held("g1", 1), held("g2", 2)]),
+                    None,
+                )),
+                Step::Next(on(0, None)),
+                Step::Next(on(0, None)),
+            ],
+        );
+        assert!(matches!(&steps[1], Step::Next(h) if h.timeout.is_none()));
+        assert!(matches!(&steps[2], Step::Next(h) if h.timeout == Some(SHORT_TIMEOUT)));
+        // imap_unordered: the exception arrives whenever its task ran, so a `next` is kept
+        // only where it is the one result that can come.
+        let steps = legal(
+            1,
+            vec![
+                Step::ImapUnordered(raising_iterable(map_call(vec![]), Some(3))),
+                Step::Next(on(0, None)),
+                Step::Next(on(0, None)),
+            ],
+        );
+        assert_eq!(ops(&steps[..3]), ["imap_unordered", "next", "next"]);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
@@ -1094,6 +1194,7 @@ mod tests {
             let case = legalize(&raw, "X", &all);
             prop_assert!(compile(&case).is_ok());
             prop_assert!(case.pool.maxtasksperchild.is_none() && case.pool.initializer.is_none());
+            prop_assert!(case.pool.initargs.is_empty());
             prop_assert!(!case.pool.with_block);
             for step in &case.steps {
                 prop_assert!(!matches!(step, Step::Terminate(_) | Step::ExitWith(_)));
@@ -1102,14 +1203,20 @@ mod tests {
                     Step::Apply(s) | Step::ApplyAsync(s) => {
                         prop_assert!(!s.unserializable_arg);
                         prop_assert!(s.callback.is_none() && s.error_callback.is_none());
+                        prop_assert!(s.kwargs.is_empty() && s.blob_arg.is_none());
                     }
                     Step::MapAsync(m) | Step::StarmapAsync(m) => {
                         prop_assert!(m.callback.is_none() && m.error_callback.is_none());
+                        prop_assert!(m.then_raise.is_none());
+                    }
+                    Step::Map(m) | Step::Starmap(m) | Step::Imap(m) | Step::ImapUnordered(m) => {
+                        prop_assert!(m.then_raise.is_none());
                     }
                     _ => {}
                 }
                 for t in step_tasks(step) {
                     prop_assert!(t.raises.is_none() && !t.unserializable && !t.echo);
+                    prop_assert!(!t.echo_all && !t.echo_initargs && t.blob.is_none());
                 }
             }
         }

@@ -9,21 +9,48 @@
 //! them and never returns. (Workers get their stdout from the pool, which points it at
 //! stderr; the driver's own stdout is claimed by `serve`.)
 
+mod base64;
 mod steps;
 mod tasks;
 
+use pool_ref::Pool;
 use poolspec_driver::{Driver, Failure, Handles, Implementation, OPS, Run, run_program, serve};
 
 struct PoolRefDriver;
 
 impl Driver for PoolRefDriver {
     fn implementation(&self) -> Implementation {
-        Implementation::new("pool-ref", env!("CARGO_PKG_VERSION"))
+        Implementation {
+            // `processes: null` gets pool-ref's own default.
+            default_processes: u32::try_from(Pool::default_processes()).ok(),
+            // No `language_version`: pool-ref's semantics are its own, not the compiler's
+            // (cases give version ranges for Python), so every case applies.
+            ..Implementation::new("pool-ref", env!("CARGO_PKG_VERSION"))
+        }
     }
 
     fn capabilities(&self) -> Vec<String> {
-        let features = ["initializer", "processes", "maxtasksperchild", "task_exit"];
+        // Every op but `drop` (what it observes is CPython's garbage collection; dropping a
+        // Pool here terminates it, nothing is collected later), and every feature but a start
+        // method or `context` (workers are re-executions of this binary, there is no other
+        // way to start them) and `python` (exceptions are not Python objects). `inherited`:
+        // a re-executed worker never inherits the driver's memory, and says so.
+        let features = [
+            "initializer",
+            "processes",
+            "maxtasksperchild",
+            "task_exit",
+            "kwargs",
+            "initargs",
+            "blob",
+            "iterable_raises",
+            "unserializable_func",
+            "unserializable_item",
+            "inherited",
+            "default_processes",
+        ];
         OPS.iter()
+            .filter(|op| **op != "drop")
             .chain(&features)
             .map(|s| (*s).to_owned())
             .collect()
