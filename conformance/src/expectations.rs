@@ -3,7 +3,9 @@
 //!
 //! Unlisted cases are expected to pass. A listed case that passes is an *unexpected pass* and
 //! fails the run until the entry is removed, so these files only shrink as implementations
-//! improve. An entry naming a case that does not exist is an error.
+//! improve. An entry naming a case that does not exist is an error. An implementation without
+//! a file of its own may share one: `pypy-3.9-fork` that of `pypy-fork`, `pypy-threadpool`
+//! that of `cpython-threadpool` (see [`ExpectationFile::load_for`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -70,6 +72,30 @@ impl ExpectationFile {
         Ok(file)
     }
 
+    /// Loads the expectations of `implementation` from `dir` (`fixtures/expectations/`): the
+    /// first file that exists of those [`expectation_names`] lists (its own `<stem>.yaml`,
+    /// else for `pypy-3.9-fork` `pypy-fork.yaml`, else `cpython-fork.yaml`), applied to it.
+    /// None existing means every case is expected to pass.
+    ///
+    /// [`expectation_names`]: crate::implementations::expectation_names
+    pub fn load_for(dir: &Path, implementation: &str, known: &[&str]) -> Result<ExpectationFile> {
+        use crate::implementations::{expectation_names, file_stem};
+
+        for name in expectation_names(implementation) {
+            let path = dir.join(format!("{}.yaml", file_stem(&name)));
+            if path.exists() {
+                let mut file = ExpectationFile::load(&path, &name, known)?;
+                file.implementation = implementation.to_owned();
+                return Ok(file);
+            }
+        }
+        ExpectationFile::load(
+            &dir.join(format!("{}.yaml", file_stem(implementation))),
+            implementation,
+            known,
+        )
+    }
+
     pub fn expected(&self, case: &str) -> Option<&Expected> {
         self.cases.get(case)
     }
@@ -98,6 +124,39 @@ mod tests {
         let msg = err.unwrap_err().to_string();
         assert!(msg.contains("x.yaml:3:"), "{msg}");
         assert!(msg.contains("unknown field `raeson`"), "{msg}");
+    }
+
+    #[test]
+    fn a_matrix_implementation_shares_its_builtins_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write(
+            "pypy-fork.yaml",
+            "implementation: pypy-fork\ncases:\n  A-1: {status: fail, reason: r}\n",
+        );
+        let f = ExpectationFile::load_for(dir.path(), "pypy-3.9-fork", &["A-1"]).unwrap();
+        assert_eq!(f.implementation, "pypy-3.9-fork");
+        assert_eq!(f.expected("A-1").unwrap().status, Status::Fail);
+        // The built-in itself, and one with no file at all.
+        let f = ExpectationFile::load_for(dir.path(), "pypy-fork", &["A-1"]).unwrap();
+        assert!(f.expected("A-1").is_some());
+        let f = ExpectationFile::load_for(dir.path(), "pypy-3.9-spawn", &["A-1"]).unwrap();
+        assert!(f.cases.is_empty());
+        // A built-in on PyPy shares CPython's file of the same built-in.
+        write(
+            "cpython-threadpool.yaml",
+            "implementation: cpython-threadpool\ncases:\n  A-1: {status: unsupported, reason: r}\n",
+        );
+        let f = ExpectationFile::load_for(dir.path(), "pypy-threadpool", &["A-1"]).unwrap();
+        assert_eq!(f.implementation, "pypy-threadpool");
+        assert_eq!(f.expected("A-1").unwrap().status, Status::Unsupported);
+        // A file of its own wins.
+        write(
+            "pypy-3.9-fork.yaml",
+            "implementation: pypy-3.9-fork\ncases: {}\n",
+        );
+        let f = ExpectationFile::load_for(dir.path(), "pypy-3.9-fork", &["A-1"]).unwrap();
+        assert!(f.cases.is_empty());
     }
 
     #[test]

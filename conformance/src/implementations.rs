@@ -30,6 +30,33 @@ pub fn find_python() -> Result<PathBuf> {
     which::which("python3").context("no `python3` on PATH (set POOLSPEC_PYTHON to choose one)")
 }
 
+/// Environment variable naming the PyPy for the PyPy tests and COMPLIANCE.md's PyPy column
+/// (default: `pypy3` on `PATH`).
+pub const PYPY_ENV: &str = "POOLSPEC_PYPY";
+
+/// Finds a PyPy: `chosen`, else `$POOLSPEC_PYPY`, else `pypy3` on `PATH`. `Err` says in one
+/// line why there is none (no `pypy3`, or it is not a PyPy implementing Python 3.8+): callers
+/// that run PyPy only when it is there print it and skip.
+pub fn find_pypy(chosen: Option<&Path>) -> Result<Interpreter, String> {
+    let path = match chosen
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(PYPY_ENV).map(PathBuf::from))
+    {
+        Some(p) => which::which(&p).map_err(|_| format!("{} is not an executable", p.display()))?,
+        None => which::which("pypy3")
+            .map_err(|_| "no `pypy3` on PATH (Debian: `apt-get install pypy3`)".to_owned())?,
+    };
+    match identify(&path) {
+        Some(i) if i.runtime == Runtime::PyPy && supported(&i) => Ok(i),
+        Some(i) => Err(format!(
+            "{} is {}, not a PyPy implementing Python 3.8 or newer",
+            path.display(),
+            i.describe()
+        )),
+        None => Err(format!("{} does not run", path.display())),
+    }
+}
+
 /// Builds the `rust-ref` driver (`pool-ref-driver`, debug profile) with the cargo that is
 /// running us (or `cargo` on `PATH`) and returns the binary's path.
 pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
@@ -55,12 +82,58 @@ pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
     Ok(target.join("debug").join("pool-ref-driver"))
 }
 
-/// The built-in implementations, in report order: the four CPython ones, then `rust-ref`
-/// when its driver binary is given.
+/// The Python runtimes the built-in implementations run on: the same standard-library
+/// `multiprocessing` on two independent interpreters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Runtime {
+    CPython,
+    PyPy,
+}
+
+impl Runtime {
+    /// Every runtime, in report order.
+    pub const ALL: [Runtime; 2] = [Runtime::CPython, Runtime::PyPy];
+
+    /// The prefix of the built-ins' names on this runtime: `cpython-fork`, `pypy-fork`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Runtime::CPython => "cpython",
+            Runtime::PyPy => "pypy",
+        }
+    }
+
+    /// As `platform.python_implementation()` spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Runtime::CPython => "CPython",
+            Runtime::PyPy => "PyPy",
+        }
+    }
+
+    fn from_label(label: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.label() == label)
+    }
+}
+
+/// The built-in implementations, in report order: CPython's four (`cpython-fork`,
+/// `cpython-spawn`, `cpython-forkserver`, `cpython-threadpool`), then `rust-ref` when its
+/// driver binary is given. Under a PyPy `python` the same four are named `pypy-fork`, ...
+/// (the interpreter is asked which it is; one that does not answer counts as CPython).
 pub fn builtin(root: &Path, python: &Path, rust_ref: Option<&Path>) -> Vec<Implementation> {
+    let runtime = identify(python).map_or(Runtime::CPython, |i| i.runtime);
+    builtin_on(root, python, runtime, rust_ref)
+}
+
+/// [`builtin`] for an interpreter whose runtime is already known.
+pub fn builtin_on(
+    root: &Path,
+    python: &Path,
+    runtime: Runtime,
+    rust_ref: Option<&Path>,
+) -> Vec<Implementation> {
     let driver = root.join("fixtures/drivers/cpython_driver.py");
-    let cpython = |name: &str, method: &str, class: &str| Implementation {
-        name: name.to_owned(),
+    let stdlib = |kind: &str, method: &str, class: &str| Implementation {
+        name: format!("{}-{kind}", runtime.prefix()),
         command: DriverCommand {
             program: python.display().to_string(),
             args: vec![
@@ -76,10 +149,10 @@ pub fn builtin(root: &Path, python: &Path, rust_ref: Option<&Path>) -> Vec<Imple
         },
     };
     let mut all = vec![
-        cpython("cpython-fork", "fork", "Pool"),
-        cpython("cpython-spawn", "spawn", "Pool"),
-        cpython("cpython-forkserver", "forkserver", "Pool"),
-        cpython("cpython-threadpool", "fork", "ThreadPool"),
+        stdlib("fork", "fork", "Pool"),
+        stdlib("spawn", "spawn", "Pool"),
+        stdlib("forkserver", "forkserver", "Pool"),
+        stdlib("threadpool", "fork", "ThreadPool"),
     ];
     if let Some(driver) = rust_ref {
         all.push(Implementation {
@@ -111,59 +184,125 @@ pub fn select(
         .collect()
 }
 
-/// A CPython interpreter found on this machine.
+/// A Python interpreter found on this machine: a CPython or a PyPy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interpreter {
     pub path: PathBuf,
-    /// `major.minor.micro`.
+    pub runtime: Runtime,
+    /// The Python language version, `major.minor.micro`: what a case's `versions` are about
+    /// (for PyPy the language it implements, `3.9.16`, not PyPy's own version).
     pub version: String,
+    /// The runtime's own version where it has one apart from the language's (PyPy: `7.3.11`).
+    pub runtime_version: Option<String>,
 }
 
 impl Interpreter {
-    /// `major.minor`.
+    /// `major.minor` of the language version.
     pub fn short_version(&self) -> &str {
         match self.version.match_indices('.').nth(1) {
             Some((i, _)) => &self.version[..i],
             None => &self.version,
         }
     }
+
+    /// `CPython 3.11.7`, or `PyPy 7.3.11 (Python 3.9.16)`.
+    pub fn describe(&self) -> String {
+        match &self.runtime_version {
+            Some(own) => format!("{} {own} (Python {})", self.runtime.label(), self.version),
+            None => format!("{} {}", self.runtime.label(), self.version),
+        }
+    }
+
+    /// The interpreter matrix's name for the standard-library Pool under `method` on this
+    /// interpreter: `cpython-3.11-fork`, `pypy-3.9-spawn`.
+    pub fn matrix_name(&self, method: &str) -> String {
+        format!(
+            "{}-{}-{method}",
+            self.runtime.prefix(),
+            self.short_version()
+        )
+    }
 }
 
-/// Asks `path` for its version; `None` unless it is a CPython 3.8 or newer that runs.
-pub fn probe_python(path: &Path) -> Option<Interpreter> {
+/// What the interpreter prints about itself: `platform.python_implementation()`, the language
+/// version and, on PyPy, PyPy's own version (else `-`).
+const PROBE: &str = "import sys, platform\n\
+    v = getattr(sys, 'pypy_version_info', None)\n\
+    print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3], \
+    '%d.%d.%d' % tuple(v[:3]) if v else '-')";
+
+/// Asks `path` what it is: CPython or PyPy, which language version. `None` when it does not
+/// run or is another implementation (any version; see [`probe_python`] for the supported
+/// ones).
+pub fn identify(path: &Path) -> Option<Interpreter> {
     let out = std::process::Command::new(path)
-        .args([
-            "-c",
-            "import sys, platform; print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3])",
-        ])
+        .args(["-c", PROBE])
+        .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    let (implementation, version) = text.trim().split_once(' ')?;
-    let minor: u32 = version.split('.').nth(1)?.parse().ok()?;
-    (implementation == "CPython" && version.starts_with("3.") && minor >= 8).then(|| Interpreter {
+    parse_probe(path, std::str::from_utf8(&out.stdout).ok()?)
+}
+
+/// Parses [`PROBE`]'s output (`CPython 3.11.7 -`, `PyPy 3.9.16 7.3.11`).
+fn parse_probe(path: &Path, text: &str) -> Option<Interpreter> {
+    let mut words = text.split_whitespace();
+    let runtime = Runtime::from_label(words.next()?)?;
+    let version = words.next()?;
+    version_key(version).get(1)?;
+    let own = words.next().filter(|w| *w != "-");
+    Some(Interpreter {
         path: path.to_path_buf(),
+        runtime,
         version: version.to_owned(),
+        runtime_version: own.map(str::to_owned),
     })
 }
 
-/// Every CPython 3.8+ on this machine: `python3.8` … `python3.14` on `PATH`, and pyenv's
-/// versions (`$PYENV_ROOT`, else `~/.pyenv`). One per version, sorted by version.
+/// Whether the interpreter matrix and `--python` support `interp`: Python 3.8 or newer.
+pub fn supported(interp: &Interpreter) -> bool {
+    let v = version_key(&interp.version);
+    v.first() == Some(&3) && v.get(1).is_some_and(|minor| *minor >= 8)
+}
+
+/// Asks `path` for its version; `None` unless it is a CPython or PyPy implementing Python
+/// 3.8 or newer that runs.
+pub fn probe_python(path: &Path) -> Option<Interpreter> {
+    identify(path).filter(supported)
+}
+
+/// Every CPython and PyPy implementing Python 3.8+ on this machine: `python3.8` …
+/// `python3.14`, `pypy3` and `pypy3.8` … `pypy3.11` on `PATH`, and pyenv's versions
+/// (`$PYENV_ROOT`, else `~/.pyenv`; each version's `bin/python3` or `bin/pypy3`). One per
+/// runtime and language version; CPythons first, each runtime sorted by version.
 pub fn discover_pythons() -> Vec<Interpreter> {
-    let mut candidates: Vec<PathBuf> = (8..=14)
-        .filter_map(|minor| which::which(format!("python3.{minor}")).ok())
-        .collect();
     let pyenv = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    discover_in(std::env::var_os("PATH"), pyenv.as_deref())
+}
+
+/// [`discover_pythons`] on a given `PATH` and pyenv root.
+pub fn discover_in(path: Option<std::ffi::OsString>, pyenv: Option<&Path>) -> Vec<Interpreter> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let names = (8..=14)
+        .map(|minor| format!("python3.{minor}"))
+        .chain(std::iter::once("pypy3".to_owned()))
+        .chain((8..=11).map(|minor| format!("pypy3.{minor}")));
+    let mut candidates: Vec<PathBuf> = names
+        .filter_map(|name| which::which_in(name, path.as_ref(), &cwd).ok())
+        .collect();
     if let Some(root) = pyenv
         && let Ok(entries) = std::fs::read_dir(root.join("versions"))
     {
         let mut found: Vec<PathBuf> = entries
             .filter_map(|e| e.ok())
-            .map(|e| e.path().join("bin/python3"))
-            .filter(|p| p.exists())
+            .filter_map(|e| {
+                ["bin/python3", "bin/pypy3"]
+                    .iter()
+                    .map(|bin| e.path().join(bin))
+                    .find(|p| p.exists())
+            })
             .collect();
         found.sort();
         candidates.extend(found);
@@ -171,7 +310,8 @@ pub fn discover_pythons() -> Vec<Interpreter> {
     let mut seen = std::collections::BTreeMap::new();
     for path in candidates {
         if let Some(interp) = probe_python(&path) {
-            seen.entry(version_key(&interp.version)).or_insert(interp);
+            seen.entry((interp.runtime, version_key(&interp.version)))
+                .or_insert(interp);
         }
     }
     seen.into_values().collect()
@@ -181,20 +321,22 @@ fn version_key(version: &str) -> Vec<u32> {
     version.split('.').filter_map(|p| p.parse().ok()).collect()
 }
 
-/// The interpreter matrix: CPython's `Pool` under each start method, for each interpreter,
-/// named `cpython-<major.minor>-<method>`.
+/// The interpreter matrix: the standard library's `Pool` under each start method, for each
+/// interpreter, named `<runtime>-<major.minor>-<method>` (`cpython-3.11-fork`,
+/// `pypy-3.9-spawn`; see [`Interpreter::matrix_name`]).
 pub fn interpreter_matrix(root: &Path, pythons: &[Interpreter]) -> Vec<Implementation> {
     let mut out = Vec::new();
     for interp in pythons {
-        for imp in builtin(root, &interp.path, None) {
-            let Some(method) = imp.name.strip_prefix("cpython-") else {
+        let prefix = format!("{}-", interp.runtime.prefix());
+        for imp in builtin_on(root, &interp.path, interp.runtime, None) {
+            let Some(method) = imp.name.strip_prefix(&prefix) else {
                 continue;
             };
             if method == "threadpool" {
                 continue;
             }
             out.push(Implementation {
-                name: format!("cpython-{}-{method}", interp.short_version()),
+                name: interp.matrix_name(method),
                 command: imp.command,
             });
         }
@@ -202,9 +344,26 @@ pub fn interpreter_matrix(root: &Path, pythons: &[Interpreter]) -> Vec<Implement
     out
 }
 
+/// The built-in an interpreter-matrix implementation runs, by name: `pypy-3.9-fork` →
+/// `pypy-fork`. `None` for any other name.
+pub fn matrix_builtin(name: &str) -> Option<String> {
+    let runtime = Runtime::ALL
+        .into_iter()
+        .find(|r| name.starts_with(&format!("{}-", r.prefix())))?;
+    let rest = &name[runtime.prefix().len() + 1..];
+    let (version, method) = rest.split_once('-')?;
+    let numeric = version.split('.').count() == 2
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    (numeric && ["fork", "spawn", "forkserver"].contains(&method))
+        .then(|| format!("{}-{method}", runtime.prefix()))
+}
+
 /// Parses an implementation named on the command line:
 ///
-/// - a built-in name (`cpython-fork`, `rust-ref`, ...), looked up in `builtin`;
+/// - a built-in name (`cpython-fork`, `rust-ref`, ...), looked up in `builtin`; under a PyPy
+///   interpreter `cpython-<kind>` names its `pypy-<kind>`;
 /// - `python:MODULE:ATTR`: any Pool-compatible class or factory, called like
 ///   `multiprocessing.Pool(processes, initializer, initargs, maxtasksperchild)`, importable by
 ///   `python` (e.g. `python:billiard.pool:Pool`), driven by the CPython driver;
@@ -252,27 +411,58 @@ pub fn parse_spec(
             },
         });
     }
-    builtin
+    if let Some(found) = builtin.iter().find(|i| i.name == spec) {
+        return Ok(found.clone());
+    }
+    // `cpython-fork` under a PyPy `--python` is that interpreter's `pypy-fork`, so that
+    // commands written for CPython run unchanged on PyPy (the reports say `pypy-fork`).
+    if let Some(kind) = spec.strip_prefix("cpython-")
+        && let Some(found) = builtin
+            .iter()
+            .find(|i| i.name == format!("{}-{kind}", Runtime::PyPy.prefix()))
+    {
+        return Ok(found.clone());
+    }
+    let known = builtin
         .iter()
-        .find(|i| i.name == spec)
-        .cloned()
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown implementation `{spec}` (known: {}; or python:MODULE:ATTR, exec:COMMAND)",
-                builtin
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    // rust-ref is only in the list when it was asked for (it gets built).
-                    .chain(
-                        builtin
-                            .iter()
-                            .all(|i| i.name != "rust-ref")
-                            .then_some("rust-ref")
-                    )
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
+        .map(|i| i.name.as_str())
+        // rust-ref is only in the list when it was asked for (it gets built).
+        .chain(
+            builtin
+                .iter()
+                .all(|i| i.name != "rust-ref")
+                .then_some("rust-ref"),
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hint = if spec.starts_with("pypy-") && builtin.iter().all(|i| !i.name.starts_with("pypy-"))
+    {
+        "; the pypy-* built-ins run when --python (or POOLSPEC_PYTHON) names a PyPy, e.g. \
+         --python pypy3"
+    } else {
+        ""
+    };
+    bail!(
+        "unknown implementation `{spec}` (known: {known}; or python:MODULE:ATTR, exec:COMMAND){hint}"
+    )
+}
+
+/// Whose expectation file an implementation uses, in order of preference (the first that
+/// exists wins): its own; for an interpreter-matrix implementation the built-in it runs
+/// (`pypy-3.9-fork` → `pypy-fork`, see [`matrix_builtin`]); for a built-in on another runtime
+/// than CPython the same built-in on CPython (`pypy-threadpool` → `cpython-threadpool`), since
+/// what the standard library's pool does differently is the same on every runtime unless
+/// that runtime's own file says more.
+pub fn expectation_names(name: &str) -> Vec<String> {
+    let mut names = vec![name.to_owned()];
+    let builtin = matrix_builtin(name).unwrap_or_else(|| name.to_owned());
+    if builtin != name {
+        names.push(builtin.clone());
+    }
+    if let Some(kind) = builtin.strip_prefix(&format!("{}-", Runtime::PyPy.prefix())) {
+        names.push(format!("{}-{kind}", Runtime::CPython.prefix()));
+    }
+    names
 }
 
 /// The file name stem for an implementation's expectations and snapshots: its name with
@@ -287,4 +477,173 @@ pub fn file_stem(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fake interpreter: a shell script that answers the probe with `answer`.
+    fn fake(dir: &Path, name: &str, answer: &str) -> PathBuf {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, format!("#!/bin/sh\necho '{answer}'\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn probes_name_the_runtime_and_the_language_version() {
+        let p = Path::new("/x/pypy3");
+        let pypy = parse_probe(p, "PyPy 3.9.16 7.3.11\n").unwrap();
+        assert_eq!(pypy.runtime, Runtime::PyPy);
+        assert_eq!(pypy.version, "3.9.16");
+        assert_eq!(pypy.short_version(), "3.9");
+        assert_eq!(pypy.runtime_version.as_deref(), Some("7.3.11"));
+        assert_eq!(pypy.describe(), "PyPy 7.3.11 (Python 3.9.16)");
+        assert_eq!(pypy.matrix_name("spawn"), "pypy-3.9-spawn");
+        let cpython = parse_probe(p, "CPython 3.11.7 -\n").unwrap();
+        assert_eq!(cpython.runtime, Runtime::CPython);
+        assert_eq!(cpython.runtime_version, None);
+        assert_eq!(cpython.describe(), "CPython 3.11.7");
+        assert_eq!(cpython.matrix_name("fork"), "cpython-3.11-fork");
+        assert!(supported(&cpython) && supported(&pypy));
+        assert!(!supported(&parse_probe(p, "CPython 3.7.16 -").unwrap()));
+        assert!(!supported(&parse_probe(p, "PyPy 2.7.18 7.3.11").unwrap()));
+        assert_eq!(parse_probe(p, "IronPython 3.4.0 -"), None);
+        assert_eq!(parse_probe(p, "garbage"), None);
+        assert_eq!(parse_probe(p, ""), None);
+    }
+
+    #[test]
+    fn the_builtins_are_named_after_their_runtime() {
+        let root = Path::new("/repo");
+        let names = |runtime| -> Vec<String> {
+            builtin_on(root, Path::new("/usr/bin/pypy3"), runtime, None)
+                .into_iter()
+                .map(|i| i.name)
+                .collect()
+        };
+        assert_eq!(
+            names(Runtime::CPython),
+            [
+                "cpython-fork",
+                "cpython-spawn",
+                "cpython-forkserver",
+                "cpython-threadpool"
+            ]
+        );
+        assert_eq!(
+            names(Runtime::PyPy),
+            [
+                "pypy-fork",
+                "pypy-spawn",
+                "pypy-forkserver",
+                "pypy-threadpool"
+            ]
+        );
+        // Commands written for CPython select PyPy's built-ins under PyPy.
+        let pypy = builtin_on(root, Path::new("/usr/bin/pypy3"), Runtime::PyPy, None);
+        let python = Path::new("/usr/bin/pypy3");
+        let imp = parse_spec("cpython-spawn", root, python, &pypy).unwrap();
+        assert_eq!(imp.name, "pypy-spawn");
+        assert!(imp.command.args.contains(&"spawn".to_owned()));
+        // The reverse is not silently CPython.
+        let cpython = builtin_on(root, Path::new("/usr/bin/python3"), Runtime::CPython, None);
+        let err = parse_spec("pypy-fork", root, python, &cpython).unwrap_err();
+        assert!(err.to_string().contains("--python pypy3"), "{err}");
+    }
+
+    #[test]
+    fn the_interpreter_matrix_names_runtime_version_and_method() {
+        let interps = [
+            parse_probe(Path::new("/py/python3.11"), "CPython 3.11.7 -").unwrap(),
+            parse_probe(Path::new("/py/pypy3"), "PyPy 3.9.16 7.3.11").unwrap(),
+        ];
+        let matrix = interpreter_matrix(Path::new("/repo"), &interps);
+        let names: Vec<&str> = matrix.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cpython-3.11-fork",
+                "cpython-3.11-spawn",
+                "cpython-3.11-forkserver",
+                "pypy-3.9-fork",
+                "pypy-3.9-spawn",
+                "pypy-3.9-forkserver"
+            ]
+        );
+        assert_eq!(matrix[3].command.program, "/py/pypy3");
+        assert_eq!(
+            matrix_builtin("pypy-3.9-fork").as_deref(),
+            Some("pypy-fork")
+        );
+        assert_eq!(
+            matrix_builtin("cpython-3.13-forkserver").as_deref(),
+            Some("cpython-forkserver")
+        );
+        for other in [
+            "pypy-fork",
+            "cpython-threadpool",
+            "pypy-3.9-threadpool",
+            "rust-ref",
+        ] {
+            assert_eq!(matrix_builtin(other), None, "{other}");
+        }
+        assert_eq!(
+            expectation_names("pypy-3.9-fork"),
+            ["pypy-3.9-fork", "pypy-fork", "cpython-fork"]
+        );
+        assert_eq!(
+            expectation_names("pypy-threadpool"),
+            ["pypy-threadpool", "cpython-threadpool"]
+        );
+        assert_eq!(
+            expectation_names("cpython-3.8-spawn"),
+            ["cpython-3.8-spawn", "cpython-spawn"]
+        );
+        assert_eq!(expectation_names("rust-ref"), ["rust-ref"]);
+        assert_eq!(
+            expectation_names("python:billiard.pool:Pool"),
+            ["python:billiard.pool:Pool"]
+        );
+    }
+
+    #[test]
+    fn discovery_finds_cpythons_and_pypys_on_path_and_in_pyenv() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        fake(&bin, "python3.11", "CPython 3.11.7 -");
+        fake(&bin, "python3.12", "CPython 3.12.1 -");
+        fake(&bin, "pypy3", "PyPy 3.9.16 7.3.11");
+        // Same runtime and version as PATH's pypy3: found once.
+        fake(&bin, "pypy3.9", "PyPy 3.9.16 7.3.11");
+        // Too old, and not an interpreter at all: skipped.
+        fake(&bin, "python3.8", "CPython 3.7.1 -");
+        fake(&bin, "python3.9", "something else");
+        let pyenv = dir.path().join("pyenv");
+        fake(&pyenv, "versions/3.10.13/bin/python3", "CPython 3.10.13 -");
+        fake(
+            &pyenv,
+            "versions/pypy3.10-7.3.17/bin/pypy3",
+            "PyPy 3.10.14 7.3.17",
+        );
+        let found = discover_in(Some(bin.into_os_string()), Some(&pyenv));
+        let described: Vec<String> = found.iter().map(Interpreter::describe).collect();
+        assert_eq!(
+            described,
+            [
+                "CPython 3.10.13",
+                "CPython 3.11.7",
+                "CPython 3.12.1",
+                "PyPy 7.3.11 (Python 3.9.16)",
+                "PyPy 7.3.17 (Python 3.10.14)"
+            ]
+        );
+        assert!(found[3].path.ends_with("bin/pypy3"), "{:?}", found[3].path);
+        assert!(discover_in(Some("/nonexistent".into()), None).is_empty());
+    }
 }

@@ -6,10 +6,12 @@
 //! 2. The suite runs, each case twice (an observation that changes between the runs is
 //!    reported as unstable), on CPython's `multiprocessing.Pool` (fork, the reference),
 //!    `multiprocessing.pool.ThreadPool`, `billiard.pool.Pool`, `multiprocess.pool.Pool` and
-//!    Ray's `ray.util.multiprocessing.Pool`, all under the venv's interpreter. Ray runs
-//!    through `fixtures/thirdparty/ray_pool.py`, which starts one local Ray instance per
-//!    driver (no dashboard, a fixed number of logical CPUs), inside a network namespace whose
-//!    only interface is loopback ([`loopback_only`]).
+//!    Ray's `ray.util.multiprocessing.Pool`, all under the venv's interpreter, and on the
+//!    standard library's `Pool` under PyPy (`pypy-fork`, run by `--pypy`, `$POOLSPEC_PYPY` or
+//!    `pypy3` with its own standard library, no venv; without one its row says "not run").
+//!    Ray runs through `fixtures/thirdparty/ray_pool.py`, which starts one local Ray instance
+//!    per driver (no dashboard, a fixed number of logical CPUs), inside a network namespace
+//!    whose only interface is loopback ([`loopback_only`]).
 //! 3. `COMPLIANCE.md` is rendered from the results alone (no dates, no durations, no paths
 //!    outside the repository), so a rerun on the same machine reproduces it byte for byte;
 //!    `--check` reruns and compares instead of writing. Every divergence is listed with the
@@ -22,6 +24,10 @@
 //!
 //! A third party that cannot be installed or started is recorded as such in `COMPLIANCE.md`
 //! instead of failing the command. Nothing here is needed by `cargo xtask conformance` or CI.
+//!
+//! `--impl SPEC` and `--case PATTERN` narrow the run (to check one column quickly, e.g.
+//! `--impl pypy-fork --case BLK-`); a narrowed run writes `target/compliance/COMPLIANCE.md`,
+//! never the committed file.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -31,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use conformance::expectations::ExpectationFile;
-use conformance::implementations::{self, Implementation};
+use conformance::implementations::{self, Implementation, Runtime};
 use conformance::report;
 use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
 use conformance::spec::{Area, LoadedCase, load_dir};
@@ -86,6 +92,30 @@ pub struct Options {
     pub runs: u32,
     /// Print progress per finished cell.
     pub verbose: bool,
+    /// The PyPy for the PyPy column (default: `$POOLSPEC_PYPY`, else `pypy3` on `PATH`).
+    pub pypy: Option<PathBuf>,
+    /// Only these subjects, by implementation spec (`pypy-fork`, `python:billiard.pool:Pool`).
+    pub impls: Vec<String>,
+    /// Only cases whose id starts with, or contains, one of these.
+    pub cases: Vec<String>,
+}
+
+impl Options {
+    /// Whether the run is narrowed to some subjects or cases (and so must not be written to
+    /// the committed `COMPLIANCE.md`).
+    fn narrowed(&self) -> bool {
+        !self.impls.is_empty() || !self.cases.is_empty()
+    }
+}
+
+/// Which interpreter runs a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interp {
+    /// The venv's CPython.
+    Venv,
+    /// A PyPy outside the venv (`--pypy`, `$POOLSPEC_PYPY` or `pypy3` on `PATH`), with its
+    /// own standard library.
+    PyPy,
 }
 
 /// One implementation `COMPLIANCE.md` reports on.
@@ -93,6 +123,8 @@ pub struct Options {
 struct Subject {
     /// How the table names it: the Python class under test.
     label: &'static str,
+    /// The interpreter it runs on.
+    interp: Interp,
     /// The implementation spec (`cargo xtask conformance --impl SPEC`).
     spec: &'static str,
     /// The pinned package it comes from (`None`: the standard library).
@@ -115,6 +147,7 @@ fn subjects() -> Vec<Subject> {
     vec![
         Subject {
             label: "multiprocessing.Pool",
+            interp: Interp::Venv,
             spec: implementations::ORACLE,
             package: None,
             module: "multiprocessing.pool",
@@ -125,7 +158,20 @@ fn subjects() -> Vec<Subject> {
             how: "CPython's own Pool, fork start method: the reference",
         },
         Subject {
+            label: "multiprocessing.Pool",
+            interp: Interp::PyPy,
+            spec: "pypy-fork",
+            package: None,
+            module: "multiprocessing.pool",
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            loopback: false,
+            how: "PyPy's own Pool (its standard library), fork start method: built-in `pypy-fork` under `pypy3`",
+        },
+        Subject {
             label: "multiprocessing.pool.ThreadPool",
+            interp: Interp::Venv,
             spec: "cpython-threadpool",
             package: None,
             module: "multiprocessing.pool",
@@ -137,6 +183,7 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             label: "billiard.pool.Pool",
+            interp: Interp::Venv,
             spec: "python:billiard.pool:Pool",
             package: Some("billiard"),
             module: "billiard.pool",
@@ -148,6 +195,7 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             label: "multiprocess.pool.Pool",
+            interp: Interp::Venv,
             spec: "python:multiprocess.pool:Pool",
             package: Some("multiprocess"),
             module: "multiprocess.pool",
@@ -159,6 +207,7 @@ fn subjects() -> Vec<Subject> {
         },
         Subject {
             label: "ray.util.multiprocessing.Pool",
+            interp: Interp::Venv,
             spec: "python:ray_pool:Pool",
             package: Some("ray"),
             module: "ray.util.multiprocessing",
@@ -171,6 +220,16 @@ fn subjects() -> Vec<Subject> {
     ]
 }
 
+impl Subject {
+    /// How the tables name it: the class, and the runtime where it is not the venv's CPython.
+    fn title(&self) -> String {
+        match self.interp {
+            Interp::Venv => format!("`{}`", self.label),
+            Interp::PyPy => format!("`{}` on PyPy", self.label),
+        }
+    }
+}
+
 /// Why a subject was not run.
 #[derive(Debug, Clone)]
 struct Unavailable {
@@ -180,6 +239,26 @@ struct Unavailable {
 
 /// `cargo xtask compliance`.
 pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
+    if options.check && options.narrowed() {
+        bail!("--check compares the whole COMPLIANCE.md; it takes no --impl or --case");
+    }
+    let chosen: Vec<Subject> = subjects()
+        .into_iter()
+        .filter(|s| options.impls.is_empty() || options.impls.iter().any(|i| i == s.spec))
+        .collect();
+    for wanted in &options.impls {
+        if chosen.iter().all(|s| s.spec != wanted) {
+            bail!(
+                "--impl {wanted}: not a subject of COMPLIANCE.md (subjects: {})",
+                subjects()
+                    .iter()
+                    .map(|s| s.spec)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let packages: Vec<&str> = chosen.iter().filter_map(|s| s.package).collect();
     let venv = root.join(VENV);
     let python = venv.join("bin/python");
     let mut install_failures: Vec<(&'static str, String)> = Vec::new();
@@ -191,7 +270,7 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
             );
         }
     } else {
-        install_failures = install(root, &venv, options.python.as_deref())?;
+        install_failures = install(root, &venv, options.python.as_deref(), &packages)?;
     }
     let interpreter = interpreter_version(&python)?;
     let installed = installed_versions(&python);
@@ -203,13 +282,48 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
         }
         bail!("spec/ does not load; fix it before measuring third parties");
     }
-    let cases = suite.cases;
-    let ids: Vec<&str> = cases.iter().map(|c| c.id()).collect();
+    let all_ids: Vec<String> = suite.cases.iter().map(|c| c.id().to_owned()).collect();
+    let ids: Vec<&str> = all_ids.iter().map(String::as_str).collect();
+    let cases: Vec<LoadedCase> = suite
+        .cases
+        .into_iter()
+        .filter(|c| {
+            options.cases.is_empty()
+                || options
+                    .cases
+                    .iter()
+                    .any(|p| c.id().starts_with(p.as_str()) || c.id().contains(p.as_str()))
+        })
+        .collect();
+    if cases.is_empty() {
+        bail!("no case matches --case {}", options.cases.join(" --case "));
+    }
 
     let builtin = implementations::builtin(root, &python, None);
+    let pypy = if chosen.iter().any(|s| s.interp == Interp::PyPy) {
+        Some(implementations::find_pypy(options.pypy.as_deref()))
+    } else {
+        None
+    };
     let mut runnable: Vec<(Subject, Implementation, ExpectationFile)> = Vec::new();
     let mut unavailable: Vec<Unavailable> = Vec::new();
-    for subject in subjects() {
+    for subject in chosen {
+        let (python, builtin) = match (subject.interp, &pypy) {
+            (Interp::Venv, _) => (python.clone(), builtin.clone()),
+            (Interp::PyPy, Some(Ok(found))) => (
+                found.path.clone(),
+                implementations::builtin_on(root, &found.path, Runtime::PyPy, None),
+            ),
+            (Interp::PyPy, Some(Err(why))) => {
+                eprintln!("compliance: {} is not run: {why}", subject.title());
+                unavailable.push(Unavailable {
+                    subject,
+                    why: why.clone(),
+                });
+                continue;
+            }
+            (Interp::PyPy, None) => unreachable!("pypy is looked for when a subject needs it"),
+        };
         if let Some(pkg) = subject.package
             && let Some((_, why)) = install_failures.iter().find(|(p, _)| *p == pkg)
         {
@@ -220,7 +334,7 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
             continue;
         }
         if let Err(why) = probe(root, &python, &subject) {
-            eprintln!("compliance: {} is not available: {why}", subject.label);
+            eprintln!("compliance: {} is not available: {why}", subject.title());
             unavailable.push(Unavailable { subject, why });
             continue;
         }
@@ -237,14 +351,13 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
                     let why = "needs `unshare -n` (or `unshare -rn`) and `ip` to run in a \
                                loopback-only network namespace"
                         .to_owned();
-                    eprintln!("compliance: {} is not run: {why}", subject.label);
+                    eprintln!("compliance: {} is not run: {why}", subject.title());
                     unavailable.push(Unavailable { subject, why });
                     continue;
                 }
             }
         }
-        let path = expectation_path(root, &imp.name);
-        let file = ExpectationFile::load(&path, &imp.name, &ids)?;
+        let file = ExpectationFile::load_for(&root.join("fixtures/expectations"), &imp.name, &ids)?;
         runnable.push((subject, imp, file));
     }
 
@@ -325,6 +438,12 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
 
     let context = Header {
         interpreter,
+        pypy: match &pypy {
+            Some(Ok(found)) if runnable.iter().any(|(s, _, _)| s.interp == Interp::PyPy) => {
+                Some(found.describe())
+            }
+            _ => None,
+        },
         installed,
         runs,
         suite_hash: report::suite_hash(&cases),
@@ -377,7 +496,12 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
         paths.markdown.display()
     );
 
-    let target = root.join("COMPLIANCE.md");
+    // A narrowed run is never the committed file.
+    let target = if options.narrowed() {
+        out_dir.join("COMPLIANCE.md")
+    } else {
+        root.join("COMPLIANCE.md")
+    };
     let mut code = ExitCode::SUCCESS;
     if options.check {
         let have = std::fs::read_to_string(&target).unwrap_or_default();
@@ -407,19 +531,19 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn expectation_path(root: &Path, name: &str) -> PathBuf {
-    root.join("fixtures/expectations")
-        .join(format!("{}.yaml", implementations::file_stem(name)))
-}
-
 /// Requirement lines for pip.
 fn pin_lines(pins: &[(&str, &str)]) -> Vec<String> {
     pins.iter().map(|(p, v)| format!("{p}=={v}")).collect()
 }
 
-/// Creates the venv if needed and installs whatever pinned package is missing or at another
-/// version. Returns the packages that failed to install, with pip's last words.
-fn install(root: &Path, venv: &Path, base: Option<&Path>) -> Result<Vec<(&'static str, String)>> {
+/// Creates the venv if needed and installs whatever pinned package of `packages` is missing
+/// or at another version. Returns the packages that failed to install, with pip's last words.
+fn install(
+    root: &Path,
+    venv: &Path,
+    base: Option<&Path>,
+    packages: &[&str],
+) -> Result<Vec<(&'static str, String)>> {
     let python = venv.join("bin/python");
     if !python.exists() {
         let base = match base {
@@ -454,9 +578,13 @@ fn install(root: &Path, venv: &Path, base: Option<&Path>) -> Result<Vec<(&'stati
     }
     std::fs::write(&constraints, text)?;
 
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
     let installed = installed_versions(&python);
     let all_pinned = PINS
         .iter()
+        .filter(|(p, _)| packages.contains(p))
         .chain(DEPENDENCIES)
         .all(|(p, v)| installed_version(&installed, p) == Some(*v));
     if all_pinned {
@@ -467,7 +595,7 @@ fn install(root: &Path, venv: &Path, base: Option<&Path>) -> Result<Vec<(&'stati
     // One pip call per package under test, so a failure (Ray's wheels are platform-specific)
     // costs only that package.
     for (package, version) in PINS {
-        if installed_version(&installed, package) == Some(*version) {
+        if !packages.contains(package) || installed_version(&installed, package) == Some(*version) {
             continue;
         }
         eprintln!("compliance: pip install {package}=={version}");
@@ -705,6 +833,9 @@ pub const UNSTABLE_PREFIX: &str = "Unstable:";
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
     Pass,
+    /// The case's `versions` exclude the implementation's language version (PyPy's Python
+    /// 3.9 for a claim that holds from 3.10): not run, and not a divergence.
+    NotApplicable,
     /// The same status other than pass in every run.
     Diverges(Status),
     /// Declared unstable by its expectation entry.
@@ -717,6 +848,7 @@ impl Cell {
     fn label(&self) -> String {
         match self {
             Cell::Pass => "pass".into(),
+            Cell::NotApplicable => "n/a".into(),
             Cell::Diverges(s) => s.as_str().into(),
             Cell::DeclaredUnstable => "unstable".into(),
             Cell::Unstable(set) => format!(
@@ -729,10 +861,11 @@ impl Cell {
         }
     }
 
-    /// Whether the implementation's expectation file accounts for this cell.
+    /// Whether the implementation's expectation file (or, for `n/a`, the case's `versions`)
+    /// accounts for this cell.
     fn explained(&self, r: &CaseResult) -> bool {
         match self {
-            Cell::Pass => r.expected.is_none(),
+            Cell::Pass | Cell::NotApplicable => r.expected.is_none(),
             Cell::Diverges(s) => r.expected.as_ref().is_some_and(|e| e.status == *s),
             Cell::DeclaredUnstable => true,
             Cell::Unstable(_) => false,
@@ -751,13 +884,55 @@ fn classify(r: &CaseResult, statuses: &Statuses) -> Cell {
     match statuses.get(&key) {
         Some(set) if set.len() > 1 => Cell::Unstable(set.clone()),
         _ if r.status == Status::Pass => Cell::Pass,
+        _ if r.status == Status::NotApplicable => Cell::NotApplicable,
         _ => Cell::Diverges(r.status),
+    }
+}
+
+/// One implementation's cells of a table row: passes out of the cases that apply.
+struct Tally {
+    pass: usize,
+    total: usize,
+    unstable: usize,
+    not_applicable: usize,
+}
+
+impl Tally {
+    /// `pass/applicable`, with `(N n/a)` when some cases did not apply.
+    fn short(&self) -> String {
+        let applicable = self.total - self.not_applicable;
+        if self.not_applicable > 0 {
+            format!("{}/{applicable} ({} n/a)", self.pass, self.not_applicable)
+        } else {
+            format!("{}/{applicable}", self.pass)
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    /// `pass/applicable`, then how many were unstable and how many did not apply.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let applicable = self.total - self.not_applicable;
+        write!(f, "{}/{applicable}", self.pass)?;
+        let mut notes = Vec::new();
+        if self.unstable > 0 {
+            notes.push(format!("{} unstable", self.unstable));
+        }
+        if self.not_applicable > 0 {
+            notes.push(format!("{} n/a", self.not_applicable));
+        }
+        if !notes.is_empty() {
+            write!(f, " ({})", notes.join(", "))?;
+        }
+        Ok(())
     }
 }
 
 /// Everything in the header besides the results.
 struct Header {
     interpreter: String,
+    /// The PyPy column's interpreter (`PyPy 7.3.11 (Python 3.9.16)`), when it ran.
+    pypy: Option<String>,
     installed: Vec<(String, String)>,
     runs: u32,
     suite_hash: String,
@@ -816,6 +991,13 @@ fn render(
         "- Interpreter: {} in a virtual environment (`{VENV}`).",
         ctx.interpreter
     );
+    if let Some(pypy) = &ctx.pypy {
+        let _ = writeln!(
+            out,
+            "- PyPy: {pypy}, `pypy3` with its own standard library (no venv; the third parties \
+             are not installed there)."
+        );
+    }
     let _ = writeln!(
         out,
         "- Packages, pinned in `xtask/src/thirdparty.rs`: {}; dill {} (multiprocess's pickler).",
@@ -835,38 +1017,36 @@ fn render(
     let _ = writeln!(
         out,
         "- Reproduce one column: `cargo xtask conformance --python {VENV}/bin/python --impl SPEC` \
-         (for Ray, with `PYTHONPATH=fixtures/thirdparty`).\n"
+         (for Ray, with `PYTHONPATH=fixtures/thirdparty`; for PyPy, \
+         `cargo xtask conformance --python pypy3 --impl pypy-fork`).\n"
     );
 
     // Overview.
-    let passes = |name: &str, quirk: Option<bool>, area: Option<Area>| -> (usize, usize, usize) {
-        let of: Vec<&CaseResult> = matrix
+    let passes = |name: &str, quirk: Option<bool>, area: Option<Area>| -> Tally {
+        let cells: Vec<Cell> = matrix
             .results
             .iter()
             .filter(|r| r.implementation == name)
             .filter(|r| quirk.is_none_or(|q| r.quirk == q))
             .filter(|r| area.is_none_or(|a| r.area == a))
+            .map(|r| classify(r, statuses))
             .collect();
-        let cells: Vec<Cell> = of.iter().map(|r| classify(r, statuses)).collect();
-        let pass = cells.iter().filter(|c| **c == Cell::Pass).count();
-        let unstable = cells
-            .iter()
-            .filter(|c| matches!(c, Cell::DeclaredUnstable | Cell::Unstable(_)))
-            .count();
-        (pass, of.len(), unstable)
-    };
-    let fraction = |(pass, total, unstable): (usize, usize, usize)| {
-        if unstable > 0 {
-            format!("{pass}/{total} ({unstable} unstable)")
-        } else {
-            format!("{pass}/{total}")
+        Tally {
+            pass: cells.iter().filter(|c| **c == Cell::Pass).count(),
+            total: cells.len(),
+            unstable: cells
+                .iter()
+                .filter(|c| matches!(c, Cell::DeclaredUnstable | Cell::Unstable(_)))
+                .count(),
+            not_applicable: cells.iter().filter(|c| **c == Cell::NotApplicable).count(),
         }
     };
     let _ = writeln!(out, "## Overview\n");
     let _ = writeln!(
         out,
         "Passing cases; an *unstable* case (its status changes from run to run) never counts as \
-         passing.\n"
+         passing, and an *n/a* one (its claim holds only for other Python versions than the \
+         implementation's, as the case's `versions` say) is not counted.\n"
     );
     let _ = writeln!(
         out,
@@ -876,19 +1056,19 @@ fn render(
     for (s, name) in subjects {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} |",
-            s.label,
+            "| {} | {} | {} | {} | {} |",
+            s.title(),
             s.how,
-            fraction(passes(name, Some(false), None)),
-            fraction(passes(name, Some(true), None)),
-            fraction(passes(name, None, None)),
+            passes(name, Some(false), None),
+            passes(name, Some(true), None),
+            passes(name, None, None),
         );
     }
     for u in unavailable {
         let _ = writeln!(
             out,
-            "| `{}` | {} | not run: {} | — | — |",
-            u.subject.label,
+            "| {} | {} | not run: {} | — | — |",
+            u.subject.title(),
             u.subject.how,
             md(&u.why)
         );
@@ -906,10 +1086,9 @@ fn render(
     }
     out.push('\n');
     for (s, name) in subjects {
-        let _ = write!(out, "| `{}` |", s.label);
+        let _ = write!(out, "| {} |", s.title());
         for a in &areas {
-            let (pass, total, _) = passes(name, None, Some(*a));
-            let _ = write!(out, " {pass}/{total} |");
+            let _ = write!(out, " {} |", passes(name, None, Some(*a)).short());
         }
         out.push('\n');
     }
@@ -922,12 +1101,13 @@ fn render(
          rules out), *timeout* (the liveness guard expired: the pool hung), *error* (the driver \
          could not go on, e.g. a call raised where a handle was needed), *crash* (the driver \
          process died), *unsupported* (the pool lacks what the case needs), *unstable* (the \
-         status changes from run to run). Explanations come from \
-         `fixtures/expectations/<implementation>.yaml`; one marked **unexplained** has no \
-         matching entry there and shows the runner's reason instead."
+         status changes from run to run), *n/a* (not run: the case's `versions` say its claim \
+         does not hold for the implementation's Python version). Explanations come from \
+         `fixtures/expectations/<implementation>.yaml` (for *n/a*, from the runner); one marked \
+         **unexplained** has no matching entry there and shows the runner's reason instead."
     );
     for (s, name) in subjects {
-        let _ = writeln!(out, "\n### `{}` (`{name}`)\n", s.label);
+        let _ = writeln!(out, "\n### {} (`{name}`)\n", s.title());
         let rows: Vec<(&CaseResult, Cell)> = matrix
             .results
             .iter()
@@ -960,6 +1140,7 @@ fn render(
                     e.status.as_str(),
                     e.reason
                 ),
+                (None, true) if cell == Cell::NotApplicable => runner.to_owned(),
                 (None, _) => format!("**unexplained**: {runner}"),
             };
             let _ = writeln!(
@@ -974,4 +1155,160 @@ fn render(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pypy: Option<&str>) -> Header {
+        Header {
+            interpreter: "CPython 3.11.7".into(),
+            pypy: pypy.map(str::to_owned),
+            installed: Vec::new(),
+            runs: 2,
+            suite_hash: "0".into(),
+        }
+    }
+
+    fn empty() -> MatrixRun {
+        MatrixRun {
+            implementations: Vec::new(),
+            results: Vec::new(),
+            wall: Duration::ZERO,
+        }
+    }
+
+    fn pypy_subject() -> Subject {
+        let mut found = subjects().into_iter().filter(|s| s.interp == Interp::PyPy);
+        let subject = found.next().expect("a PyPy subject");
+        assert!(found.next().is_none());
+        subject
+    }
+
+    #[test]
+    fn the_pypy_column_is_pypys_stdlib_pool_under_fork() {
+        let s = pypy_subject();
+        assert_eq!(s.spec, "pypy-fork");
+        assert_eq!(s.package, None);
+        assert_eq!(s.title(), "`multiprocessing.Pool` on PyPy");
+        let text = render(
+            &header(Some("PyPy 7.3.11 (Python 3.9.16)")),
+            &[],
+            &empty(),
+            &Statuses::new(),
+            &[(s, "pypy-fork".to_owned())],
+            &[],
+        );
+        assert!(
+            text.contains("- PyPy: PyPy 7.3.11 (Python 3.9.16), `pypy3`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `multiprocessing.Pool` on PyPy | PyPy's own Pool"),
+            "{text}"
+        );
+        assert!(
+            text.contains("### `multiprocessing.Pool` on PyPy (`pypy-fork`)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_pypy_its_column_is_one_not_run_row() {
+        let text = render(
+            &header(None),
+            &[],
+            &empty(),
+            &Statuses::new(),
+            &[],
+            &[Unavailable {
+                subject: pypy_subject(),
+                why: "no `pypy3` on PATH (Debian: `apt-get install pypy3`)".into(),
+            }],
+        );
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("on PyPy")).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(
+            rows[0].contains("| not run: no `pypy3` on PATH (Debian: `apt-get install pypy3`) |"),
+            "{}",
+            rows[0]
+        );
+        assert!(!text.contains("- PyPy:"), "{text}");
+    }
+
+    fn result(case: &str, area: Area, status: Status) -> CaseResult {
+        CaseResult {
+            case: case.into(),
+            area,
+            quirk: false,
+            implementation: "pypy-fork".into(),
+            status,
+            verdict: conformance::verdict::Verdict::judge(status, None),
+            reason: (status == Status::NotApplicable).then(|| {
+                "the claim holds for python >=3.10; this implementation runs python 3.9.16"
+                    .to_owned()
+            }),
+            expected: None,
+            fault: None,
+            observation: None,
+            unstable: None,
+            history: None,
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_case_whose_versions_exclude_pypy_is_na_not_a_divergence() {
+        let matrix = MatrixRun {
+            implementations: Vec::new(),
+            results: vec![
+                result("CTR-001", Area::Construction, Status::Pass),
+                result("CTR-003", Area::Construction, Status::NotApplicable),
+            ],
+            wall: Duration::ZERO,
+        };
+        let statuses = Statuses::new();
+        let na = &matrix.results[1];
+        let cell = classify(na, &statuses);
+        assert_eq!(cell, Cell::NotApplicable);
+        assert!(cell.explained(na));
+        let text = render(
+            &header(Some("PyPy 7.3.11 (Python 3.9.16)")),
+            &[],
+            &matrix,
+            &statuses,
+            &[(pypy_subject(), "pypy-fork".to_owned())],
+            &[],
+        );
+        assert!(
+            text.contains("| 1/1 (1 n/a) | 0/0 | 1/1 (1 n/a) |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| CTR-003 | construction | contract | n/a | the claim holds for python >=3.10; \
+                 this implementation runs python 3.9.16 |"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("unexplained**: the claim"), "{text}");
+    }
+
+    #[test]
+    fn a_narrowed_run_is_never_the_committed_file() {
+        let options = |impls: &[&str], cases: &[&str]| Options {
+            no_install: true,
+            check: false,
+            python: None,
+            runs: 1,
+            verbose: false,
+            pypy: None,
+            impls: impls.iter().map(|s| s.to_string()).collect(),
+            cases: cases.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(!options(&[], &[]).narrowed());
+        assert!(options(&["pypy-fork"], &[]).narrowed());
+        assert!(options(&[], &["BLK-"]).narrowed());
+    }
 }
