@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 /// An error raised by a task: an exception kind (a type name such as `ValueError`, or `Panic`
 /// for a task that panicked) and its message.
 ///
-/// A task whose value fails to serialize (or exceeds [`crate::MAX_FRAME`]) fails with kind
-/// `MaybeEncodingError` and CPython's message for it, `Error sending result: '<value>'.
-/// Reason: '<why>'`: the value in Python notation (a list for a chunk of the map family, or
-/// of `imap` with chunksize > 1), with `<unserializable>` standing for each item that did not
-/// serialize, and the serializer's message (or the size) as the reason.
+/// A task whose value fails to serialize fails with kind `MaybeEncodingError` and CPython's
+/// message for it, `Error sending result: '<value>'. Reason: '<why>'`: the value in Python
+/// notation (a list for a chunk of the map family, or of `imap` with chunksize > 1; maps as
+/// dicts, sequences as lists, byte strings as `b'...'`; an item whose encoding exceeds 1 MiB
+/// as `<a value of N bytes>`), with `<unserializable>` standing for each item that did not
+/// serialize, and the serializer's message as the reason. Values have no size limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct TaskError {

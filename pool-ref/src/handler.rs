@@ -26,8 +26,9 @@
 //! it, so no job is ever left without a reader.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -77,6 +78,8 @@ pub(crate) struct Reports {
     readers: Mutex<Vec<Reader>>,
     /// The wake-up pipe's reading end: readable while the handler has something to do.
     wake: OwnedFd,
+    /// Some reader's buffer grew beyond [`KEEP`] since the handler last gave such back.
+    hoarding: Arc<AtomicBool>,
 }
 
 /// A non-blocking, close-on-exec pipe: (read end, write end).
@@ -94,12 +97,22 @@ pub(crate) fn control_channel() -> Result<(ControlTx, Reports, Receiver<Control>
     let reports = Reports {
         readers: Mutex::new(Vec::new()),
         wake: wake_rx,
+        hoarding: Arc::default(),
     };
     Ok((control, reports, rx))
 }
 
 /// Bytes read from a pipe at a time (a pipe's default capacity).
 const READ_SIZE: usize = 64 * 1024;
+
+/// The largest reading buffer always kept. One that grew beyond for a large record is kept
+/// while results keep coming (the next large record is likely to need as much, and fresh
+/// memory costs more than reading into it), and given back once the result handler was
+/// idle for [`IDLE`].
+const KEEP: usize = 1 << 20;
+
+/// How long the idle result handler waits before it gives back large reading buffers.
+const IDLE: u16 = 1000;
 
 /// A wake-up that brought less than this many bytes is a producer caught mid-stream.
 const SMALL_READ: usize = 4096;
@@ -131,6 +144,8 @@ struct Reader {
     inflight: Option<(u64, u32)>,
     /// Its pipe reached end of file: nothing more to read, its exit status is coming.
     eof: bool,
+    /// Set when its buffer grows beyond [`KEEP`] ([`Reports::hoarding`]).
+    hoarding: Arc<AtomicBool>,
 }
 
 enum Fill {
@@ -143,10 +158,10 @@ enum Fill {
 }
 
 /// What a reader does with the outcome of a task: `Ok(body)` or `Err(error body)`.
-type Outcome<'a> = Result<&'a str, &'a str>;
+type Outcome<'a> = Result<&'a [u8], &'a [u8]>;
 
 impl Reader {
-    fn new(id: u32, pid: u32, pipe: OwnedFd) -> Reader {
+    fn new(id: u32, pid: u32, pipe: OwnedFd, hoarding: Arc<AtomicBool>) -> Reader {
         Reader {
             id,
             pid,
@@ -157,6 +172,15 @@ impl Reader {
             need: 0,
             inflight: None,
             eof: false,
+            hoarding,
+        }
+    }
+
+    /// Gives back a large buffer whose records were all handled.
+    fn release(&mut self) {
+        if self.start == self.filled && self.buf.len() > KEEP {
+            (self.start, self.filled) = (0, 0);
+            self.buf = vec![0; READ_SIZE];
         }
     }
 
@@ -169,7 +193,13 @@ impl Reader {
         }
         let room = self.need.max(self.filled + 1).max(READ_SIZE);
         if self.buf.len() < room {
-            self.buf.resize(room, 0);
+            // Fresh zeroed memory instead of `resize`: not written twice (once with zeros).
+            let mut bigger = vec![0; room];
+            bigger[..self.filled].copy_from_slice(&self.buf[..self.filled]);
+            self.buf = bigger;
+            if room > KEEP {
+                self.hoarding.store(true, Ordering::Relaxed);
+            }
         }
         loop {
             match nix::unistd::read(&self.pipe, &mut self.buf[self.filled..]) {
@@ -213,7 +243,11 @@ impl Reader {
                     }
                     self.inflight = None;
                 }
-                Some(Record::Fatal { why }) => eprintln!("pool-ref: worker {}: {why}", self.id),
+                Some(Record::Fatal { why }) => eprintln!(
+                    "pool-ref: worker {}: {}",
+                    self.id,
+                    String::from_utf8_lossy(why)
+                ),
                 None => {}
             }
             self.start += len;
@@ -221,7 +255,7 @@ impl Reader {
     }
 }
 
-fn outcome_of(outcome: Outcome<'_>) -> Result<&str, PoolError> {
+fn outcome_of(outcome: Outcome<'_>) -> Result<&[u8], PoolError> {
     outcome.map_err(|body| PoolError::Task(task_error(body)))
 }
 
@@ -298,7 +332,7 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn deliver(&mut self, job: u64, index: u32, outcome: Result<&str, PoolError>) {
+    fn deliver(&mut self, job: u64, index: u32, outcome: Result<&[u8], PoolError>) {
         if self.last.as_ref().is_none_or(|(id, _)| *id != job) {
             self.last = self.inner.job(job).map(|cell| (job, cell));
         }
@@ -347,14 +381,25 @@ pub(crate) fn handle_results(inner: &Inner, control: Receiver<Control>) {
             }
         }
         if inner.handler_idles() {
-            // Callers may lead now; only a control message wakes the handler.
-            wait(
-                reports.wake.as_fd(),
-                &[],
-                false,
-                &mut ready,
-                PollTimeout::NONE,
-            );
+            // Callers may lead now; only a control message wakes the handler. Large reading
+            // buffers, and the memory file kept for large payloads, are given back if it
+            // stays idle that long.
+            let hoarding = reports.hoarding.load(Ordering::Relaxed) || inner.keeps_a_file();
+            let timeout = if hoarding {
+                PollTimeout::from(IDLE)
+            } else {
+                PollTimeout::NONE
+            };
+            let wake = reports.wake.as_fd();
+            if !wait(wake, &[], false, &mut ready, timeout) && hoarding {
+                // Unless a caller is reading for itself: then results are still coming.
+                if let Ok(mut readers) = reports.readers.try_lock() {
+                    reports.hoarding.store(false, Ordering::Relaxed);
+                    readers.iter_mut().for_each(Reader::release);
+                    inner.release_file();
+                }
+                wait(wake, &[], false, &mut ready, PollTimeout::NONE);
+            }
             inner.handler_wakes();
         }
     }
@@ -393,7 +438,14 @@ fn take_control(
     while matches!(nix::unistd::read(&reports.wake, &mut drain), Ok(n) if n > 0) {}
     while let Ok(message) = control.try_recv() {
         match message {
-            Control::Worker { id, pid, reports } => readers.push(Reader::new(id, pid, reports)),
+            Control::Worker {
+                id,
+                pid,
+                reports: pipe,
+            } => {
+                let hoarding = Arc::clone(&reports.hoarding);
+                readers.push(Reader::new(id, pid, pipe, hoarding));
+            }
             Control::Exited { id, how } => exited(readers, sink, id, &how),
             Control::Stop => return true,
         }

@@ -50,11 +50,34 @@
 //! a task fails that task's result with [`PoolError::WorkerLost`] and is replaced, and a
 //! panicking callback does not stop the result-handler thread.
 //!
-//! Values cross processes as JSON (serde), where CPython pickles them, and fail as CPython's
-//! do: arguments that do not serialize fail the submitted result, not the submitting call,
-//! with [`PoolError::Serialization`], the error callback running on the pool's feeder thread
-//! (CPython's task handler); a task value that does not serialize fails the result with a
-//! [`TaskError`] of kind `MaybeEncodingError`, and the worker carries on.
+//! Values cross processes as MessagePack (serde, with `rmp-serde`), where CPython pickles
+//! them, and fail as CPython's do: arguments that do not serialize fail the submitted
+//! result, not the submitting call, with [`PoolError::Serialization`], the error callback
+//! running on the pool's feeder thread (CPython's task handler); a task value that does not
+//! serialize fails the result with a [`TaskError`] of kind `MaybeEncodingError`, and the
+//! worker carries on.
+//!
+//! Values have no size limit: an argument or a result of many megabytes crosses whole (one
+//! of 16 MiB each way in a few tens of milliseconds). Byte strings should be [`ByteBuf`]s
+//! (or fields with `#[serde(with = "serde_bytes")]`): they cross as raw bytes, copied as few
+//! times as the channels allow. A plain `Vec<u8>` is, to serde, a sequence of integers:
+//! correct at any size, but encoded and decoded one byte at a time.
+//!
+//! ```
+//! use pool_ref::{ByteBuf, Pool, Registry, TaskRef, TaskError};
+//!
+//! const CHECKSUM: TaskRef<ByteBuf, u64> = TaskRef::new("checksum");
+//!
+//! fn main() -> Result<(), pool_ref::PoolError> {
+//!     pool_ref::init(&Registry::new().register(CHECKSUM, |b: ByteBuf| {
+//!         Ok::<_, TaskError>(b.iter().map(|&x| u64::from(x)).sum())
+//!     }));
+//!     let pool = Pool::new(1)?;
+//!     let data = ByteBuf::from(vec![1u8; 16 << 20]);
+//!     assert_eq!(pool.apply(CHECKSUM, data)?, 16 << 20);
+//!     Ok(())
+//! }
+//! ```
 
 mod error;
 mod handler;
@@ -69,7 +92,7 @@ pub use error::{PoolError, TaskError};
 pub use pool::{Pool, PoolBuilder};
 pub use registry::{Registry, TaskRef};
 pub use result::{AsyncResult, Callback, ErrorCallback, IMapIter};
-pub use wire::MAX_FRAME;
+pub use serde_bytes::ByteBuf;
 
 /// Call first thing in `main`. In a worker process started by a [`Pool`], runs the worker
 /// loop with `registry` and exits; in any other process, returns at once.

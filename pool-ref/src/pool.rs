@@ -45,7 +45,9 @@ use crate::result::{
     ApplyJob, AsyncResult, Callback, ErrorCallback, IMapIter, IterJob, IterShared, Job, MapJob,
     Slot,
 };
-use crate::wire::{EXIT_FRAME, MAX_FRAME, TaskHead, encode_task};
+use crate::wire::{
+    Attachment, EXIT_FRAME, MAX_MESSAGE, TaskHead, encode, encode_task, encode_values, memory_file,
+};
 use crate::worker::{WORKER_FLAG, WorkerConfig};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,7 +59,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct PoolBuilder {
     processes: Option<usize>,
     maxtasksperchild: Option<u32>,
-    initializer: Option<(String, Result<String, String>)>,
+    initializer: Option<(String, Result<Vec<u8>, String>)>,
 }
 
 impl PoolBuilder {
@@ -74,9 +76,14 @@ impl PoolBuilder {
     }
 
     /// Run `task(args)` once in every worker, before its first task.
+    ///
+    /// The arguments travel on each worker's command line (in hexadecimal), where Linux
+    /// allows 128 KiB per argument: their encoding must stay below about 60 KiB, or the
+    /// workers cannot start ([`PoolError::Spawn`]). Tasks take arguments of any size.
     pub fn initializer<A: Serialize, R>(mut self, task: TaskRef<A, R>, args: A) -> PoolBuilder {
-        let json = serde_json::to_string(&args).map_err(|e| e.to_string());
-        self.initializer = Some((task.name().to_owned(), json));
+        let mut encoded = Vec::new();
+        let encoded = encode(&mut encoded, &args).map(|()| encoded);
+        self.initializer = Some((task.name().to_owned(), encoded));
         self
     }
 
@@ -97,7 +104,7 @@ impl PoolBuilder {
             ));
         }
         let initializer = match self.initializer {
-            Some((name, Ok(json))) => Some((name, json)),
+            Some((name, Ok(encoded))) => Some((name, encoded)),
             Some((_, Err(e))) => return Err(PoolError::Serialization(e)),
             None => None,
         };
@@ -152,7 +159,7 @@ enum SupervisorCmd {
 pub(crate) struct Inner {
     processes: usize,
     maxtasks: Option<u32>,
-    initializer: Option<(String, String)>,
+    initializer: Option<(String, Vec<u8>)>,
     state: Mutex<State>,
     /// `state` is `Terminated`: read on every delivery, which must not wait for `state`
     /// (a submitting thread may hold it).
@@ -190,6 +197,16 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// Memory files one submission writes its large arguments into as it encodes them, at
+/// most; the payloads of more large chunks wait in its buffer, and get their files as they
+/// are sent.
+const FILES_AT_ONCE: usize = 16;
+
+/// The send buffer asked for the task socket (the kernel doubles it): how many bytes of
+/// frames may wait in the socket before the feeder thread takes over.
+const SOCKET_BUFFER: usize = 400 * 1024;
+const _: () = assert!(SOCKET_BUFFER >= 2 * MAX_MESSAGE);
+
 fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), PoolError> {
     let (a, b) = socketpair(
         AddressFamily::Unix,
@@ -199,8 +216,8 @@ fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), PoolError> {
     )
     .map_err(|e| PoolError::Spawn(format!("socketpair: {e}")))?;
     for fd in [&a, &b] {
-        // Room for the largest frame whatever the system default.
-        let _ = setsockopt(fd, sockopt::SndBuf, &(MAX_FRAME * 2));
+        // Room for a few of the largest messages whatever the system default.
+        let _ = setsockopt(fd, sockopt::SndBuf, &SOCKET_BUFFER);
     }
     Ok((a, b))
 }
@@ -234,7 +251,7 @@ impl Pool {
     fn start(
         processes: usize,
         maxtasks: Option<u32>,
-        initializer: Option<(String, String)>,
+        initializer: Option<(String, Vec<u8>)>,
     ) -> Result<Pool, PoolError> {
         let (task_tx, task_worker_end) = seqpacket_pair()?;
         let (tasks, feed_rx) = TaskQueue::new(task_tx);
@@ -278,7 +295,12 @@ impl Pool {
             let inner = Arc::clone(&inner);
             let fail = {
                 let inner = Arc::clone(&inner);
-                move |job, index, error| inner.deliver(job, index, Err(error))
+                move |job, index, error| {
+                    inner.deliver(job, index, Err(error));
+                    // A caller may be reading the reports for this job (a chunk whose
+                    // attached payload could not be sent): have it look again.
+                    inner.wake_handler();
+                }
             };
             spawn(
                 "pool-ref-feeder",
@@ -381,8 +403,9 @@ impl Pool {
         listed: bool,
     ) -> Vec<Feed> {
         let mut feeds = Vec::new();
-        // Most arguments are small: a few bytes of JSON after each header.
+        // Most arguments are small: a few bytes after each header.
         let mut frames = Frames::with_capacity(chunks.len(), chunks.len() * (name.len() + 32));
+        let mut files = 0;
         for (i, chunk) in chunks.iter().enumerate() {
             let index = i as u32;
             let encoded = frames.push(|out| {
@@ -391,19 +414,17 @@ impl Pool {
                     index,
                     listed,
                     more: i + 1 < chunks.len(),
+                    attached: false,
                     name,
                 };
                 encode_task(out, &head, |out| {
-                    let start = out.len();
-                    serde_json::to_writer(&mut *out, chunk)
-                        .map_err(|e| PoolError::Serialization(e.to_string()))?;
-                    let size = out.len() - start;
-                    if size + name.len() + 32 > MAX_FRAME {
-                        return Err(PoolError::Serialization(format!(
-                            "arguments of {size} bytes exceed the frame limit of {MAX_FRAME}"
-                        )));
-                    }
-                    Ok(())
+                    let file = || {
+                        // Files made now stay open until sent: only a few per submission.
+                        files += 1;
+                        let spare = || self.inner.tasks.files.spare();
+                        (files <= FILES_AT_ONCE).then(|| memory_file(spare()).ok())?
+                    };
+                    encode_values(out, chunk, file).map_err(PoolError::Serialization)
                 })
             });
             if let Err(error) = encoded {
@@ -434,7 +455,7 @@ impl Pool {
         R: DeserializeOwned + Clone + Send + 'static,
     {
         self.apply_with(task, args, None, None, Waiter::Submitter)?
-            .get(None)
+            .take()
     }
 
     /// Submits `task(args)` and returns at once. `callback` (on success) or `error_callback`
@@ -504,7 +525,7 @@ impl Pool {
         R: DeserializeOwned + Clone + Send + 'static,
     {
         self.map_with(task, items, chunksize, None, None, Waiter::Submitter)?
-            .get(None)
+            .take()
     }
 
     /// Like [`Pool::map`] but returns at once; the callback gets the whole list, once.
@@ -745,7 +766,7 @@ impl Pool {
             for _ in 0..live {
                 let _ = exits.push(|out| {
                     out.extend_from_slice(EXIT_FRAME);
-                    Ok::<(), ()>(())
+                    Ok::<_, ()>(Attachment::Inline)
                 });
             }
             if !exits.is_empty() {
@@ -796,6 +817,16 @@ impl Inner {
         self.control.wake();
     }
 
+    /// A memory file is kept for the next large payload (see [`crate::queue::Files`]).
+    pub(crate) fn keeps_a_file(&self) -> bool {
+        self.tasks.files.has_spare()
+    }
+
+    /// Gives back the memory file kept for the next large payload.
+    pub(crate) fn release_file(&self) {
+        drop(self.tasks.files.spare());
+    }
+
     /// Some job is outstanding: the result handler must read the reports.
     pub(crate) fn has_jobs(&self) -> bool {
         lock(&self.jobs).outstanding > 0
@@ -819,7 +850,7 @@ impl Inner {
     }
 
     /// Delivers chunk `index`'s outcome to job `job`.
-    fn deliver(&self, job: u64, index: u32, outcome: Result<&str, PoolError>) {
+    fn deliver(&self, job: u64, index: u32, outcome: Result<&[u8], PoolError>) {
         if let Some(cell) = self.job(job) {
             self.deliver_to(job, &cell, index, outcome);
         }
@@ -832,8 +863,9 @@ impl Inner {
         job: u64,
         cell: &JobCell,
         index: u32,
-        outcome: Result<&str, PoolError>,
+        outcome: Result<&[u8], PoolError>,
     ) -> bool {
+        self.tasks.files.returned(job, index);
         if self.terminated.load(Ordering::Acquire) {
             return false;
         }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::TaskError;
+use crate::wire::{Decoder, Encode, decode_next};
 
 /// A typed name of a registered task taking `A` and returning `R`.
 #[derive(Debug)]
@@ -42,9 +43,14 @@ impl<A, R> Clone for TaskRef<A, R> {
 
 impl<A, R> Copy for TaskRef<A, R> {}
 
-/// A task on JSON: its argument in, its value appended to the buffer (nothing appended when
-/// it fails).
-type Erased = Box<dyn Fn(&str, &mut Vec<u8>) -> Result<(), CallError> + Send + Sync>;
+/// What a task's value is handed to, to be encoded (as the worker sees fit); the error is
+/// why it does not serialize.
+pub(crate) type Emit<'a> = dyn FnMut(&dyn Encode) -> Result<(), String> + 'a;
+
+/// A task on encoded values: its argument decoded from the decoder (which is left after
+/// it), its value handed to `emit` (nothing handed when it fails).
+pub(crate) type Erased =
+    dyn Fn(&mut Decoder<'_>, &mut Emit<'_>) -> Result<(), CallError> + Send + Sync;
 
 /// Why a registered task produced no encoded result.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +64,7 @@ pub(crate) enum CallError {
 /// The tasks a program's workers can run.
 #[derive(Default)]
 pub struct Registry {
-    tasks: HashMap<&'static str, Erased>,
+    tasks: HashMap<&'static str, Box<Erased>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -83,8 +89,8 @@ impl Registry {
         R: Serialize + 'static,
         F: Fn(A) -> Result<R, TaskError> + Send + Sync + 'static,
     {
-        let erased = move |json: &str, out: &mut Vec<u8>| -> Result<(), CallError> {
-            let args: A = serde_json::from_str(json).map_err(|e| {
+        let erased = move |args: &mut Decoder<'_>, emit: &mut Emit<'_>| {
+            let args: A = decode_next(args).map_err(|e| {
                 CallError::Raised(TaskError::new("TypeError", format!("bad arguments: {e}")))
             })?;
             let value = catch_unwind(AssertUnwindSafe(|| f(args)))
@@ -98,23 +104,16 @@ impl Registry {
                 })
                 .and_then(|r| r)
                 .map_err(CallError::Raised)?;
-            let start = out.len();
-            serde_json::to_writer(&mut *out, &value).map_err(|e| {
-                out.truncate(start);
-                CallError::Unencodable(e.to_string())
-            })
+            emit(&value).map_err(CallError::Unencodable)
         };
         self.tasks.insert(task.name(), Box::new(erased));
         self
     }
 
-    /// The task `name`: call it with one JSON-encoded argument and the buffer its JSON
-    /// value is appended to.
-    pub(crate) fn task(
-        &self,
-        name: &str,
-    ) -> Result<impl Fn(&str, &mut Vec<u8>) -> Result<(), CallError> + '_, TaskError> {
-        self.tasks.get(name).ok_or_else(|| {
+    /// The task `name`: call it with a decoder at its argument and what its value is
+    /// handed to.
+    pub(crate) fn task(&self, name: &str) -> Result<&Erased, TaskError> {
+        self.tasks.get(name).map(Box::as_ref).ok_or_else(|| {
             TaskError::new(
                 "AttributeError",
                 format!("no task named `{name}` is registered in the worker"),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::error::PoolError;
+use crate::wire::{decode_next, values};
 
 /// A callback run on the pool's result-handler thread with a successful value.
 pub type Callback<T> = Box<dyn FnOnce(&T) + Send>;
@@ -130,6 +131,13 @@ impl<T: Clone> AsyncResult<T> {
         }
     }
 
+    /// The value, or the task's error, moved out instead of cloned: for a handle nobody
+    /// else holds (`apply`, `map`), which is dropped right after.
+    pub(crate) fn take(self) -> Result<T, PoolError> {
+        let (mut state, _) = self.slot.wait(None);
+        state.value.take().unwrap_or(Err(PoolError::Timeout))
+    }
+
     /// Waits until ready, at most `timeout`.
     pub fn wait(&self, timeout: Option<Duration>) {
         let _ = self.slot.wait(deadline_after(timeout));
@@ -151,7 +159,7 @@ impl<T: Clone> AsyncResult<T> {
 
 /// What the result-handler thread completes. `set` returns true when the job is done.
 pub(crate) trait Job: Send {
-    fn set(&mut self, index: u32, outcome: Result<&str, PoolError>) -> bool;
+    fn set(&mut self, index: u32, outcome: Result<&[u8], PoolError>) -> bool;
 }
 
 fn run_callback(f: impl FnOnce()) {
@@ -162,8 +170,13 @@ fn run_callback(f: impl FnOnce()) {
     }
 }
 
-fn decode<R: DeserializeOwned>(body: &str) -> Result<Vec<R>, PoolError> {
-    serde_json::from_str(body).map_err(|e| PoolError::Serialization(e.to_string()))
+/// The values of an `O` record's body (a value list).
+fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<Vec<R>, PoolError> {
+    let mut values =
+        values(body).ok_or_else(|| PoolError::Serialization("malformed list of results".into()))?;
+    (0..values.count)
+        .map(|_| decode_next(&mut values.decoder).map_err(PoolError::Serialization))
+        .collect()
 }
 
 /// `apply_async`: one task, one value.
@@ -174,7 +187,7 @@ pub(crate) struct ApplyJob<R> {
 }
 
 impl<R: DeserializeOwned + Send> Job for ApplyJob<R> {
-    fn set(&mut self, _index: u32, outcome: Result<&str, PoolError>) -> bool {
+    fn set(&mut self, _index: u32, outcome: Result<&[u8], PoolError>) -> bool {
         let value = outcome.and_then(|body| {
             decode::<R>(body)?
                 .into_iter()
@@ -210,7 +223,7 @@ pub(crate) struct MapJob<R> {
 }
 
 impl<R: DeserializeOwned + Send> Job for MapJob<R> {
-    fn set(&mut self, index: u32, outcome: Result<&str, PoolError>) -> bool {
+    fn set(&mut self, index: u32, outcome: Result<&[u8], PoolError>) -> bool {
         self.left = self.left.saturating_sub(1);
         match outcome.and_then(decode::<R>) {
             Ok(values) if self.error.is_none() => {
@@ -317,7 +330,7 @@ pub(crate) struct IterJob<R> {
 }
 
 impl<R: DeserializeOwned + Send> Job for IterJob<R> {
-    fn set(&mut self, index: u32, outcome: Result<&str, PoolError>) -> bool {
+    fn set(&mut self, index: u32, outcome: Result<&[u8], PoolError>) -> bool {
         let chunk = outcome.and_then(decode::<R>);
         let shared = &self.shared;
         let mut st = lock(&shared.state);

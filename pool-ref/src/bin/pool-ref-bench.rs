@@ -4,7 +4,7 @@
 //! Prints one JSON object per measurement on stdout:
 //! `{"impl":"rust-ref","bench":NAME,"method":"reexec","unit":UNIT,"value":MEDIAN,...}`.
 //! Latencies are medians of single calls; throughputs are medians over repetitions of a
-//! whole batch. Progress goes to stderr.
+//! whole batch (for the 16 MiB round trips, over single calls). Progress goes to stderr.
 //!
 //! Usage: `pool-ref-bench [--quick] [--only NAME[,NAME...]]`.
 
@@ -15,18 +15,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use nix::fcntl::{FcntlArg, fcntl};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use pool_ref::{Pool, PoolError, Registry, TaskError, TaskRef};
+use pool_ref::{ByteBuf, Pool, PoolError, Registry, TaskError, TaskRef};
 use serde_json::{Value, json};
 
 const IDENT: TaskRef<u64, u64> = TaskRef::new("ident");
+const IDENT_BYTES: TaskRef<ByteBuf, ByteBuf> = TaskRef::new("ident_bytes");
 
 fn registry() -> Registry {
-    Registry::new().register(IDENT, Ok::<u64, TaskError>)
+    Registry::new()
+        .register(IDENT, Ok::<u64, TaskError>)
+        .register(IDENT_BYTES, Ok::<ByteBuf, TaskError>)
 }
 
 /// The echo child of the raw round-trip benchmarks (its first argument).
 const ECHO_FLAG: &str = "--bench-echo";
+
+/// The size of the large values of `bytes_16m_rtt` and `pipe_16m_rtt`.
+const LARGE: usize = 16 << 20;
 
 /// Sizes of one run; `--quick` shrinks all of them.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +48,8 @@ struct Params {
     async_reps: usize,
     warmup_tasks: usize,
     raw_iters: usize,
+    large_warmup: usize,
+    large_iters: usize,
 }
 
 const FULL: Params = Params {
@@ -54,6 +63,8 @@ const FULL: Params = Params {
     async_reps: 3,
     warmup_tasks: 2000,
     raw_iters: 20_000,
+    large_warmup: 2,
+    large_iters: 10,
 };
 
 const QUICK: Params = Params {
@@ -67,6 +78,8 @@ const QUICK: Params = Params {
     async_reps: 1,
     warmup_tasks: 200,
     raw_iters: 2000,
+    large_warmup: 1,
+    large_iters: 3,
 };
 
 const ALL: &[&str] = &[
@@ -77,8 +90,10 @@ const ALL: &[&str] = &[
     "map_default",
     "imap_unordered_cs1",
     "apply_async_cb",
+    "bytes_16m_rtt",
     "pipe_rtt",
     "seqpacket_rtt",
+    "pipe_16m_rtt",
 ];
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -89,7 +104,11 @@ fn main() -> ExitCode {
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(ECHO_FLAG) {
-        return match echo(args.get(1).map(String::as_str) == Some("sock")) {
+        let echoed = match args.get(1).map(String::as_str) {
+            Some("bulk") => echo_bulk(),
+            how => echo(how == Some("sock")),
+        };
+        return match echoed {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(1),
         };
@@ -131,8 +150,13 @@ fn main() -> ExitCode {
             "map_default" => map(&params, None),
             "imap_unordered_cs1" => imap_unordered(&params),
             "apply_async_cb" => apply_async_cb(&params),
+            "bytes_16m_rtt" => bytes_rtt(&params),
             "pipe_rtt" => raw_rtt(&params, false),
             "seqpacket_rtt" => raw_rtt(&params, true),
+            "pipe_16m_rtt" => raw_bulk_rtt(&params, None).and_then(|()| {
+                // Also through pipes enlarged as pool-ref enlarges its report pipes.
+                raw_bulk_rtt(&params, Some(1 << 20))
+            }),
             _ => Ok(()),
         };
         if let Err(e) = outcome {
@@ -349,6 +373,50 @@ fn apply_async_cb(p: &Params) -> BenchResult<()> {
     Ok(())
 }
 
+/// The bytes of the large round trips: every position differs from its neighbours.
+fn large_value() -> Vec<u8> {
+    (0..LARGE).map(|i| (i % 251) as u8).collect()
+}
+
+/// Throughput of a round trip of `LARGE` bytes each way taking `secs`: bytes carried (both
+/// ways) per second, in MiB/s.
+fn round_trip_mib_s(secs: f64) -> f64 {
+    2.0 * LARGE as f64 / (1 << 20) as f64 / secs
+}
+
+/// `apply(ident_bytes, 16 MiB)` on a warm Pool(2): the argument goes to a worker and comes
+/// back as the result. MiB/s, both directions counted (32 MiB per round trip), one sample per
+/// call; each result is compared with the argument outside the clock.
+fn bytes_rtt(p: &Params) -> BenchResult<()> {
+    let pool = Pool::new(2)?;
+    warm(&pool, p)?;
+    let value = ByteBuf::from(large_value());
+    let mut samples = Vec::with_capacity(p.large_iters);
+    for i in 0..p.large_warmup + p.large_iters {
+        // The copy is the caller's: the pool takes its argument by value.
+        let arg = value.clone();
+        let t = Instant::now();
+        let got = pool.apply(IDENT_BYTES, arg)?;
+        let dt = t.elapsed().as_secs_f64();
+        if got != value {
+            return Err(format!("16 MiB came back as {} different bytes", got.len()).into());
+        }
+        drop(got);
+        if i >= p.large_warmup {
+            samples.push(round_trip_mib_s(dt));
+        }
+    }
+    pool.close();
+    pool.join()?;
+    emit(
+        "bytes_16m_rtt",
+        "MiB/s",
+        samples,
+        json!({ "procs": 2, "bytes": LARGE }),
+    );
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Raw round trips between two processes, for context
 
@@ -368,6 +436,75 @@ fn echo(socket: bool) -> std::io::Result<()> {
         }
         output.write_all(&b)?;
     }
+}
+
+/// The bulk echo child: reads `LARGE` bytes from stdin, then writes them back to stdout;
+/// until end of file. Pipes enlarged to the size its first argument gives, if any.
+fn echo_bulk() -> std::io::Result<()> {
+    let mut input = std::fs::File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut output = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut buf = vec![0u8; LARGE];
+    loop {
+        match input.read_exact(&mut buf) {
+            Ok(()) => output.write_all(&buf)?,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Round trips of `LARGE` bytes with a re-executed child over two pipes (of the system's
+/// default capacity, or of `pipe_size`): all of it written to the child, which reads it all
+/// and only then writes it all back. MiB/s, both directions counted, as `bytes_16m_rtt`.
+fn raw_bulk_rtt(p: &Params, pipe_size: Option<usize>) -> BenchResult<()> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args([ECHO_FLAG, "bulk"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdin = child.stdin.take().ok_or("no stdin pipe")?;
+    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+    let mut tx = std::fs::File::from(OwnedFd::from(stdin));
+    let mut rx = std::fs::File::from(OwnedFd::from(stdout));
+    if let Some(size) = pipe_size {
+        for f in [&tx, &rx] {
+            fcntl(f, FcntlArg::F_SETPIPE_SZ(size as i32))?;
+        }
+    }
+    let value = large_value();
+    let mut back = vec![0u8; LARGE];
+    let mut samples = Vec::with_capacity(p.large_iters);
+    for i in 0..p.large_warmup + p.large_iters {
+        back.fill(0);
+        let t = Instant::now();
+        tx.write_all(&value)?;
+        rx.read_exact(&mut back)?;
+        let dt = t.elapsed().as_secs_f64();
+        if back != value {
+            return Err("the echo returned different bytes".into());
+        }
+        if i >= p.large_warmup {
+            samples.push(round_trip_mib_s(dt));
+        }
+    }
+    drop(tx);
+    drop(rx);
+    child.wait()?;
+    let pipe = pipe_size.map_or(Value::Null, |s| json!(s));
+    let bench = if pipe_size.is_some() {
+        "pipe_16m_rtt_1m"
+    } else {
+        "pipe_16m_rtt"
+    };
+    emit(
+        bench,
+        "MiB/s",
+        samples,
+        json!({ "bytes": LARGE, "pipe_size": pipe }),
+    );
+    Ok(())
 }
 
 /// Ping-pong of one byte with a re-executed child: over two pipes, or over one
