@@ -428,7 +428,7 @@ impl TaskQueue {
 const LENT_MAX: usize = 4;
 
 /// How long the feeder waits before trying again to pass an attached payload the kernel
-/// refused for now.
+/// refused for now (a poll interval for back-pressure; no result depends on it).
 const RETRY: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
