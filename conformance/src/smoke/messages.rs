@@ -20,6 +20,8 @@ const MESSAGES: &[(&str, &[&str], &[&str])] = &[
     ("done", &["seq"], &[]),
     ("error", &["message"], &["seq", "traceback"]),
 ];
+/// The fields of `implementation`: (required, optional). All are strings but
+/// [`IMPLEMENTATION_INTEGERS`].
 const IMPLEMENTATION_FIELDS: (&[&str], &[&str]) = (
     &["name", "version", "language"],
     &[
@@ -30,6 +32,8 @@ const IMPLEMENTATION_FIELDS: (&[&str], &[&str]) = (
         "default_processes",
     ],
 );
+/// The fields of `implementation` that are integers.
+const IMPLEMENTATION_INTEGERS: &[&str] = &["default_processes"];
 
 /// Explains a stdout line the runner could not take as a driver message.
 pub(super) fn line_finding(line: &str, case: Option<&str>, handshake: bool) -> Finding {
@@ -149,11 +153,13 @@ fn message_problems(object: &serde_json::Map<String, Value>) -> Vec<String> {
                     fields_problems("`implementation`", imp, req, opt, &[], &mut problems);
                     for (k, v) in imp {
                         let optional = opt.contains(&k.as_str());
+                        let integer = IMPLEMENTATION_INTEGERS.contains(&k.as_str());
+                        let typed = if integer { v.is_u64() } else { v.is_string() };
                         if (req.contains(&k.as_str()) || optional)
-                            && !(v.is_string() || (optional && v.is_null()))
+                            && !(typed || (optional && v.is_null()))
                         {
-                            problems
-                                .push(format!("`implementation.{k}` must be a string, not {v}"));
+                            let want = if integer { "an integer" } else { "a string" };
+                            problems.push(format!("`implementation.{k}` must be {want}, not {v}"));
                         }
                     }
                 }
@@ -237,6 +243,7 @@ fn fields_problems(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{ImplementationInfo, PROTOCOL_VERSION};
     use serde_json::json;
 
     fn problems(v: Value) -> Vec<String> {
@@ -296,5 +303,128 @@ mod tests {
         let f = line_finding("Starting pool...", Some("BLK-001"), false);
         assert_eq!(f.mistake, Mistake::StdoutGarbage);
         assert!(f.explanation.contains("not JSON"), "{}", f.explanation);
+    }
+
+    /// A full sample of each driver message: every field set, so serde shows them all.
+    fn samples() -> Vec<FromDriver> {
+        vec![
+            FromDriver::Hello {
+                protocol: PROTOCOL_VERSION,
+                implementation: full_info(),
+                capabilities: vec!["apply".into()],
+            },
+            FromDriver::Done { seq: 1 },
+            FromDriver::Error {
+                seq: Some(1),
+                message: "no pool".into(),
+                traceback: Some("Traceback ...".into()),
+            },
+        ]
+    }
+
+    /// The `type` of each message. A new variant of [`FromDriver`] stops this from
+    /// compiling: add it here, to [`samples`], and to [`MESSAGES`].
+    fn tag(message: &FromDriver) -> &'static str {
+        match message {
+            FromDriver::Hello { .. } => "hello",
+            FromDriver::Done { .. } => "done",
+            FromDriver::Error { .. } => "error",
+        }
+    }
+
+    fn full_info() -> ImplementationInfo {
+        ImplementationInfo {
+            name: "billiard".into(),
+            version: "4.2.0".into(),
+            language: "python".into(),
+            start_method: Some("fork".into()),
+            interpreter: Some("/usr/bin/python3".into()),
+            pool_class: Some("Pool".into()),
+            language_version: Some("3.12.1".into()),
+            default_processes: Some(4),
+        }
+    }
+
+    /// Checks one object against its row of the table: serde emits exactly the table's
+    /// fields, refuses the object without a required field or with an
+    /// unknown one, and accepts it without an optional one.
+    fn check_row<T: serde::de::DeserializeOwned>(
+        what: &str,
+        object: &serde_json::Map<String, Value>,
+        skip: &[&str],
+        required: &[&str],
+        optional: &[&str],
+    ) {
+        let mut emitted: Vec<&str> = object
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !skip.contains(k))
+            .collect();
+        let mut table: Vec<&str> = required.iter().chain(optional).copied().collect();
+        emitted.sort_unstable();
+        table.sort_unstable();
+        assert_eq!(
+            emitted, table,
+            "{what}: the table's fields are not the type's"
+        );
+        let parses = |o: serde_json::Map<String, Value>| {
+            serde_json::from_value::<T>(Value::Object(o)).is_ok()
+        };
+        assert!(
+            parses(object.clone()),
+            "{what}: the full sample does not parse"
+        );
+        for field in required {
+            let mut o = object.clone();
+            o.remove(*field);
+            assert!(
+                !parses(o),
+                "{what}: `{field}` is in the table as required, but is not"
+            );
+        }
+        for field in optional {
+            let mut o = object.clone();
+            o.remove(*field);
+            assert!(
+                parses(o),
+                "{what}: `{field}` is in the table as optional, but is required"
+            );
+        }
+        let mut o = object.clone();
+        o.insert("surplus".into(), Value::Null);
+        assert!(
+            !parses(o),
+            "{what}: unknown fields are accepted, the explanations say not"
+        );
+    }
+
+    #[test]
+    fn the_field_table_matches_the_protocol_types() {
+        let samples = samples();
+        let tags: Vec<&str> = samples.iter().map(tag).collect();
+        let rows: Vec<&str> = MESSAGES.iter().map(|(t, _, _)| *t).collect();
+        assert_eq!(
+            tags, rows,
+            "every driver message has a row, in declaration order"
+        );
+        for sample in &samples {
+            let value = serde_json::to_value(sample).unwrap();
+            let object = value.as_object().unwrap();
+            assert_eq!(object["type"], tag(sample));
+            let (_, required, optional) =
+                MESSAGES.iter().find(|(t, _, _)| *t == tag(sample)).unwrap();
+            check_row::<FromDriver>(tag(sample), object, &["type"], required, optional);
+            // The value checks accept every value the types emit.
+            assert_eq!(message_problems(object), Vec::<String>::new(), "{value}");
+        }
+        let info = serde_json::to_value(full_info()).unwrap();
+        let (required, optional) = IMPLEMENTATION_FIELDS;
+        check_row::<ImplementationInfo>(
+            "implementation",
+            info.as_object().unwrap(),
+            &[],
+            required,
+            optional,
+        );
     }
 }
