@@ -16,6 +16,7 @@ pub mod diff;
 pub mod emit;
 pub mod generate;
 pub mod legalize;
+pub mod raw;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ use crate::runner::{CaseResult, RunOptions, WarmDriver};
 use crate::spec::{Area, Case, LoadedCase, program::compile};
 use crate::verdict::Status;
 use diff::{Difference, differences};
-use generate::{Feature, RawProgram};
+use raw::{Feature, RawProgram};
 
 /// How to fuzz.
 #[derive(Debug, Clone)]
