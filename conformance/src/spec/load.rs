@@ -9,10 +9,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    Case, Count, ERROR_TYPES, ErrorSpec, FORMAT_VERSION, GateRule, PoolParams, Probe,
-    START_METHODS, Scalar, SpecFile, Step, TaskSpec,
+    Case, Count, FORMAT_VERSION, GateRule, PoolParams, Probe, START_METHODS, SpecFile,
 };
 use super::program::{Program, compile};
+use super::step::Step;
+use super::task::{ERROR_TYPES, ErrorSpec, Scalar, TaskSpec};
 
 /// A case together with where it came from and its compiled program.
 #[derive(Debug, Clone)]

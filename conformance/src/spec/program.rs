@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::model::{AwaitCond, Case, GateRule, OnHandle, PoolParams, Probe, Step, Task, TaskSpec};
+use super::model::{Case, GateRule, PoolParams, Probe};
+use super::step::{AwaitCond, OnHandle, Step};
+use super::task::{Task, TaskSpec};
 
 /// What a driver runs: the case without its claim, citations and expectations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
