@@ -7,9 +7,9 @@ pub mod program;
 pub mod step;
 pub mod task;
 
-pub use load::{LoadedCase, SpecError, Suite, load_dir};
+pub use load::{CaseError, LoadedCase, SpecError, SpecErrorKind, Suite, load_dir};
 pub use model::*;
-pub use program::{IdKind, Program};
+pub use program::{EventRefError, IdKind, Program, ProgramError};
 pub use step::*;
 pub use task::*;
 

@@ -12,6 +12,8 @@ use crate::spec::{Step, Task, TaskSpec};
 /// ever where the outcome cannot be ready.
 pub const SHORT_TIMEOUT: f64 = 0.05;
 
+/// What a task will have done once nothing more can move (see the module docs of
+/// `legalize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Fate {
     Done,
@@ -86,6 +88,7 @@ pub(super) enum NextOutcome {
     Racy,
 }
 
+/// The pool as the legalizer sees it after the steps kept so far, and those steps.
 pub(super) struct Model {
     /// Whether a step may wait with a timeout for something that cannot come.
     pub(super) timeouts: bool,
@@ -102,8 +105,6 @@ pub(super) struct Model {
     pub(super) delivered: BTreeSet<usize>,
     pub(super) steps: Vec<Step>,
 }
-
-/// Legalizes a raw program into a case (expectations empty) with id `id`, leaving out the
 
 impl Model {
     /// An empty model of the pool `raw` builds, before its first step.
