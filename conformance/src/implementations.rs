@@ -37,24 +37,39 @@ pub const PYPY_ENV: &str = "POOLSPEC_PYPY";
 /// Finds a PyPy: `chosen`, else `$POOLSPEC_PYPY`, else `pypy3` on `PATH`. `Err` says in one
 /// line why there is none (no `pypy3`, or it is not a PyPy implementing Python 3.8+): callers
 /// that run PyPy only when it is there print it and skip.
-pub fn find_pypy(chosen: Option<&Path>) -> Result<Interpreter, String> {
+pub fn find_pypy(chosen: Option<&Path>) -> Result<Interpreter, NoPypy> {
     let path = match chosen
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(PYPY_ENV).map(PathBuf::from))
     {
-        Some(p) => which::which(&p).map_err(|_| format!("{} is not an executable", p.display()))?,
-        None => which::which("pypy3")
-            .map_err(|_| "no `pypy3` on PATH (Debian: `apt-get install pypy3`)".to_owned())?,
+        Some(p) => which::which(&p).map_err(|_| NoPypy::NotExecutable { path: p })?,
+        None => which::which("pypy3").map_err(|_| NoPypy::NotOnPath)?,
     };
     match identify(&path) {
         Some(i) if i.runtime == Runtime::PyPy && supported(&i) => Ok(i),
-        Some(i) => Err(format!(
-            "{} is {}, not a PyPy implementing Python 3.8 or newer",
-            path.display(),
-            i.describe()
-        )),
-        None => Err(format!("{} does not run", path.display())),
+        Some(i) => Err(NoPypy::NotPypy {
+            path,
+            is: i.describe(),
+        }),
+        None => Err(NoPypy::DoesNotRun { path }),
     }
+}
+
+/// Why [`find_pypy`] found no PyPy to run, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoPypy {
+    /// The chosen path (argument or `$POOLSPEC_PYPY`) is not an executable.
+    #[error("{} is not an executable", path.display())]
+    NotExecutable { path: PathBuf },
+    /// Nothing chosen, and no `pypy3` on `PATH`.
+    #[error("no `pypy3` on PATH (Debian: `apt-get install pypy3`)")]
+    NotOnPath,
+    /// The interpreter found is another Python, or a PyPy older than Python 3.8.
+    #[error("{} is {is}, not a PyPy implementing Python 3.8 or newer", path.display())]
+    NotPypy { path: PathBuf, is: String },
+    /// The interpreter found does not answer when asked what it is.
+    #[error("{} does not run", path.display())]
+    DoesNotRun { path: PathBuf },
 }
 
 /// Builds the `rust-ref` driver (`pool-ref-driver`, debug profile) with the cargo that is

@@ -2,6 +2,7 @@
 //!
 //! Also run by `cargo test`, so a dangling reference cannot land.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::claims::ClaimsFile;
@@ -9,13 +10,24 @@ use crate::coverage::{CoverageFile, cpython_test_source};
 use crate::expectations::ExpectationFile;
 use crate::implementations::find_python;
 use crate::spec::{Suite, json_schema, load_dir};
+use crate::yaml::YamlError;
 
 /// The tags a case may carry (besides none), from `spec/tags.yaml`.
-pub fn load_tags(root: &Path) -> Result<Vec<String>, String> {
+pub fn load_tags(root: &Path) -> Result<Vec<String>, YamlError> {
     let path = root.join("spec/tags.yaml");
-    let map: indexmap::IndexMap<String, String> =
-        crate::yaml::read_yaml(&path).map_err(|e| format!("{e:#}"))?;
+    let map: indexmap::IndexMap<String, String> = crate::yaml::read_yaml(&path)?;
     Ok(map.into_keys().collect())
+}
+
+/// An error and its causes on one line, `a: b: c` (as anyhow's `{:#}` shows them).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let _ = write!(line, ": {c}");
+        cause = c.source();
+    }
+    line
 }
 
 /// Every problem found, one line each; empty means clean.
@@ -38,7 +50,7 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                 }
             }
         }
-        Err(e) => problems.push(e),
+        Err(e) => problems.push(with_causes(&e)),
     }
     for c in &suite.cases {
         let prefix = c.id().split('-').next().unwrap_or_default();

@@ -318,7 +318,7 @@ pub fn compliance(root: &Path, options: &Options) -> Result<ExitCode> {
                 eprintln!("compliance: {} is not run: {why}", subject.title());
                 unavailable.push(Unavailable {
                     subject,
-                    why: why.clone(),
+                    why: why.to_string(),
                 });
                 continue;
             }

@@ -16,6 +16,7 @@ pub mod diff;
 pub mod emit;
 pub mod generate;
 pub mod legalize;
+pub mod raw;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -34,10 +35,11 @@ use crate::expectations::ExpectationFile;
 use crate::implementations::Implementation;
 use crate::observe::annotate;
 use crate::runner::{CaseResult, RunOptions, WarmDriver};
-use crate::spec::{Area, Case, LoadedCase, program::compile};
+use crate::spec::program::{ProgramError, compile};
+use crate::spec::{Area, Case, LoadedCase};
 use crate::verdict::Status;
 use diff::{Difference, differences};
-use generate::{Feature, RawProgram};
+use raw::{Feature, RawProgram};
 
 /// How to fuzz.
 #[derive(Debug, Clone)]
@@ -205,8 +207,8 @@ pub fn program_case(seed: u64, index: u64, max_steps: usize, excluded: &BTreeSet
     )
 }
 
-fn loaded(case: &Case) -> Result<LoadedCase, String> {
-    let program = compile(case).map_err(|e| format!("legalized program does not compile: {e}"))?;
+fn loaded(case: &Case) -> Result<LoadedCase, ProgramError> {
+    let program = compile(case)?;
     Ok(LoadedCase {
         file: PathBuf::from("<fuzz>"),
         area: Area::Ordering,
@@ -254,9 +256,9 @@ impl Lane {
     pub fn run(&mut self, case: &Case, options: &RunOptions) -> PairOutcome {
         let lc = match loaded(case) {
             Ok(lc) => lc,
-            Err(reason) => {
+            Err(e) => {
                 return PairOutcome::OracleFault {
-                    reason,
+                    reason: format!("legalized program does not compile: {e}"),
                     history: None,
                     stderr: None,
                 };

@@ -9,10 +9,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    Case, Count, ERROR_TYPES, ErrorSpec, FORMAT_VERSION, GateRule, PoolParams, Probe,
-    START_METHODS, Scalar, SpecFile, Step, TaskSpec,
+    Case, Count, FORMAT_VERSION, GateRule, PoolParams, Probe, START_METHODS, SpecFile,
 };
-use super::program::{Program, compile};
+use super::program::{Program, ProgramError, compile};
+use super::step::Step;
+use super::task::{ERROR_TYPES, ErrorSpec, Scalar, TaskSpec};
+use crate::versions::VersionError;
 
 /// A case together with where it came from and its compiled program.
 #[derive(Debug, Clone)]
@@ -34,14 +36,98 @@ impl LoadedCase {
     }
 }
 
+/// What serde cannot check in a case: required content, registered names, well-formed
+/// tasks (the messages are pinned by `tests/spec_errors.rs` and the lint tests).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    #[error("`id` is empty")]
+    EmptyId,
+    #[error("`claim` is empty")]
+    EmptyClaim,
+    #[error("`cite` needs at least one citation: every claim has evidence")]
+    NoCitation,
+    #[error("`tags` must contain exactly one of `contract` and `quirk`")]
+    KindTag,
+    #[error("`steps` is empty")]
+    NoSteps,
+    #[error("`pool.initargs` needs `pool.initializer`")]
+    InitargsWithoutInitializer,
+    #[error("`pool.uncallable_initializer` replaces `pool.initializer`; give one")]
+    TwoInitializers,
+    #[error("`pool.maxtasksperchild`: leave it out for unlimited; give a number or string")]
+    MaxtasksperchildType,
+    #[error("`pool.context`: unknown start method `{method}` (known: {})", START_METHODS.join(", "))]
+    UnknownStartMethod { method: String },
+    #[error("`versions.{language}`: {source}")]
+    Versions {
+        language: String,
+        #[source]
+        source: VersionError,
+    },
+    #[error("`expect` must be a map (a partial observation)")]
+    ExpectNotAMap,
+    #[error("gate `{gate}`: `when_waiting` must be at least 1")]
+    EmptyBarrier { gate: String },
+    #[error("an `order` probe needs at least two events")]
+    ShortOrder,
+    #[error("`args` is only for starmap, not {op}")]
+    ArgsNotStarmap { op: &'static str },
+    #[error("starmap `args` must have one entry per task")]
+    StarmapArgs,
+    #[error("unknown exception type `{kind}` (registered: {})", ERROR_TYPES.join(", "))]
+    UnknownErrorType { kind: String },
+    #[error("`apply` takes no callbacks")]
+    ApplyCallbacks,
+    #[error("`unserializable_item` is for the map family; apply takes `unserializable_arg`")]
+    UnserializableItemInApply,
+    #[error("`kwargs`: `{name}` is not an identifier")]
+    NotAnIdentifier { name: String },
+    #[error(
+        "task {task}: give at most one of returns, echo, echo_all, echo_initargs, blob, \
+         inherited, raises, exit, unserializable"
+    )]
+    Endings { task: String },
+}
+
+/// What kind of problem a [`SpecError`] is, with its cause: a caller can tell a file it
+/// could not read from one that does not parse, and both from a case that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecErrorKind {
+    /// The spec directory or a file could not be read.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML does not parse as a spec file (the error's location is in [`SpecError`]).
+    #[error("{0}")]
+    Parse(#[source] serde_yaml::Error),
+    /// A case format this runner does not read.
+    #[error("case format {found} is not supported (this runner reads format {FORMAT_VERSION})")]
+    Format { found: u32 },
+    /// Two cases share an id.
+    #[error("duplicate case id: ids are permanent and unique across spec/")]
+    DuplicateId,
+    /// A case that parsed but is not valid.
+    #[error(transparent)]
+    Case(#[from] CaseError),
+    /// A case whose ids do not refer to each other properly.
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+}
+
 /// A problem with one spec file or case. Parse errors carry a line and column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct SpecError {
     pub file: PathBuf,
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub case: Option<String>,
+    /// The problem in words, as shown after the location.
     pub message: String,
+    /// The problem by kind, with its cause.
+    pub kind: SpecErrorKind,
 }
 
 impl fmt::Display for SpecError {
@@ -57,7 +143,26 @@ impl fmt::Display for SpecError {
     }
 }
 
-impl std::error::Error for SpecError {}
+impl std::error::Error for SpecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.kind)
+    }
+}
+
+impl SpecError {
+    /// An error of `file` (and `case`) without a location: the message is the kind's.
+    fn new(file: &Path, case: Option<&str>, kind: impl Into<SpecErrorKind>) -> SpecError {
+        let kind = kind.into();
+        SpecError {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            case: case.map(str::to_owned),
+            message: kind.to_string(),
+            kind,
+        }
+    }
+}
 
 /// Everything `spec/` holds: the cases that loaded and the errors of those that did not.
 #[derive(Debug, Default)]
@@ -82,13 +187,14 @@ pub fn load_dir(dir: &Path) -> Suite {
             })
             .collect::<Vec<_>>(),
         Err(e) => {
-            suite.errors.push(SpecError {
-                file: dir.to_path_buf(),
-                line: None,
-                column: None,
-                case: None,
-                message: format!("cannot read the spec directory: {e}"),
-            });
+            suite.errors.push(SpecError::new(
+                dir,
+                None,
+                SpecErrorKind::Io {
+                    what: "cannot read the spec directory",
+                    source: e,
+                },
+            ));
             return suite;
         }
     };
@@ -96,13 +202,14 @@ pub fn load_dir(dir: &Path) -> Suite {
     for file in files {
         match std::fs::read_to_string(&file) {
             Ok(text) => load_str(&file, &text, &mut suite),
-            Err(e) => suite.errors.push(SpecError {
-                file: file.clone(),
-                line: None,
-                column: None,
-                case: None,
-                message: format!("cannot read: {e}"),
-            }),
+            Err(e) => suite.errors.push(SpecError::new(
+                &file,
+                None,
+                SpecErrorKind::Io {
+                    what: "cannot read",
+                    source: e,
+                },
+            )),
         }
     }
     let mut seen = HashSet::new();
@@ -111,13 +218,11 @@ pub fn load_dir(dir: &Path) -> Suite {
         if seen.insert(c.case.id.clone()) {
             true
         } else {
-            dups.push(SpecError {
-                file: c.file.clone(),
-                line: None,
-                column: None,
-                case: Some(c.case.id.clone()),
-                message: "duplicate case id: ids are permanent and unique across spec/".into(),
-            });
+            dups.push(SpecError::new(
+                &c.file,
+                Some(&c.case.id),
+                SpecErrorKind::DuplicateId,
+            ));
             false
         }
     });
@@ -149,53 +254,48 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
                 column: loc.as_ref().map(|l| l.column()),
                 case: None,
                 message,
+                kind: SpecErrorKind::Parse(e),
             });
             return;
         }
     };
     if spec.format != FORMAT_VERSION {
-        suite.errors.push(SpecError {
-            file: file.to_path_buf(),
-            line: None,
-            column: None,
-            case: None,
-            message: format!(
-                "case format {} is not supported (this runner reads format {FORMAT_VERSION})",
-                spec.format
-            ),
-        });
+        suite.errors.push(SpecError::new(
+            file,
+            None,
+            SpecErrorKind::Format { found: spec.format },
+        ));
         return;
     }
     for case in spec.cases {
-        match check_case(&case).and_then(|()| compile(&case)) {
+        let compiled = check_case(&case)
+            .map_err(SpecErrorKind::from)
+            .and_then(|()| compile(&case).map_err(SpecErrorKind::from));
+        match compiled {
             Ok(program) => suite.cases.push(LoadedCase {
                 file: file.to_path_buf(),
                 area: spec.area,
                 case,
                 program,
             }),
-            Err(message) => suite.errors.push(SpecError {
-                file: file.to_path_buf(),
-                line: None,
-                column: None,
-                case: Some(case.id.clone()),
-                message,
-            }),
+            Err(kind) => suite
+                .errors
+                .push(SpecError::new(file, Some(&case.id), kind)),
         }
     }
 }
 
 /// Checks what serde cannot: required content, registered names, and well-formed tasks.
 /// References between ids are checked by [`compile`].
-fn check_case(case: &Case) -> Result<(), String> {
+fn check_case(case: &Case) -> Result<(), CaseError> {
     if case.id.trim().is_empty() {
-        return Err("`id` is empty".into());
+        return Err(CaseError::EmptyId);
     }
     if case.claim.trim().is_empty() {
-        return Err("`claim` is empty".into());
+        return Err(CaseError::EmptyClaim);
     }
     if case.cite.is_empty() {
-        return Err("`cite` needs at least one citation: every claim has evidence".into());
+        return Err(CaseError::NoCitation);
     }
     let kinds = case
         .tags
@@ -203,28 +303,31 @@ fn check_case(case: &Case) -> Result<(), String> {
         .filter(|t| *t == "contract" || *t == "quirk")
         .count();
     if kinds != 1 {
-        return Err("`tags` must contain exactly one of `contract` and `quirk`".into());
+        return Err(CaseError::KindTag);
     }
     if case.steps.is_empty() {
-        return Err("`steps` is empty".into());
+        return Err(CaseError::NoSteps);
     }
     check_pool(&case.pool)?;
     for (language, range) in &case.versions {
-        crate::versions::Range::parse(range).map_err(|e| format!("`versions.{language}`: {e}"))?;
+        crate::versions::Range::parse(range).map_err(|source| CaseError::Versions {
+            language: language.clone(),
+            source,
+        })?;
     }
     if !case.expect.is_object() {
-        return Err("`expect` must be a map (a partial observation)".into());
+        return Err(CaseError::ExpectNotAMap);
     }
     for (name, rule) in &case.gates {
         if let GateRule::WhenWaiting(Count::N(0)) = rule {
-            return Err(format!("gate `{name}`: `when_waiting` must be at least 1"));
+            return Err(CaseError::EmptyBarrier { gate: name.clone() });
         }
     }
     for probe in &case.observe {
         if let Probe::Order { events, .. } = probe
             && events.len() < 2
         {
-            return Err("an `order` probe needs at least two events".into());
+            return Err(CaseError::ShortOrder);
         }
     }
     let mut tasks: Vec<&TaskSpec> = Vec::new();
@@ -239,10 +342,10 @@ fn check_case(case: &Case) -> Result<(), String> {
             | Step::StarmapAsync(m) => {
                 let star = matches!(step, Step::Starmap(_) | Step::StarmapAsync(_));
                 if !star && !m.args.is_empty() {
-                    return Err(format!("`args` is only for starmap, not {}", step.op()));
+                    return Err(CaseError::ArgsNotStarmap { op: step.op() });
                 }
                 if star && !m.args.is_empty() && m.args.len() != m.tasks.len() {
-                    return Err("starmap `args` must have one entry per task".into());
+                    return Err(CaseError::StarmapArgs);
                 }
                 if let Some(err) = &m.then_raise {
                     check_error_type(err)?;
@@ -254,16 +357,13 @@ fn check_case(case: &Case) -> Result<(), String> {
         if let Step::Apply(s) = step
             && (s.callback.is_some() || s.error_callback.is_some())
         {
-            return Err("`apply` takes no callbacks".into());
+            return Err(CaseError::ApplyCallbacks);
         }
         if let Step::Apply(s) | Step::ApplyAsync(s) = step {
             if let TaskSpec::Full(t) = &s.task
                 && t.unserializable_item
             {
-                return Err(
-                    "`unserializable_item` is for the map family; apply takes `unserializable_arg`"
-                        .into(),
-                );
+                return Err(CaseError::UnserializableItemInApply);
             }
             for name in s.kwargs.keys() {
                 let ident = name
@@ -272,7 +372,7 @@ fn check_case(case: &Case) -> Result<(), String> {
                     .is_some_and(|c| c.is_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_alphanumeric() || c == '_');
                 if !ident {
-                    return Err(format!("`kwargs`: `{name}` is not an identifier"));
+                    return Err(CaseError::NotAnIdentifier { name: name.clone() });
                 }
             }
         }
@@ -281,11 +381,9 @@ fn check_case(case: &Case) -> Result<(), String> {
     for spec in tasks.into_iter().chain(initializer.as_ref()) {
         let TaskSpec::Full(task) = spec else { continue };
         if task.endings() > 1 {
-            return Err(format!(
-                "task {}: give at most one of returns, echo, echo_all, echo_initargs, blob, \
-                 inherited, raises, exit, unserializable",
-                task.id.as_deref().unwrap_or("(unnamed)")
-            ));
+            return Err(CaseError::Endings {
+                task: task.id.clone().unwrap_or_else(|| "(unnamed)".to_owned()),
+            });
         }
         if let Some(err) = &task.raises {
             check_error_type(err)?;
@@ -296,38 +394,31 @@ fn check_case(case: &Case) -> Result<(), String> {
 
 /// The construction parameters a case may pass. Values a pool must refuse are allowed (their
 /// refusal is the observation); combinations that mean nothing are not.
-fn check_pool(pool: &PoolParams) -> Result<(), String> {
+fn check_pool(pool: &PoolParams) -> Result<(), CaseError> {
     if !pool.initargs.is_empty() && pool.initializer.is_none() {
-        return Err("`pool.initargs` needs `pool.initializer`".into());
+        return Err(CaseError::InitargsWithoutInitializer);
     }
     if pool.uncallable_initializer && pool.initializer.is_some() {
-        return Err("`pool.uncallable_initializer` replaces `pool.initializer`; give one".into());
+        return Err(CaseError::TwoInitializers);
     }
     if let Some(Scalar::Null | Scalar::Bool(_)) = &pool.maxtasksperchild {
-        return Err(
-            "`pool.maxtasksperchild`: leave it out for unlimited; give a number or string".into(),
-        );
+        return Err(CaseError::MaxtasksperchildType);
     }
     if let Some(m) = &pool.context
         && !START_METHODS.contains(&m.as_str())
     {
-        return Err(format!(
-            "`pool.context`: unknown start method `{m}` (known: {})",
-            START_METHODS.join(", ")
-        ));
+        return Err(CaseError::UnknownStartMethod { method: m.clone() });
     }
     Ok(())
 }
 
-fn check_error_type(err: &ErrorSpec) -> Result<(), String> {
+fn check_error_type(err: &ErrorSpec) -> Result<(), CaseError> {
     if ERROR_TYPES.contains(&err.kind.as_str()) {
         Ok(())
     } else {
-        Err(format!(
-            "unknown exception type `{}` (registered: {})",
-            err.kind,
-            ERROR_TYPES.join(", ")
-        ))
+        Err(CaseError::UnknownErrorType {
+            kind: err.kind.clone(),
+        })
     }
 }
 

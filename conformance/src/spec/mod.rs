@@ -1,13 +1,17 @@
-//! The behaviour cases: their format ([`model`]), loading ([`load`]) and the program form
-//! drivers receive ([`program`]).
+//! The behaviour cases: their format ([`model`], with its [`step`]s and [`task`]s), loading
+//! ([`load`]) and the program form drivers receive ([`program`]).
 
 pub mod load;
 pub mod model;
 pub mod program;
+pub mod step;
+pub mod task;
 
-pub use load::{LoadedCase, SpecError, Suite, load_dir};
+pub use load::{CaseError, LoadedCase, SpecError, SpecErrorKind, Suite, load_dir};
 pub use model::*;
-pub use program::{IdKind, Program};
+pub use program::{EventRefError, IdKind, Program, ProgramError};
+pub use step::*;
+pub use task::*;
 
 /// The JSON Schema of a spec file, for editors (committed as `spec/case.schema.json`).
 pub fn json_schema() -> serde_json::Value {

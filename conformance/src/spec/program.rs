@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::model::{AwaitCond, Case, GateRule, OnHandle, PoolParams, Probe, Step, Task, TaskSpec};
+use super::model::{Case, GateRule, PoolParams, Probe};
+use super::step::{AwaitCond, OnHandle, Step};
+use super::task::{Task, TaskSpec};
 
 /// What a driver runs: the case without its claim, citations and expectations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,17 +70,80 @@ impl IdKind {
     }
 }
 
+/// Why a case does not compile: a broken reference between its ids, named so that the
+/// message says which one (the messages are pinned by `tests/spec_errors.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error("id `{id}` must be non-empty, without spaces or dots")]
+    BadId { id: String },
+    #[error("id `{id}` is used twice in this case")]
+    DuplicateId { id: String },
+    /// A bug of the compiler itself: every task is named before it is claimed.
+    #[error("internal: task left unnamed")]
+    UnnamedTask,
+    #[error("{whose} waits on `{name}`, which is not a gate of this case")]
+    NotAGate { whose: String, name: String },
+    #[error("gate `{gate}`: {source}")]
+    GateEvent {
+        gate: String,
+        #[source]
+        source: EventRefError,
+    },
+    #[error("order `{order}`: {source}")]
+    OrderEvent {
+        order: String,
+        #[source]
+        source: EventRefError,
+    },
+    /// An `await` on an event that does not exist.
+    #[error(transparent)]
+    AwaitEvent(#[from] EventRefError),
+    #[error("step `{step}`: only `open` and `await` steps may follow `drop`")]
+    AfterDrop { step: String },
+    #[error("step `{step}`: chunksize 0 is not a valid case input")]
+    ZeroChunksize { step: String },
+    #[error("step `{step}`: {op} takes no timeout")]
+    NoTimeout { step: String, op: &'static str },
+    #[error("`exit_with` needs `pool: {{with_block: true}}`")]
+    ExitWithoutWithBlock,
+    #[error("step `{step}`: await takes either `event`, or `gate` with `waiting` ≥ 1")]
+    BadAwait { step: String },
+    #[error("`{op}` of `{of}`: that step does not return {want}")]
+    NotAHandle {
+        op: &'static str,
+        of: String,
+        want: &'static str,
+    },
+    #[error("`{op}` of `{of}`: no earlier step has that id")]
+    NoSuchStep { op: &'static str, of: String },
+}
+
+/// Why an event reference (`<id>.<event>`) names no event of the case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventRefError {
+    #[error("`{reference}` is not an event reference (`<id>.<event>`)")]
+    NotAReference { reference: String },
+    #[error("`{reference}`: no id `{id}` in this case")]
+    NoSuchId { reference: String, id: String },
+    #[error("`{reference}`: `{id}` has no event `{event}` (it has: {})", has.join(", "))]
+    NoSuchEvent {
+        reference: String,
+        id: String,
+        event: String,
+        /// The events the id does have.
+        has: &'static [&'static str],
+    },
+}
+
 /// Compiles a case, checking that every id is unique and every reference resolves.
-pub fn compile(case: &Case) -> Result<Program, String> {
+pub fn compile(case: &Case) -> Result<Program, ProgramError> {
     let mut ids: BTreeMap<String, IdKind> = BTreeMap::new();
-    let mut claim = |id: &str, kind: IdKind| -> Result<(), String> {
+    let mut claim = |id: &str, kind: IdKind| -> Result<(), ProgramError> {
         if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
-            return Err(format!(
-                "id `{id}` must be non-empty, without spaces or dots"
-            ));
+            return Err(ProgramError::BadId { id: id.to_owned() });
         }
         if ids.insert(id.to_owned(), kind).is_some() {
-            return Err(format!("id `{id}` is used twice in this case"));
+            return Err(ProgramError::DuplicateId { id: id.to_owned() });
         }
         Ok(())
     };
@@ -177,34 +242,41 @@ fn name_task(spec: &TaskSpec, default: impl FnOnce() -> String) -> Task {
 }
 
 fn claim_task(
-    claim: &mut impl FnMut(&str, IdKind) -> Result<(), String>,
+    claim: &mut impl FnMut(&str, IdKind) -> Result<(), ProgramError>,
     spec: &TaskSpec,
-) -> Result<(), String> {
+) -> Result<(), ProgramError> {
     match spec {
         TaskSpec::Full(Task { id: Some(id), .. }) => claim(id, IdKind::Task),
-        _ => Err("internal: task left unnamed".into()),
+        _ => Err(ProgramError::UnnamedTask),
     }
 }
 
-fn check_references(case: &Case, program: &Program) -> Result<(), String> {
+fn check_references(case: &Case, program: &Program) -> Result<(), ProgramError> {
     let ids = &program.ids;
-    let gate = |name: &str, whose: &str| -> Result<(), String> {
+    let gate = |name: &str, whose: &str| -> Result<(), ProgramError> {
         match ids.get(name) {
             Some(IdKind::Gate) => Ok(()),
-            _ => Err(format!(
-                "{whose} waits on `{name}`, which is not a gate of this case"
-            )),
+            _ => Err(ProgramError::NotAGate {
+                whose: whose.to_owned(),
+                name: name.to_owned(),
+            }),
         }
     };
     for (name, rule) in &program.gates {
         if let GateRule::After(event) = rule {
-            check_event_ref(ids, event).map_err(|e| format!("gate `{name}`: {e}"))?;
+            check_event_ref(ids, event).map_err(|source| ProgramError::GateEvent {
+                gate: name.clone(),
+                source,
+            })?;
         }
     }
     for probe in &case.observe {
         if let Probe::Order { name, events } = probe {
             for e in events {
-                check_event_ref(ids, e).map_err(|e| format!("order `{name}`: {e}"))?;
+                check_event_ref(ids, e).map_err(|source| ProgramError::OrderEvent {
+                    order: name.clone(),
+                    source,
+                })?;
             }
         }
     }
@@ -219,9 +291,9 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
         let id = step.explicit_id().unwrap_or_default();
         // Once the pool is dropped the driver holds nothing to call.
         if dropped && !matches!(step, Step::Open(_) | Step::Await(_)) {
-            return Err(format!(
-                "step `{id}`: only `open` and `await` steps may follow `drop`"
-            ));
+            return Err(ProgramError::AfterDrop {
+                step: id.to_owned(),
+            });
         }
         match step {
             Step::Apply(s) | Step::ApplyAsync(s) => {
@@ -247,26 +319,32 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
                     }
                 }
                 if m.chunksize == Some(0) {
-                    return Err(format!(
-                        "step `{id}`: chunksize 0 is not a valid case input"
-                    ));
+                    return Err(ProgramError::ZeroChunksize {
+                        step: id.to_owned(),
+                    });
                 }
             }
             Step::Get(h) | Step::Wait(h) | Step::Ready(h) | Step::Successful(h) => {
                 expect_handle(&seen_steps, h, HandleKind::Result, step.op())?;
                 if matches!(step, Step::Ready(_) | Step::Successful(_)) && h.timeout.is_some() {
-                    return Err(format!("step `{id}`: {} takes no timeout", step.op()));
+                    return Err(ProgramError::NoTimeout {
+                        step: id.to_owned(),
+                        op: step.op(),
+                    });
                 }
             }
             Step::Next(h) | Step::Collect(h) => {
                 expect_handle(&seen_steps, h, HandleKind::Iterator, step.op())?;
                 if matches!(step, Step::Collect(_)) && h.timeout.is_some() {
-                    return Err(format!("step `{id}`: collect takes no timeout"));
+                    return Err(ProgramError::NoTimeout {
+                        step: id.to_owned(),
+                        op: "collect",
+                    });
                 }
             }
             Step::Drop(_) => dropped = true,
             Step::ExitWith(_) if !program.pool.with_block => {
-                return Err("`exit_with` needs `pool: {with_block: true}`".into());
+                return Err(ProgramError::ExitWithoutWithBlock);
             }
             Step::Open(o) => gate(&o.gate, &format!("step `{id}`"))?,
             Step::Await(AwaitCond {
@@ -278,9 +356,9 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
                 (Some(e), None, None) => check_event_ref(ids, e)?,
                 (None, Some(g), Some(n)) if *n > 0 => gate(g, &format!("step `{id}`"))?,
                 _ => {
-                    return Err(format!(
-                        "step `{id}`: await takes either `event`, or `gate` with `waiting` ≥ 1"
-                    ));
+                    return Err(ProgramError::BadAwait {
+                        step: id.to_owned(),
+                    });
                 }
             },
             _ => {}
@@ -296,8 +374,8 @@ fn check_references(case: &Case, program: &Program) -> Result<(), String> {
 
 fn check_task_gates(
     spec: &TaskSpec,
-    gate: &impl Fn(&str, &str) -> Result<(), String>,
-) -> Result<(), String> {
+    gate: &impl Fn(&str, &str) -> Result<(), ProgramError>,
+) -> Result<(), ProgramError> {
     if let TaskSpec::Full(t) = spec {
         for g in &t.wait {
             gate(g, &format!("task `{}`", t.id.as_deref().unwrap_or("?")))?;
@@ -310,38 +388,49 @@ fn expect_handle(
     seen: &HashMap<&str, Option<HandleKind>>,
     h: &OnHandle,
     want: HandleKind,
-    op: &str,
-) -> Result<(), String> {
+    op: &'static str,
+) -> Result<(), ProgramError> {
     match seen.get(h.of.as_str()) {
         Some(Some(kind)) if *kind == want => Ok(()),
-        Some(_) => Err(format!(
-            "`{op}` of `{}`: that step does not return {}",
-            h.of,
-            match want {
+        Some(_) => Err(ProgramError::NotAHandle {
+            op,
+            of: h.of.clone(),
+            want: match want {
                 HandleKind::Result => "an AsyncResult",
                 HandleKind::Iterator => "an iterator",
-            }
-        )),
-        None => Err(format!("`{op}` of `{}`: no earlier step has that id", h.of)),
+            },
+        }),
+        None => Err(ProgramError::NoSuchStep {
+            op,
+            of: h.of.clone(),
+        }),
     }
 }
 
 /// Checks an event reference such as `a.start` or `s3.return` against the case's ids.
-pub fn check_event_ref(ids: &BTreeMap<String, IdKind>, reference: &str) -> Result<(), String> {
+pub fn check_event_ref(
+    ids: &BTreeMap<String, IdKind>,
+    reference: &str,
+) -> Result<(), EventRefError> {
     let Some((id, event)) = reference.rsplit_once('.') else {
-        return Err(format!(
-            "`{reference}` is not an event reference (`<id>.<event>`)"
-        ));
+        return Err(EventRefError::NotAReference {
+            reference: reference.to_owned(),
+        });
     };
     let Some(kind) = ids.get(id) else {
-        return Err(format!("`{reference}`: no id `{id}` in this case"));
+        return Err(EventRefError::NoSuchId {
+            reference: reference.to_owned(),
+            id: id.to_owned(),
+        });
     };
     if kind.events().contains(&event) {
         Ok(())
     } else {
-        Err(format!(
-            "`{reference}`: `{id}` has no event `{event}` (it has: {})",
-            kind.events().join(", ")
-        ))
+        Err(EventRefError::NoSuchEvent {
+            reference: reference.to_owned(),
+            id: id.to_owned(),
+            event: event.to_owned(),
+            has: kind.events(),
+        })
     }
 }
