@@ -79,9 +79,13 @@
 //! }
 //! ```
 
+mod codec;
 mod error;
 mod handler;
+mod lock;
+mod memfile;
 mod pool;
+mod pyrepr;
 mod queue;
 mod registry;
 mod result;

@@ -27,7 +27,7 @@ use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -37,29 +37,27 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec::{encode, encode_values};
 use crate::error::PoolError;
 use crate::handler::{Control, ControlTx, Reports, control_channel, handle_results, lead};
+use crate::lock::{lock, wait_while};
+use crate::memfile::memory_file;
 use crate::queue::{Feed, Frames, TaskQueue};
 use crate::registry::TaskRef;
 use crate::result::{
     ApplyJob, AsyncResult, Callback, ErrorCallback, IMapIter, IterJob, IterShared, Job, MapJob,
     Slot,
 };
-use crate::wire::{
-    Attachment, EXIT_FRAME, MAX_MESSAGE, TaskHead, encode, encode_task, encode_values, memory_file,
-};
+use crate::wire::{Attachment, EXIT_FRAME, MAX_MESSAGE, TaskHead, encode_task};
 use crate::worker::{WORKER_FLAG, WorkerConfig};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Builds a [`Pool`]; the counterpart of `multiprocessing.Pool(...)`'s arguments.
 #[derive(Debug, Default, Clone)]
 pub struct PoolBuilder {
     processes: Option<usize>,
     maxtasksperchild: Option<u32>,
-    initializer: Option<(String, Result<Vec<u8>, String>)>,
+    /// The initializer's name and its encoded arguments (or why they do not encode).
+    initializer: Option<(String, Result<Vec<u8>, PoolError>)>,
 }
 
 impl PoolBuilder {
@@ -82,7 +80,9 @@ impl PoolBuilder {
     /// workers cannot start ([`PoolError::Spawn`]). Tasks take arguments of any size.
     pub fn initializer<A: Serialize, R>(mut self, task: TaskRef<A, R>, args: A) -> PoolBuilder {
         let mut encoded = Vec::new();
-        let encoded = encode(&mut encoded, &args).map(|()| encoded);
+        let encoded = encode(&mut encoded, &args)
+            .map(|()| encoded)
+            .map_err(|e| PoolError::Serialization(e.to_string()));
         self.initializer = Some((task.name().to_owned(), encoded));
         self
     }
@@ -105,7 +105,7 @@ impl PoolBuilder {
         }
         let initializer = match self.initializer {
             Some((name, Ok(encoded))) => Some((name, encoded)),
-            Some((_, Err(e))) => return Err(PoolError::Serialization(e)),
+            Some((_, Err(e))) => return Err(e),
             None => None,
         };
         Pool::start(processes, self.maxtasksperchild, initializer)
@@ -424,7 +424,8 @@ impl Pool {
                         let spare = || self.inner.tasks.files.spare();
                         (files <= FILES_AT_ONCE).then(|| memory_file(spare()).ok())?
                     };
-                    encode_values(out, chunk, file).map_err(PoolError::Serialization)
+                    encode_values(out, chunk, file)
+                        .map_err(|e| PoolError::Serialization(e.to_string()))
                 })
             });
             if let Err(error) = encoded {
@@ -714,14 +715,9 @@ impl Pool {
                 let jobs = lock(&self.inner.jobs);
                 // Stop waiting also when another thread terminates the pool: the outstanding
                 // work will then never finish (CPython's join returns then too).
-                drop(
-                    self.inner
-                        .jobs_done
-                        .wait_while(jobs, |j| {
-                            j.outstanding > 0 && *lock(&self.inner.state) == State::Closed
-                        })
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
+                drop(wait_while(&self.inner.jobs_done, jobs, |j| {
+                    j.outstanding > 0 && *lock(&self.inner.state) == State::Closed
+                }));
                 let terminated = *lock(&self.inner.state) == State::Terminated;
                 self.shut_down(terminated);
                 Ok(())
@@ -776,12 +772,9 @@ impl Pool {
         if !on_result_thread {
             // Exits are handled by the result handler, which keeps `live` current.
             let workers = lock(&inner.workers);
-            drop(
-                inner
-                    .workers_changed
-                    .wait_while(workers, |w| !w.live.is_empty())
-                    .unwrap_or_else(|e| e.into_inner()),
-            );
+            drop(wait_while(&inner.workers_changed, workers, |w| {
+                !w.live.is_empty()
+            }));
         }
         // Only now stop the supervisor: workers get the parent-death signal when the thread
         // that started them ends, and graceful exits must not be turned into kills.
