@@ -82,13 +82,17 @@
 mod codec;
 mod error;
 mod handler;
+mod inner;
 mod lock;
 mod memfile;
 mod pool;
 mod pyrepr;
 mod queue;
 mod registry;
+mod reports;
 mod result;
+mod start;
+mod submit;
 mod wire;
 mod worker;
 
