@@ -468,6 +468,11 @@ mod tests {
         let err = c.report_main(&Event::Open { gate: "g" }).unwrap_err();
         assert!(err.message.starts_with("cannot report open to coordinator"));
         assert!(!c.report(&Event::Start { task: None }));
+        // The kind says what failed, with the I/O error as its source.
+        let err = c.send(&Event::Open { gate: "g" }).unwrap_err();
+        assert!(matches!(err, CoordError::Connect(_)), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.to_string().starts_with("connect: "));
         let _ = std::fs::remove_dir(&dir);
     }
 }

@@ -188,7 +188,7 @@ pub fn report_construct(run: &Run, made: Result<(), &Exception>) -> Result<bool,
 }
 
 /// One whole program on a fresh pool, with everything but the pool done for you: makes the
-/// pool with `make_pool` (after [`reset_process_state`](crate::reset_process_state), which
+/// pool with `make_pool` (after [`reset_process_state`], which
 /// marks this process with the run for `inherited` tasks) and
 /// reports the `construct` event, runs the steps ([`run_steps`]) with `step`, then tears the
 /// pool down with [`teardown`] (`terminate` is your terminate-and-join, run

@@ -88,7 +88,7 @@ pub enum TaskResult {
     /// `null`).
     Returned(Value),
     /// Return this byte string (`blob`): a native byte string of the pool (Python: `bytes`),
-    /// which the driver shows as [`bytes_summary`](crate::bytes_summary) once it reached the
+    /// which the driver shows as [`bytes_summary`] once it reached the
     /// parent.
     Bytes(Vec<u8>),
     /// Raise this exception (`raises`), mapped to the pool's error type; report it back under
@@ -118,7 +118,7 @@ pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
 /// default returns null). Call it in the worker, from the pool's task function.
 ///
 /// `args` and `kwargs` are the task's arguments beyond its descriptor, as JSON. A byte-string
-/// argument (`blob_arg`) is passed as its [`bytes_summary`](crate::bytes_summary), computed
+/// argument (`blob_arg`) is passed as its [`bytes_summary`], computed
 /// by the task function from the bytes the worker received (so the digest says whether they
 /// arrived intact), which is how an echo shows it anyway.
 pub fn run_task_with(

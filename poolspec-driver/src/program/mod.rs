@@ -233,8 +233,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: Value) -> Result<Program, String> {
-        Program::from_json(&v).map_err(|e| e.to_string())
+    fn parse(v: Value) -> Result<Program, ProgramError> {
+        Program::from_json(&v)
     }
 
     #[test]
@@ -448,8 +448,12 @@ mod tests {
             ),
         ];
         for (program, message) in cases {
-            let err = parse(program.clone()).unwrap_err();
+            let err = parse(program.clone()).unwrap_err().to_string();
             assert!(err.starts_with(message), "{program}: {err}");
         }
+        // A body of the wrong shape keeps serde's error as its source.
+        let err = parse(json!({"steps": [{"get": {"of": 3}}]})).unwrap_err();
+        assert!(matches!(&err, ProgramError::Body { n: 1, op, .. } if op == "get"));
+        assert!(std::error::Error::source(&err).is_some());
     }
 }
