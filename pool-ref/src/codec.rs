@@ -357,7 +357,18 @@ mod tests {
                 Err(serde::ser::Error::custom("no"))
             }
         }
-        assert!(encode_values(&mut Vec::new(), &[Refuse], || None).is_err());
+        let refused = encode_values(&mut Vec::new(), &[Refuse], || None);
+        assert!(
+            matches!(&refused, Err(EncodeError::Value(_))),
+            "{refused:?}"
+        );
+        assert_eq!(refused.unwrap_err().to_string(), "no");
+        // Too short for a count is no value list; bytes that are not the type, bad values.
+        assert!(matches!(values(&[1, 0]), Err(DecodeError::Short(2))));
+        assert!(matches!(
+            decode::<String>(&[0x01]),
+            Err(DecodeError::Value(_))
+        ));
     }
 
     /// A memory file written again holds the new payload alone, whatever it held before and
