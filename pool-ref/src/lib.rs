@@ -79,6 +79,9 @@
 //! }
 //! ```
 
+// The modules form a line, each using only those before it (no import cycle):
+// lock, error, memfile → codec → pyrepr → wire → registry → worker → result → queue →
+// reports → inner → handler → start → submit → pool.
 mod codec;
 mod error;
 mod handler;

@@ -150,7 +150,8 @@
 //!
 //! [poolspec]: https://github.com/poolspec/poolspec
 
-// In dependency order: each module uses only those above it (blob and repr are leaves).
+// The modules form a line, each using only those before it (no import cycle):
+// blob, repr → exception → types → program → coord → tasks → teardown → steps → serve.
 mod blob;
 mod coord;
 mod exception;
