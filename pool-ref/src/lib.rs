@@ -79,12 +79,23 @@
 //! }
 //! ```
 
+// The modules form a line, each using only those before it (no import cycle):
+// lock, error, memfile → codec → pyrepr → wire → registry → worker → result → queue →
+// reports → inner → handler → start → submit → pool.
+mod codec;
 mod error;
 mod handler;
+mod inner;
+mod lock;
+mod memfile;
 mod pool;
+mod pyrepr;
 mod queue;
 mod registry;
+mod reports;
 mod result;
+mod start;
+mod submit;
 mod wire;
 mod worker;
 

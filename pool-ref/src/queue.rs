@@ -27,9 +27,9 @@
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -38,11 +38,9 @@ use nix::sys::socket::{
 };
 
 use crate::error::PoolError;
-use crate::wire::{Attachment, TaskFrame, decode_task, payload_file};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::lock::lock;
+use crate::memfile::payload_file;
+use crate::wire::{Attachment, TaskFrame, decode_task};
 
 /// Task frames stored back to back, and how many of them were sent.
 #[derive(Debug, Default)]
@@ -434,7 +432,8 @@ const RETRY: Duration = Duration::from_millis(1);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{INLINE_PAYLOAD, MAX_MESSAGE, Payload, TaskHead, encode_task};
+    use crate::codec::Payload;
+    use crate::wire::{INLINE_PAYLOAD, MAX_MESSAGE, TaskHead, encode_task};
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
     use std::mem::MaybeUninit;

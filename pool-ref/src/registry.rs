@@ -12,8 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec::{Decoder, Encode, EncodeError, decode_next};
 use crate::error::TaskError;
-use crate::wire::{Decoder, Encode, decode_next};
 
 /// A typed name of a registered task taking `A` and returning `R`.
 #[derive(Debug)]
@@ -45,7 +45,7 @@ impl<A, R> Copy for TaskRef<A, R> {}
 
 /// What a task's value is handed to, to be encoded (as the worker sees fit); the error is
 /// why it does not serialize.
-pub(crate) type Emit<'a> = dyn FnMut(&dyn Encode) -> Result<(), String> + 'a;
+pub(crate) type Emit<'a> = dyn FnMut(&dyn Encode) -> Result<(), EncodeError> + 'a;
 
 /// A task on encoded values: its argument decoded from the decoder (which is left after
 /// it), its value handed to `emit` (nothing handed when it fails).
@@ -53,12 +53,12 @@ pub(crate) type Erased =
     dyn Fn(&mut Decoder<'_>, &mut Emit<'_>) -> Result<(), CallError> + Send + Sync;
 
 /// Why a registered task produced no encoded result.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub(crate) enum CallError {
     /// The task raised (or panicked), or its arguments did not decode.
     Raised(TaskError),
     /// The task returned, but its value failed to serialize: why.
-    Unencodable(String),
+    Unencodable(EncodeError),
 }
 
 /// The tasks a program's workers can run.

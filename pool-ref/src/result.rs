@@ -11,18 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use crate::codec::{decode_next, values};
 use crate::error::PoolError;
-use crate::wire::{decode_next, values};
+use crate::lock::lock;
 
 /// A callback run on the pool's result-handler thread with a successful value.
 pub type Callback<T> = Box<dyn FnOnce(&T) + Send>;
 /// A callback run on the pool's result-handler thread with the error (on its feeder thread
 /// when the arguments could not be serialized, as CPython's task-handler thread does).
 pub type ErrorCallback = Box<dyn FnOnce(&PoolError) + Send>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The deadline `timeout` from now; `None` (no limit) also when it lies beyond what the clock
 /// can represent, instead of panicking on overflow.
@@ -173,9 +170,11 @@ fn run_callback(f: impl FnOnce()) {
 /// The values of an `O` record's body (a value list).
 fn decode<R: DeserializeOwned>(body: &[u8]) -> Result<Vec<R>, PoolError> {
     let mut values =
-        values(body).ok_or_else(|| PoolError::Serialization("malformed list of results".into()))?;
+        values(body).map_err(|_| PoolError::Serialization("malformed list of results".into()))?;
     (0..values.count)
-        .map(|_| decode_next(&mut values.decoder).map_err(PoolError::Serialization))
+        .map(|_| {
+            decode_next(&mut values.decoder).map_err(|e| PoolError::Serialization(e.to_string()))
+        })
         .collect()
 }
 

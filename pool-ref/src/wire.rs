@@ -1,4 +1,4 @@
-//! Frames between the pool and its workers, and the encoding of values.
+//! Frames between the pool and its workers.
 //!
 //! Two kinds of channel, chosen for what each has to guarantee:
 //!
@@ -20,7 +20,7 @@
 //!   record of any size streams through it, reassembled by the reader from as many reads as
 //!   it takes (see [`next_record`]).
 //!
-//! Integers are little-endian. Values are MessagePack ([`encode`], [`decode`]).
+//! Integers are little-endian. Values are MessagePack, in value lists (`codec.rs`).
 //!
 //! - A task frame is `T job:u64 index:u32 flags:u8 name_len:u16 name payload` (see
 //!   [`TaskHead`] for the flags; the payload is a value list of the chunk's arguments, in the
@@ -29,30 +29,19 @@
 //!   (body: the value list of results), `E` error (body: JSON `TaskError`), `F` the worker
 //!   failed fatally (job and index 0; body: why). A worker's exit is no record: the pool
 //!   learns it from reaping the process.
-//! - A value list is `count:u32`, then the values' encodings back to back (MessagePack is
-//!   self-delimiting): [`encode_values`], [`values`].
-//!
-//! Large byte strings are copied as little as possible: a task's arguments holding one are
-//! written by the submitting thread straight into their file ([`encode_values`]), and a
-//! worker writes a large value straight into its report pipe (see [`crate::worker`]); the
-//! [`Sink`] an encoding goes to decides.
 
-use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use nix::errno::Errno;
-use nix::sys::memfd::{MFdFlags, memfd_create};
-use nix::unistd::{Whence, ftruncate, lseek};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-
+use crate::codec::{BIG_WRITE, Payload};
 use crate::error::TaskError;
-use poolspec_driver::{py_bytes_repr, py_float_repr, py_repr_str};
 
 /// Largest payload a task frame carries in its message; a larger one is attached (see the
 /// module docs). Below this size, copying through the socket costs less than making and
 /// passing a file.
 pub(crate) const INLINE_PAYLOAD: usize = 64 * 1024;
+// A value list with a write of `BIG_WRITE` bytes is encoded into a file at once, because it
+// would be attached anyway.
+const _: () = assert!(BIG_WRITE == INLINE_PAYLOAD);
 
 /// Bytes of a task frame before its name.
 const TASK_HEAD: usize = 16;
@@ -64,340 +53,6 @@ pub(crate) const MAX_MESSAGE: usize = TASK_HEAD + u16::MAX as usize + INLINE_PAY
 /// The task frame that tells the worker reading it to exit.
 pub(crate) const EXIT_FRAME: &[u8] = b"X";
 
-/// A value that can be encoded (as MessagePack) into any [`Sink`], as often as needed: what
-/// a registered task hands the worker, type erased.
-pub(crate) trait Encode {
-    fn encode(&self, sink: &mut Sink<'_>) -> Result<(), String>;
-}
-
-impl<T: Serialize + ?Sized> Encode for T {
-    /// Structs are maps with field names (as in JSON, so skipped and defaulted fields work);
-    /// byte strings (`serde_bytes`) are raw bytes.
-    fn encode(&self, sink: &mut Sink<'_>) -> Result<(), String> {
-        let mut serializer = rmp_serde::Serializer::new(sink).with_struct_map();
-        self.serialize(&mut serializer).map_err(|e| e.to_string())
-    }
-}
-
-/// Encodes `value`, appended to `out`. On error, `out` may hold part of the value: the
-/// caller truncates it.
-pub(crate) fn encode<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), String> {
-    value.encode(&mut Sink::buffer(out, usize::MAX))
-}
-
-/// A decoder of values, reading a slice from its start.
-pub(crate) type Decoder<'a> = rmp_serde::Deserializer<rmp_serde::decode::ReadRefReader<'a, [u8]>>;
-
-/// The next value `decoder` holds.
-pub(crate) fn decode_next<T: DeserializeOwned>(decoder: &mut Decoder<'_>) -> Result<T, String> {
-    T::deserialize(decoder).map_err(|e| e.to_string())
-}
-
-/// Decodes a value [`encode`] wrote.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    decode_next(&mut Decoder::from_read_ref(bytes))
-}
-
-/// A single write at least this large (a byte string's or a string's bytes) is what makes a
-/// value large enough to take the way that copies less.
-pub(crate) const BIG_WRITE: usize = INLINE_PAYLOAD;
-
-/// Where an encoding goes.
-#[derive(Debug)]
-pub(crate) enum Sink<'a> {
-    /// Appended to a buffer; but a single write of more than `big` bytes is refused
-    /// (`refused` is set, nothing is copied): the caller then encodes the value another way.
-    Buffer {
-        out: &'a mut Vec<u8>,
-        big: usize,
-        refused: bool,
-    },
-    /// Only counted.
-    Count(u64),
-    /// Written through to a descriptor (a pipe or a memory file), `limit` bytes at most:
-    /// small writes gathered in `buf`, large ones written from the caller's own memory.
-    Through {
-        fd: BorrowedFd<'a>,
-        buf: Vec<u8>,
-        written: u64,
-        limit: u64,
-    },
-}
-
-impl<'a> Sink<'a> {
-    pub(crate) fn buffer(out: &'a mut Vec<u8>, big: usize) -> Sink<'a> {
-        Sink::Buffer {
-            out,
-            big,
-            refused: false,
-        }
-    }
-
-    pub(crate) fn through(fd: BorrowedFd<'a>, limit: u64) -> Sink<'a> {
-        Sink::Through {
-            fd,
-            buf: Vec::with_capacity(GATHER),
-            written: 0,
-            limit,
-        }
-    }
-
-    /// A write was refused as too large (see [`Sink::Buffer`]).
-    pub(crate) fn refused(&self) -> bool {
-        matches!(self, Sink::Buffer { refused: true, .. })
-    }
-
-    /// Bytes counted, or accepted for writing through.
-    pub(crate) fn count(&self) -> u64 {
-        match self {
-            Sink::Buffer { out, .. } => out.len() as u64,
-            Sink::Count(n) | Sink::Through { written: n, .. } => *n,
-        }
-    }
-}
-
-/// Bytes a [`Sink::Through`] gathers before it writes them.
-const GATHER: usize = 64 * 1024;
-
-/// Writes all of `bytes` to `fd` (blocking as needed).
-pub(crate) fn write_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        match nix::unistd::write(fd, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-impl Write for Sink<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sink::Buffer { out, big, refused } => {
-                if data.len() > *big {
-                    *refused = true;
-                    return Err(std::io::Error::other("large: encoded another way"));
-                }
-                out.extend_from_slice(data);
-            }
-            Sink::Count(n) => *n += data.len() as u64,
-            Sink::Through {
-                fd,
-                buf,
-                written,
-                limit,
-            } => {
-                if *written + data.len() as u64 > *limit {
-                    return Err(std::io::Error::other("the value grew while it was written"));
-                }
-                *written += data.len() as u64;
-                if buf.len() + data.len() <= GATHER {
-                    buf.extend_from_slice(data);
-                } else {
-                    write_fd(*fd, buf)?;
-                    buf.clear();
-                    if data.len() < GATHER {
-                        buf.extend_from_slice(data);
-                    } else {
-                        write_fd(*fd, data)?;
-                    }
-                }
-            }
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if let Sink::Through { fd, buf, .. } = self {
-            write_fd(*fd, buf)?;
-            buf.clear();
-        }
-        Ok(())
-    }
-}
-
-/// A memory file for a payload: `spare` (a file used before, whose reader is done with it)
-/// rewound, or a new one.
-pub(crate) fn memory_file(spare: Option<OwnedFd>) -> Result<OwnedFd, Errno> {
-    match spare {
-        // The offset is shared with the descriptor its reader had, who left it at the end.
-        Some(file) => lseek(&file, 0, Whence::SeekSet).map(|_| file),
-        None => memfd_create("pool-ref-payload", MFdFlags::MFD_CLOEXEC),
-    }
-}
-
-/// Ends a memory file written from its start at `len` bytes: what a former content left
-/// beyond is cut off.
-fn end_file(file: &OwnedFd, len: u64) -> Result<(), Errno> {
-    ftruncate(file, i64::try_from(len).map_err(|_| Errno::EFBIG)?)
-}
-
-/// A memory file holding `payload` (see the module docs): `spare`, if given, rewritten.
-pub(crate) fn payload_file(payload: &[u8], spare: Option<OwnedFd>) -> Result<OwnedFd, Errno> {
-    let fd = memory_file(spare)?;
-    write_fd(fd.as_fd(), payload)
-        .map_err(|e| e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))?;
-    end_file(&fd, payload.len() as u64)?;
-    Ok(fd)
-}
-
-/// Where [`encode_values`] put a value list.
-#[derive(Debug)]
-pub(crate) enum Payload {
-    /// Appended to the buffer.
-    Buffer,
-    /// In a memory file, of its own.
-    File(OwnedFd),
-}
-
-/// Encodes `items` as a value list, appended to `out`: in the buffer, unless an item holds
-/// a byte string (or string) larger than [`BIG_WRITE`]; then the list is written straight
-/// into the memory file `file` gives ([`memory_file`]), without a copy in between. (When it
-/// gives none, it goes to the buffer all the same.) On error, `out` may hold part of the
-/// list.
-pub(crate) fn encode_values<T: Serialize>(
-    out: &mut Vec<u8>,
-    items: &[T],
-    file: impl FnOnce() -> Option<OwnedFd>,
-) -> Result<Payload, String> {
-    let at = out.len();
-    let count = (items.len() as u32).to_le_bytes();
-    out.extend_from_slice(&count);
-    let mut large = false;
-    for item in items {
-        let mut sink = Sink::buffer(out, BIG_WRITE);
-        if let Err(e) = item.encode(&mut sink) {
-            if !sink.refused() {
-                return Err(e);
-            }
-            large = true;
-            break;
-        }
-    }
-    if !large {
-        return Ok(Payload::Buffer);
-    }
-    out.truncate(at);
-    let Some(file) = file() else {
-        out.extend_from_slice(&count);
-        for item in items {
-            encode(out, item)?;
-        }
-        return Ok(Payload::Buffer);
-    };
-    let mut sink = Sink::through(file.as_fd(), u64::MAX);
-    sink.write_all(&count).map_err(|e| e.to_string())?;
-    for item in items {
-        item.encode(&mut sink)?;
-    }
-    sink.flush().map_err(|e| e.to_string())?;
-    end_file(&file, sink.count()).map_err(|e| e.to_string())?;
-    Ok(Payload::File(file))
-}
-
-/// The values of a value list, decoded one at a time.
-pub(crate) struct Values<'a> {
-    /// How many there are.
-    pub count: u32,
-    pub decoder: Decoder<'a>,
-}
-
-impl std::fmt::Debug for Values<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Values")
-            .field("count", &self.count)
-            .finish()
-    }
-}
-
-/// The values of the value list `bytes`, or `None` if it is too short to be one.
-pub(crate) fn values(bytes: &[u8]) -> Option<Values<'_>> {
-    let count = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
-    Some(Values {
-        count,
-        decoder: Decoder::from_read_ref(&bytes[4..]),
-    })
-}
-
-/// Any encoded value, in Python notation: how `repr()` shows the value Python would decode
-/// it as (a map as a dict, a sequence as a list, a byte string as `b'...'`); for showing
-/// values that are no concern of this crate's types.
-#[derive(Debug)]
-pub(crate) struct PyRepr(pub String);
-
-impl<'de> Deserialize<'de> for PyRepr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PyRepr, D::Error> {
-        d.deserialize_any(PyReprVisitor)
-    }
-}
-
-struct PyReprVisitor;
-
-impl<'de> serde::de::Visitor<'de> for PyReprVisitor {
-    type Value = PyRepr;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<PyRepr, E> {
-        Ok(PyRepr(if v { "True" } else { "False" }.to_owned()))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<PyRepr, E> {
-        Ok(PyRepr(v.to_string()))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<PyRepr, E> {
-        Ok(PyRepr(v.to_string()))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<PyRepr, E> {
-        Ok(PyRepr(py_float_repr(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<PyRepr, E> {
-        Ok(PyRepr(py_repr_str(v)))
-    }
-
-    fn visit_bytes<E>(self, v: &[u8]) -> Result<PyRepr, E> {
-        Ok(PyRepr(py_bytes_repr(v)))
-    }
-
-    fn visit_unit<E>(self) -> Result<PyRepr, E> {
-        Ok(PyRepr("None".to_owned()))
-    }
-
-    fn visit_none<E>(self) -> Result<PyRepr, E> {
-        Ok(PyRepr("None".to_owned()))
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<PyRepr, D::Error> {
-        PyRepr::deserialize(d)
-    }
-
-    fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<PyRepr, D::Error> {
-        PyRepr::deserialize(d)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PyRepr, A::Error> {
-        let mut items = Vec::new();
-        while let Some(PyRepr(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(PyRepr(format!("[{}]", items.join(", "))))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<PyRepr, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((PyRepr(k), PyRepr(v))) = map.next_entry()? {
-            entries.push(format!("{k}: {v}"));
-        }
-        Ok(PyRepr(format!("{{{}}}", entries.join(", "))))
-    }
-}
-
 /// What a task frame says besides its arguments.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct TaskHead<'a> {
@@ -407,7 +62,7 @@ pub(crate) struct TaskHead<'a> {
     /// bit 0.
     pub listed: bool,
     /// More frames of the same submission follow: whoever runs this task will likely find
-    /// the next one queued when done, so it looks before reporting (see [`crate::worker`]).
+    /// the next one queued when done, so it looks before reporting (see `worker.rs`).
     /// Flag bit 1.
     pub more: bool,
     /// The payload is not in the message but attached: the content of the file whose
@@ -438,7 +93,7 @@ pub(crate) enum Attachment {
 }
 
 /// Appends a task frame to `out`: the header, then the payload (a value list of the chunk's
-/// arguments), which `payload` writes itself (to avoid a copy: see [`encode_values`]); its
+/// arguments), which `payload` writes itself (to avoid a copy: see [`encode_values`](crate::codec::encode_values)); its
 /// error is returned as is. `head.attached` is ignored: a payload in a file, or larger than
 /// [`INLINE_PAYLOAD`], is marked attached.
 pub(crate) fn encode_task<E>(
@@ -603,23 +258,8 @@ pub(crate) fn next_record(stream: &[u8]) -> Next<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_bytes::ByteBuf;
-    use std::os::unix::fs::FileExt;
-
-    /// The content of a file.
-    fn content(file: &OwnedFd) -> Vec<u8> {
-        let file = std::fs::File::from(file.try_clone().unwrap());
-        let mut bytes = vec![0; file.metadata().unwrap().len() as usize];
-        file.read_exact_at(&mut bytes, 0).unwrap();
-        bytes
-    }
-
-    fn decode_all<T: DeserializeOwned>(list: &[u8]) -> Vec<T> {
-        let mut values = values(list).expect("a value list");
-        (0..values.count)
-            .map(|_| decode_next(&mut values.decoder).expect("a value"))
-            .collect()
-    }
+    use crate::memfile::payload_file;
+    use crate::memfile::tests::content;
 
     #[test]
     fn records_round_trip_and_split_anywhere() {
@@ -711,135 +351,6 @@ mod tests {
                 })
             );
         }
-    }
-
-    #[test]
-    fn values_encode_as_messagepack() {
-        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        struct S {
-            a: u32,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
-            b: Option<String>,
-            bytes: ByteBuf,
-        }
-        let s = S {
-            a: 1,
-            b: None,
-            bytes: ByteBuf::from(vec![0u8; 1000]),
-        };
-        let mut out = Vec::new();
-        encode(&mut out, &s).unwrap();
-        // Field names, and the bytes as one MessagePack bin: no byte spends more than one.
-        assert!(out.len() < 1000 + 20, "{} bytes", out.len());
-        assert_eq!(decode::<S>(&out), Ok(s));
-        let v = serde_json::json!({"k": [1, -2, 3.5, "x", null, true]});
-        let mut out = Vec::new();
-        encode(&mut out, &v).unwrap();
-        assert_eq!(decode::<serde_json::Value>(&out), Ok(v));
-        // Shown in Python notation, as `repr()` shows what Python would decode.
-        let mut out = Vec::new();
-        let shown = (
-            ByteBuf::from(b"a'\x00".to_vec()),
-            "x",
-            serde_json::json!({"k": [1, -2, 3.5, null, true]}),
-        );
-        encode(&mut out, &shown).unwrap();
-        assert_eq!(
-            decode::<PyRepr>(&out).unwrap().0,
-            r#"[b"a'\x00", 'x', {'k': [1, -2, 3.5, None, True]}]"#
-        );
-    }
-
-    /// Small values go to the buffer; a byte string of more than [`BIG_WRITE`] bytes sends
-    /// the whole list to a memory file, written there without a copy in between.
-    #[test]
-    fn value_lists_of_large_byte_strings_go_to_a_file() {
-        for n in [0, 1, BIG_WRITE - 1, BIG_WRITE] {
-            let items = [ByteBuf::from(vec![7; n]), ByteBuf::from(vec![8; 3])];
-            let mut out = vec![9];
-            let payload = encode_values(&mut out, &items, || None).unwrap();
-            assert!(matches!(payload, Payload::Buffer), "{n} bytes");
-            assert_eq!(decode_all::<ByteBuf>(&out[1..]), items);
-        }
-        for n in [BIG_WRITE + 1, 16 << 20] {
-            let items = [ByteBuf::from(vec![8; 3]), ByteBuf::from(vec![7; n])];
-            let mut out = vec![9];
-            let Payload::File(file) =
-                encode_values(&mut out, &items, || memory_file(None).ok()).unwrap()
-            else {
-                panic!("{n} bytes in the buffer");
-            };
-            assert_eq!(out, [9], "nothing left in the buffer");
-            assert_eq!(decode_all::<ByteBuf>(&content(&file)), items);
-        }
-        // Many small values make no file, however many.
-        let items: Vec<u64> = (0..100_000).collect();
-        let mut out = Vec::new();
-        assert!(matches!(
-            encode_values(&mut out, &items, || None).unwrap(),
-            Payload::Buffer
-        ));
-        assert_eq!(decode_all::<u64>(&out), items);
-        // A value that does not serialize is an error, in either place.
-        struct Refuse;
-        impl Serialize for Refuse {
-            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-                Err(serde::ser::Error::custom("no"))
-            }
-        }
-        assert!(encode_values(&mut Vec::new(), &[Refuse], || None).is_err());
-    }
-
-    /// A memory file written again holds the new payload alone, whatever it held before and
-    /// wherever its offset was left.
-    #[test]
-    fn memory_files_are_rewritten_from_the_start() {
-        let file = payload_file(&[1; 5000], None).unwrap();
-        std::fs::File::from(file.try_clone().unwrap())
-            .read_exact_at(&mut [0; 10], 0)
-            .unwrap();
-        let file = payload_file(&[2; 300], Some(file)).unwrap();
-        assert_eq!(content(&file), vec![2; 300]);
-        let items = [ByteBuf::from(vec![3; BIG_WRITE + 1])];
-        let mut spare = Some(payload_file(&vec![4; 3 * BIG_WRITE], None).unwrap());
-        let file = || memory_file(spare.take()).ok();
-        let Payload::File(file) = encode_values(&mut Vec::new(), &items, file).unwrap() else {
-            panic!("not in a file");
-        };
-        assert!(spare.is_none(), "the spare file was used");
-        assert_eq!(decode_all::<ByteBuf>(&content(&file)), items);
-        let file = payload_file(&[5; 7], Some(file)).unwrap();
-        assert_eq!(content(&file), vec![5; 7]);
-    }
-
-    /// A sink writing through to a descriptor gathers small writes, passes large ones on
-    /// as they are, and refuses to go beyond its limit.
-    #[test]
-    fn sinks_count_and_write_through() {
-        let value = (
-            ByteBuf::from(vec![5u8; 3 * GATHER]),
-            vec![1u32; 5000],
-            "end".to_owned(),
-        );
-        let mut counted = Sink::Count(0);
-        value.encode(&mut counted).unwrap();
-        let n = counted.count();
-        let file = memfd_create("test", MFdFlags::MFD_CLOEXEC).unwrap();
-        let mut sink = Sink::through(file.as_fd(), n);
-        value.encode(&mut sink).unwrap();
-        sink.flush().unwrap();
-        assert_eq!(sink.count(), n);
-        let written = content(&file);
-        assert_eq!(written.len() as u64, n);
-        assert_eq!(decode(&written), Ok(value.clone()));
-        let mut short = Sink::through(file.as_fd(), n - 1);
-        assert!(value.encode(&mut short).is_err());
-        // A buffer refuses a large write without copying any of it.
-        let mut out = Vec::new();
-        let mut sink = Sink::buffer(&mut out, GATHER);
-        assert!(value.encode(&mut sink).is_err());
-        assert!(sink.refused());
-        assert!(out.len() < 16, "{} bytes copied", out.len());
     }
 
     #[test]

@@ -31,11 +31,14 @@ use nix::sys::signal::Signal;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 use serde::{Deserialize, Serialize};
 
+use crate::codec::{BIG_WRITE, Decoder, Encode, EncodeError, Sink, decode, values};
 use crate::error::TaskError;
+use crate::memfile::write_fd;
+use crate::pyrepr::PyRepr;
 use crate::registry::{CallError, Registry};
 use crate::wire::{
-    BIG_WRITE, Decoder, Encode, HEADER, MAX_MESSAGE, PyRepr, Record, Sink, TaskFrame, TaskHead,
-    decode_task, error_body, finish_record, push_record, start_ok_record, values, write_fd,
+    HEADER, MAX_MESSAGE, Record, TaskFrame, TaskHead, decode_task, error_body, finish_record,
+    push_record, start_ok_record,
 };
 
 /// The first argument that marks a worker process.
@@ -401,7 +404,7 @@ fn run_chunk(
 }
 
 /// Where a value lies in `out`, or why it did not serialize.
-type Value = Result<std::ops::Range<usize>, String>;
+type Value = Result<std::ops::Range<usize>, EncodeError>;
 
 /// What [`append_values`] did.
 enum Appended {
@@ -428,8 +431,8 @@ fn append_values(
     out: &mut Vec<u8>,
     streamer: &mut Streamer<'_>,
 ) -> Result<Appended, TaskError> {
-    let mut items = values(payload)
-        .ok_or_else(|| TaskError::new("TypeError", "malformed chunk of arguments"))?;
+    let mut items =
+        values(payload).map_err(|_| TaskError::new("TypeError", "malformed chunk of arguments"))?;
     let task = registry.task(name)?;
     // Only a chunk's single value is written through: a later item could still fail the
     // chunk of several.
@@ -479,7 +482,7 @@ fn stream(
     value: &dyn Encode,
     out: &mut Vec<u8>,
     streamer: &mut Streamer<'_>,
-) -> Result<std::io::Result<()>, String> {
+) -> Result<std::io::Result<()>, EncodeError> {
     let mut counted = Sink::Count(0);
     value.encode(&mut counted)?;
     let n = counted.count();
@@ -509,11 +512,11 @@ fn check_values(values: &[Value], listed: bool, out: &[u8]) -> Result<(), TaskEr
     let Some(why) = values.iter().find_map(|v| v.as_ref().err()) else {
         return Ok(());
     };
-    let shown: Vec<Result<String, String>> = values
+    let shown: Vec<Option<String>> = values
         .iter()
-        .map(|v| v.clone().map(|r| show(&out[r])))
+        .map(|v| v.as_ref().ok().map(|r| show(&out[r.clone()])))
         .collect();
-    Err(encoding_error(&shown, listed, why))
+    Err(encoding_error(&shown, listed, &why.to_string()))
 }
 
 /// Largest encoded value [`show`] decodes to show it.
@@ -525,7 +528,7 @@ fn show(encoded: &[u8]) -> String {
     if encoded.len() > SHOWN_ENCODED_MAX {
         return format!("<a value of {} bytes>", encoded.len());
     }
-    match crate::wire::decode::<PyRepr>(encoded) {
+    match decode::<PyRepr>(encoded) {
         Ok(PyRepr(shown)) => shown,
         Err(e) => format!("<a value that does not decode: {e}>"),
     }
@@ -536,12 +539,12 @@ const SHOWN_MAX: usize = 16 * 1024;
 
 /// CPython's `MaybeEncodingError`: `Error sending result: '<value>'. Reason: '<why>'`. The
 /// value is shown in Python notation (a list when `listed`), `<unserializable>` standing
-/// for each item that did not serialize; `values` are the items in Python notation, or why
-/// they did not serialize.
-fn encoding_error(values: &[Result<String, String>], listed: bool, why: &str) -> TaskError {
-    let show = |v: &Result<String, String>| match v {
-        Ok(shown) => shown.clone(),
-        Err(_) => "<unserializable>".to_owned(),
+/// for each item that did not serialize; `values` are the items in Python notation (`None`
+/// for those that did not serialize).
+fn encoding_error(values: &[Option<String>], listed: bool, why: &str) -> TaskError {
+    let show = |v: &Option<String>| match v {
+        Some(shown) => shown.clone(),
+        None => "<unserializable>".to_owned(),
     };
     let shown = if listed || values.len() != 1 {
         let all: Vec<String> = values.iter().map(show).collect();

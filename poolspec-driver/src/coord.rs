@@ -17,20 +17,20 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
-use std::io::{BufRead, BufReader, Write};
+use std::collections::hash_map::Entry;
+use std::io::{self, BufRead, BufReader, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::tasks::{CallbackKind, Exception};
-use crate::{Failure, Outcome};
+use crate::exception::Exception;
+use crate::types::{CallbackKind, Failure, Outcome};
 
 /// Where reports go and how they are tagged: the coordinator socket of a `run` and its token.
 ///
@@ -147,17 +147,42 @@ pub struct Ack {
     pub reason: Option<String>,
 }
 
-/// Why a report got no acknowledgement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoordError(String);
+/// Why a report got no acknowledgement: the coordinator cannot be reached (`Connect`), the
+/// connection broke (`Duplicate`, `Write`, `Read`, `Closed`), or it answered what is no
+/// acknowledgement (`UnreadableAck`, a protocol mistake). The messages end up in the
+/// driver's `error` answer ([`Coord::report_main`]).
+///
+/// Clone, and equal when the messages are (the I/O errors are shared, not compared).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoordError {
+    /// Connecting to the coordinator's socket failed.
+    #[error("connect: {0}")]
+    Connect(#[source] Arc<io::Error>),
+    /// Duplicating the new connection (to wake its thread at teardown) failed.
+    #[error("dup: {0}")]
+    Duplicate(#[source] Arc<io::Error>),
+    /// Sending the report failed.
+    #[error("write: {0}")]
+    Write(#[source] Arc<io::Error>),
+    /// Reading the acknowledgement failed.
+    #[error("read: {0}")]
+    Read(#[source] Arc<io::Error>),
+    /// The coordinator closed the connection instead of acknowledging.
+    #[error("coordinator closed the connection")]
+    Closed,
+    /// The answer was not an acknowledgement (a JSON object with `ok`): the line as read.
+    #[error("unreadable acknowledgement: {0:?}")]
+    UnreadableAck(String),
+}
 
-impl fmt::Display for CoordError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl PartialEq for CoordError {
+    fn eq(&self, other: &CoordError) -> bool {
+        self.to_string() == other.to_string()
     }
 }
 
-impl std::error::Error for CoordError {}
+impl Eq for CoordError {}
 
 impl Coord {
     /// Sends one report from this thread and reads its acknowledgement, opening this
@@ -165,7 +190,7 @@ impl Coord {
     /// acknowledgement back (a `wait` on a closed gate). Prefer [`Coord::report`] in tasks and
     /// callbacks and [`Coord::report_main`] on the main thread.
     pub fn send(&self, event: &Event<'_>) -> Result<Ack, CoordError> {
-        exchange(&self.path, &self.encode(event)).map_err(CoordError)
+        exchange(&self.path, &self.encode(event))
     }
 
     /// A report from a task or a callback: `true` to go on; `false` when it must stop quietly
@@ -250,7 +275,7 @@ pub fn thread_id() -> i64 {
     i64::from(nix::unistd::gettid().as_raw())
 }
 
-fn exchange(path: &str, line: &[u8]) -> Result<Ack, String> {
+fn exchange(path: &str, line: &[u8]) -> Result<Ack, CoordError> {
     CONNS.with(|conns| {
         let mut conns = conns.borrow_mut();
         let generation = GENERATION.load(Ordering::SeqCst);
@@ -261,34 +286,34 @@ fn exchange(path: &str, line: &[u8]) -> Result<Ack, String> {
         {
             conns.remove(path);
         }
-        let result = (|| -> Result<Ack, String> {
-            if !conns.contains_key(path) {
-                let stream = UnixStream::connect(path).map_err(|e| format!("connect: {e}"))?;
-                let dup = stream.try_clone().map_err(|e| format!("dup: {e}"))?;
-                opened().1.push(dup);
-                conns.insert(
-                    path.to_owned(),
-                    Conn {
+        let result = (|| -> Result<Ack, CoordError> {
+            let conn = match conns.entry(path.to_owned()) {
+                Entry::Occupied(open) => open.into_mut(),
+                Entry::Vacant(slot) => {
+                    let stream =
+                        UnixStream::connect(path).map_err(|e| CoordError::Connect(e.into()))?;
+                    let dup = stream
+                        .try_clone()
+                        .map_err(|e| CoordError::Duplicate(e.into()))?;
+                    opened().1.push(dup);
+                    slot.insert(Conn {
                         pid,
                         generation,
                         reader: BufReader::new(stream),
-                    },
-                );
-            }
-            let Some(conn) = conns.get_mut(path) else {
-                return Err("no connection".into());
+                    })
+                }
             };
             conn.reader
                 .get_mut()
                 .write_all(line)
-                .map_err(|e| format!("write: {e}"))?;
+                .map_err(|e| CoordError::Write(e.into()))?;
             let mut reply = String::new();
             let n = conn
                 .reader
                 .read_line(&mut reply)
-                .map_err(|e| format!("read: {e}"))?;
+                .map_err(|e| CoordError::Read(e.into()))?;
             if n == 0 {
-                return Err("coordinator closed the connection".into());
+                return Err(CoordError::Closed);
             }
             parse_ack(reply.trim_end())
         })();
@@ -300,8 +325,8 @@ fn exchange(path: &str, line: &[u8]) -> Result<Ack, String> {
 }
 
 /// An acknowledgement line: a JSON object with an `ok` key; anything but `ok: true` refuses.
-fn parse_ack(line: &str) -> Result<Ack, String> {
-    let unreadable = || format!("unreadable acknowledgement: {line:?}");
+fn parse_ack(line: &str) -> Result<Ack, CoordError> {
+    let unreadable = || CoordError::UnreadableAck(line.to_owned());
     match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(m)) if m.contains_key("ok") => Ok(Ack {
             ok: m.get("ok") == Some(&Value::Bool(true)),
@@ -314,7 +339,7 @@ fn parse_ack(line: &str) -> Result<Ack, String> {
 /// Wakes every thread of this process blocked on the coordinator (by shutting its socket
 /// down), and makes [`Coord::report`] answer `false` until [`close_connections`]. Call it
 /// before tearing a pool down: a callback thread held on a gate that will never open would
-/// otherwise keep the pool's `join` waiting ([`teardown`](crate::teardown) does).
+/// otherwise keep the pool's `join` waiting (`teardown` does).
 pub fn abort_connections() {
     CLOSING.store(true, Ordering::SeqCst);
     for s in opened().1.iter() {
@@ -324,7 +349,7 @@ pub fn abort_connections() {
 
 /// Forgets every connection of this process (the calling thread's are closed now, other
 /// threads' are replaced on their next report) and lets reports flow again.
-/// [`serve`](crate::serve) calls it after every program, before answering.
+/// `serve` calls it after every program, before answering.
 pub fn close_connections() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
     {
@@ -341,7 +366,7 @@ pub fn close_connections() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HandleKind;
+    use crate::types::HandleKind;
     use std::os::unix::net::UnixListener;
 
     fn coord(path: &str) -> Coord {
@@ -443,6 +468,11 @@ mod tests {
         let err = c.report_main(&Event::Open { gate: "g" }).unwrap_err();
         assert!(err.message.starts_with("cannot report open to coordinator"));
         assert!(!c.report(&Event::Start { task: None }));
+        // The kind says what failed, with the I/O error as its source.
+        let err = c.send(&Event::Open { gate: "g" }).unwrap_err();
+        assert!(matches!(err, CoordError::Connect(_)), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.to_string().starts_with("connect: "));
         let _ = std::fs::remove_dir(&dir);
     }
 }

@@ -145,37 +145,39 @@
 //! - **The coordinator.** [`Coord`] sends [`Event`]s, one connection per (process, thread),
 //!   and reads each acknowledgement before going on.
 //!
-//! The crate depends on serde, serde_json and nix only (it is Linux-only, like poolspec), and
-//! not on the poolspec runner: the protocol is the contract.
+//! The crate depends on serde, serde_json, nix and thiserror only (it is Linux-only, like
+//! poolspec), and not on the poolspec runner: the protocol is the contract.
 //!
 //! [poolspec]: https://github.com/poolspec/poolspec
 
+// The modules form a line, each using only those before it (no import cycle):
+// blob, repr → exception → types → program → coord → tasks → teardown → steps → serve.
 mod blob;
 mod coord;
+mod exception;
 mod program;
 mod repr;
 mod serve;
 mod steps;
 mod tasks;
 mod teardown;
+mod types;
 
 pub use blob::{blob, bytes_summary};
 pub use coord::{Ack, Coord, CoordError, Event, abort_connections, close_connections, thread_id};
+pub use exception::{ERROR_TYPES, ErrorSpec, Exception, NEUTRAL_KINDS};
 pub use program::{
-    AwaitCond, Blob, Callback, Ending, ErrorSpec, FEATURES, MapCall, OPS, OnHandle, OpenGate,
-    Plain, PoolParams, Program, Step, Submit, Task,
+    AwaitCond, Blob, Callback, Ending, FEATURES, MapCall, OPS, OnHandle, OpenGate, Plain,
+    PoolParams, Program, ProgramError, Step, Submit, Task,
 };
-pub use repr::{py_bytes_repr, py_float_repr, py_repr, py_repr_str, py_value_repr};
-pub use serve::{Driver, Failure, Implementation, PROTOCOL, Run, claim_stdout, serve, serve_io};
-pub use steps::{
-    Handle, HandleKind, Handles, MakeError, Outcome, catch_panic, panic_message, report_construct,
-    run_program, run_steps,
-};
+pub use repr::{py_bytes_repr, py_float_repr, py_repr, py_repr_str, py_value_repr, truthy};
+pub use serve::{Driver, Implementation, PROTOCOL, claim_stdout, serve, serve_io};
+pub use steps::{Handle, Handles, MakeError, Run, report_construct, run_program, run_steps};
 pub use tasks::{
-    CallbackKind, Descriptor, ERROR_TYPES, Exception, NEUTRAL_KINDS, TaskResult,
-    reset_process_state, run_callback, run_task, run_task_with, truthy,
+    Descriptor, TaskResult, reset_process_state, run_callback, run_task, run_task_with,
 };
 pub use teardown::{TEARDOWN_TIMEOUT, children, kill_children, teardown};
+pub use types::{CallbackKind, Failure, HandleKind, Outcome, catch_panic, panic_message};
 
 /// Serializes the tests that use this process's coordinator connections (global state).
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Values shown in Python notation, for the messages that CPython builds with `repr()`.
+//! JSON values as Python sees them: shown in Python notation, for the messages that CPython
+//! builds with `repr()`, and Python's truthiness.
 //!
 //! Drivers need it for their own messages, and a Rust pool that reproduces CPython's error
-//! messages needs it too (pool-ref does).
+//! messages needs it too (pool-ref does). Programs are read with Python's truthiness, as the
+//! Python driver reads them.
 
 use serde_json::Value;
 
@@ -137,6 +139,18 @@ pub fn py_repr(v: Option<&Value>) -> String {
     v.map_or_else(|| "None".to_owned(), py_value_repr)
 }
 
+/// Python's truthiness of a JSON value: `null`, `false`, `0`, `""`, `[]` and `{}` are false.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +183,43 @@ mod tests {
         assert_eq!(py_float_repr(1e15), "1000000000000000.0");
         assert_eq!(py_float_repr(1e-5), "1e-05");
         assert_eq!(py_float_repr(-2.5e300), "-2.5e+300");
+    }
+
+    #[test]
+    fn repr_of_strings_is_pythons() {
+        assert_eq!(py_repr_str("k"), "'k'");
+        assert_eq!(py_repr_str("it's"), "\"it's\"");
+        assert_eq!(py_repr_str("'\""), "'\\'\"'");
+        assert_eq!(py_repr_str("a\nb\t\\"), "'a\\nb\\t\\\\'");
+        assert_eq!(py_repr_str("\u{1}\u{7f}é"), "'\\x01\\x7fé'");
+        assert_eq!(py_repr(None), "None");
+        assert_eq!(py_repr(Some(&json!(null))), "None");
+        assert_eq!(py_repr(Some(&json!("s1"))), "'s1'");
+        assert_eq!(py_repr(Some(&json!(3))), "3");
+    }
+
+    #[test]
+    fn truthiness_is_pythons() {
+        for v in [
+            json!(null),
+            json!(false),
+            json!(0),
+            json!(0.0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
+            assert!(!truthy(&v), "{v}");
+        }
+        for v in [
+            json!(true),
+            json!(-1),
+            json!(0.5),
+            json!("x"),
+            json!([0]),
+            json!({"a": 0}),
+        ] {
+            assert!(truthy(&v), "{v}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! The stdio side of the protocol (spec/PROTOCOL.md §2.1, §3): the [`Driver`] trait and the
 //! loop that serves the runner with it.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::os::fd::AsFd;
@@ -13,8 +12,9 @@ use serde_json::{Map, Value, json};
 use crate::coord::{Coord, close_connections};
 use crate::program::Program;
 use crate::repr::py_repr_str;
-use crate::steps::panic_message;
+use crate::steps::Run;
 use crate::teardown::program_name;
+use crate::types::{Failure, panic_message};
 
 /// The protocol version this crate speaks (spec/PROTOCOL.md). A runner asking for another
 /// is answered `error`, and the driver exits with status 2.
@@ -101,65 +101,6 @@ impl Implementation {
             language_version: None,
             default_processes: None,
         }
-    }
-}
-
-/// One `run` message: a program to run on a fresh pool, and where to report its events.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Run {
-    /// The run's `seq`, echoed in the answer by [`serve`] (opaque).
-    pub seq: Value,
-    /// The coordinator socket and token every report of this run goes to.
-    pub coord: Coord,
-    /// The program, typed.
-    pub program: Program,
-    /// The program as sent, for fields the typed form does not know.
-    pub program_json: Value,
-}
-
-/// Why a driver could not run a program (or start): answered as `error` with `message` and
-/// `traceback`. Not for exceptions a pool operation raises: those are step outcomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// One line saying what went wrong.
-    pub message: String,
-    /// Optional detail (the runner shows its last line with the message).
-    pub traceback: Option<String>,
-}
-
-impl Failure {
-    /// A failure with this message and no traceback.
-    pub fn new(message: impl Into<String>) -> Failure {
-        Failure {
-            message: message.into(),
-            traceback: None,
-        }
-    }
-
-    /// The same failure, with this traceback.
-    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Failure {
-        self.traceback = Some(traceback.into());
-        self
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::new(message)
-    }
-}
-
-impl From<&str> for Failure {
-    fn from(message: &str) -> Failure {
-        Failure::new(message)
     }
 }
 
@@ -333,8 +274,8 @@ impl<D: Driver, W: Write> Session<'_, D, W> {
                 program: typed,
                 program_json: program.clone(),
             },
-            Err(message) => {
-                self.send_error(seq, &message, None);
+            Err(e) => {
+                self.send_error(seq, &e.to_string(), None);
                 return;
             }
         };

@@ -4,91 +4,28 @@
 //! the rest.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::coord::Event;
-use crate::program::{PoolParams, Step};
+use crate::coord::{Coord, Event};
+use crate::exception::Exception;
+use crate::program::{PoolParams, Program, Step};
 use crate::repr::py_repr_str;
-use crate::tasks::Exception;
-use crate::{Failure, Run};
+use crate::tasks::reset_process_state;
+use crate::teardown::teardown;
+use crate::types::{Failure, HandleKind, Outcome, catch_panic};
 
-/// How a step (or a task) ended, as its `return` (or `end`) report says: serializes as
-/// `{"returned": V}`, `{"raised": {"type": T, "message": M}}` or `{"handle": "result"}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The operation returned this value (`null` for `close`, `wait`, ...).
-    Returned(Value),
-    /// The operation raised this exception. An exception of the operation is an outcome,
-    /// never a driver failure.
-    Raised(Exception),
-    /// The operation returned an AsyncResult or an iterator, kept for later steps.
-    Handle(HandleKind),
-}
-
-impl Outcome {
-    /// `{"returned": null}`.
-    pub fn none() -> Outcome {
-        Outcome::Returned(Value::Null)
-    }
-
-    /// What `next` gives on an exhausted iterator: `StopIteration` with an empty message.
-    pub fn stop_iteration() -> Outcome {
-        Outcome::Raised(Exception::new("StopIteration", ""))
-    }
-
-    /// What an `enter` step that returned the pool itself reports: `{"returned": "<pool>"}`.
-    pub fn entered() -> Outcome {
-        Outcome::Returned(Value::from("<pool>"))
-    }
-
-    /// A byte string the operation returned, as it is observed:
-    /// [`bytes_summary`](crate::bytes_summary).
-    pub fn bytes(bytes: &[u8]) -> Outcome {
-        Outcome::Returned(crate::blob::bytes_summary(bytes))
-    }
-}
-
-impl Outcome {
-    /// A raised exception with its neutral kind filled in ([`Exception::classified`]).
-    fn classified(self) -> Outcome {
-        match self {
-            Outcome::Raised(e) => Outcome::Raised(e.classified()),
-            other => other,
-        }
-    }
-}
-
-impl<E: Into<Exception>> From<Result<Value, E>> for Outcome {
-    fn from(r: Result<Value, E>) -> Outcome {
-        match r {
-            Ok(v) => Outcome::Returned(v),
-            Err(e) => Outcome::Raised(e.into()),
-        }
-    }
-}
-
-/// What a step returns that later steps use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HandleKind {
-    /// An AsyncResult (`apply_async`, `map_async`, `starmap_async`), for `get`, `wait`,
-    /// `ready`, `successful`.
-    Result,
-    /// An iterator (`imap`, `imap_unordered`), for `next`, `collect`.
-    Iterator,
-}
-
-impl HandleKind {
-    fn name(self) -> &'static str {
-        match self {
-            HandleKind::Result => "result",
-            HandleKind::Iterator => "iterator",
-        }
-    }
+/// One `run` message: a program to run on a fresh pool, and where to report its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The run's `seq`, echoed in the answer by `serve` (opaque).
+    pub seq: Value,
+    /// The coordinator socket and token every report of this run goes to.
+    pub coord: Coord,
+    /// The program, typed.
+    pub program: Program,
+    /// The program as sent, for fields the typed form does not know.
+    pub program_json: Value,
 }
 
 /// A handle kept by step id: an AsyncResult of the pool (`R`) or an iterator (`I`).
@@ -251,10 +188,10 @@ pub fn report_construct(run: &Run, made: Result<(), &Exception>) -> Result<bool,
 }
 
 /// One whole program on a fresh pool, with everything but the pool done for you: makes the
-/// pool with `make_pool` (after [`reset_process_state`](crate::reset_process_state), which
+/// pool with `make_pool` (after [`reset_process_state`], which
 /// marks this process with the run for `inherited` tasks) and
 /// reports the `construct` event, runs the steps ([`run_steps`]) with `step`, then tears the
-/// pool down with [`teardown`](crate::teardown) (`terminate` is your terminate-and-join, run
+/// pool down with [`teardown`] (`terminate` is your terminate-and-join, run
 /// on a helper thread with a time limit; any child process left over is killed and reported),
 /// whatever happened before. A panic while making the pool or running a step is a failure
 /// (`driver failure: panic: ...`), and the pool is still torn down.
@@ -273,7 +210,7 @@ pub fn run_program<P: Send + 'static>(
     terminate: impl FnOnce(P) -> Result<(), String> + Send + 'static,
 ) -> Result<(), Failure> {
     let mut pool: Option<P> = None;
-    crate::tasks::reset_process_state(Some(&run.coord.token));
+    reset_process_state(Some(&run.coord.token));
     let ran = catch_panic(|| {
         let made = match make_pool(&run.program.pool) {
             Ok(p) => p,
@@ -288,52 +225,16 @@ pub fn run_program<P: Send + 'static>(
         run_steps(run, |s| step(p, s))
     });
     let torn = match pool {
-        Some(pool) => crate::teardown(pool, terminate),
+        Some(pool) => teardown(pool, terminate),
         None => Ok(()),
     };
     ran.and(torn)
-}
-
-/// Runs `f`, turning a panic into the failure `driver failure: panic: <message>`.
-pub fn catch_panic<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => Err(Failure::new(format!(
-            "driver failure: panic: {}",
-            panic_message(p.as_ref())
-        ))),
-    }
-}
-
-/// The message a panic was raised with (`panic!("...")` or `panic_any(String)`), or `panic`.
-pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn outcomes_serialize_as_the_protocol_says() {
-        let s = |o: Outcome| serde_json::to_string(&o).unwrap();
-        assert_eq!(s(Outcome::Returned(json!([1, 2]))), r#"{"returned":[1,2]}"#);
-        assert_eq!(s(Outcome::none()), r#"{"returned":null}"#);
-        assert_eq!(
-            s(Outcome::stop_iteration()),
-            r#"{"raised":{"type":"StopIteration","message":""}}"#
-        );
-        assert_eq!(
-            s(Outcome::Handle(HandleKind::Result)),
-            r#"{"handle":"result"}"#
-        );
-        let raised: Outcome = Err::<Value, _>(Exception::new("ValueError", "x")).into();
-        assert_eq!(raised, Outcome::Raised(Exception::new("ValueError", "x")));
-    }
 
     #[test]
     fn handles_by_step() {
@@ -417,13 +318,5 @@ mod tests {
         );
         assert_eq!(failed.unwrap_err().message, "no pool here");
         crate::close_connections();
-    }
-
-    #[test]
-    fn panics_become_failures() {
-        let r: Result<(), Failure> = catch_panic(|| panic!("boom"));
-        assert_eq!(r.unwrap_err().message, "driver failure: panic: boom");
-        let r: Result<(), Failure> = catch_panic(|| std::panic::panic_any(7));
-        assert_eq!(r.unwrap_err().message, "driver failure: panic: panic");
     }
 }

@@ -13,146 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::blob::{blob, bytes_summary};
 use crate::coord::{Coord, Event};
-use crate::program::{Callback, Ending, ErrorSpec, Task};
-use crate::repr::py_repr_str;
-use crate::steps::Outcome;
-
-/// The exception types a case may ask for (spec/README.md §4, "Registered exception types").
-pub const ERROR_TYPES: &[&str] = &[
-    "ValueError",
-    "RuntimeError",
-    "KeyError",
-    "TypeError",
-    "ZeroDivisionError",
-];
-
-/// An exception as the protocol reports it: Python's type name and `str(exc)`, and for an
-/// exception a step raised, its language-neutral kind (PROTOCOL.md §4.3). Serializes as
-/// `{"type": ..., "message": ..., "kind": ..., "traceback": ...}`, the last two only when set.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Exception {
-    /// The Python type name (`ValueError`, `TimeoutError`, `MaybeEncodingError`, ...).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// What Python's `str(exc)` gives.
-    pub message: String,
-    /// The neutral kind (`timeout`, `pool_not_running`, `task`, ...): set by the driver with
-    /// [`Exception::with_neutral`], or guessed from the type and message by
-    /// [`Exception::classified`] when a step's outcome is reported.
-    #[serde(rename = "kind", default, skip_serializing_if = "Option::is_none")]
-    pub neutral: Option<String>,
-    /// For neutral kind `task`: whether the worker-side context (Python: the remote
-    /// traceback) travels with the exception.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traceback: Option<bool>,
-}
-
-impl Exception {
-    /// An exception with this type name and message.
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Exception {
-        Exception {
-            kind: kind.into(),
-            message: message.into(),
-            neutral: None,
-            traceback: None,
-        }
-    }
-
-    /// This exception, of neutral kind `neutral` (one of [`NEUTRAL_KINDS`]).
-    pub fn with_neutral(mut self, neutral: &str) -> Exception {
-        self.neutral = Some(neutral.to_owned());
-        self
-    }
-
-    /// This exception, saying whether the worker-side context came with it.
-    pub fn with_traceback(mut self, traceback: bool) -> Exception {
-        self.traceback = Some(traceback);
-        self
-    }
-
-    /// This exception with its neutral kind filled in where the driver left it out, from
-    /// the Python type name and message the SDK's own exceptions use (the same rules as the
-    /// Python SDK's `_neutral_kind`). A task's exception without a `traceback` is reported
-    /// as carrying none: a driver that keeps the worker's context says so.
-    pub fn classified(mut self) -> Exception {
-        let neutral = match self.neutral.take() {
-            Some(n) => n,
-            None => neutral_kind(&self.kind, &self.message).to_owned(),
-        };
-        if neutral == "task" && self.traceback.is_none() {
-            self.traceback = Some(false);
-        }
-        self.neutral = Some(neutral);
-        self
-    }
-
-    /// This exception as the pool's constructor raised it (the `construct` report): its
-    /// neutral kind is the driver's, or `invalid_argument` for a `ValueError` or `TypeError`
-    /// (what Python's `Pool(...)` raises for arguments it refuses), else `other`.
-    pub fn classified_construction(mut self) -> Exception {
-        if self.neutral.is_none() {
-            let refused = matches!(self.kind.as_str(), "ValueError" | "TypeError");
-            self.neutral = Some(if refused { "invalid_argument" } else { "other" }.to_owned());
-        }
-        self
-    }
-
-    /// The exception a task's or callback's `raises` describes, as Python would show it:
-    /// `str(KeyError(m))` is `repr(m)`, the other registered types give `m` itself. An
-    /// unregistered type gives the `RuntimeError` poolspec_tasks.py raises for it.
-    pub fn from_spec(spec: &ErrorSpec) -> Exception {
-        if ERROR_TYPES.contains(&spec.kind.as_str()) {
-            let message = if spec.kind == "KeyError" {
-                py_repr_str(&spec.message)
-            } else {
-                spec.message.clone()
-            };
-            Exception::new(spec.kind.clone(), message)
-        } else {
-            Exception::new(
-                "RuntimeError",
-                format!(
-                    "poolspec: unknown exception type {}",
-                    py_repr_str(&spec.kind)
-                ),
-            )
-        }
-    }
-}
-
-/// The language-neutral kinds of exception (PROTOCOL.md §4.3).
-pub const NEUTRAL_KINDS: &[&str] = &[
-    "timeout",
-    "pool_not_running",
-    "pool_running",
-    "not_ready",
-    "invalid_argument",
-    "serialization",
-    "task",
-    "other",
-];
-
-/// The neutral kind of an exception known only by its Python type name and message.
-fn neutral_kind(kind: &str, message: &str) -> &'static str {
-    match kind {
-        "TimeoutError" => "timeout",
-        "MaybeEncodingError" | "PicklingError" => "serialization",
-        "ValueError" if message == "Pool not running" => "pool_not_running",
-        "ValueError" if message == "Pool is still running" => "pool_running",
-        "ValueError" if message.ends_with(" not ready") => "not_ready",
-        "AttributeError" | "TypeError" if message.to_lowercase().contains("pickle") => {
-            "serialization"
-        }
-        k if ERROR_TYPES.contains(&k) => "task",
-        _ => "other",
-    }
-}
-
-impl std::fmt::Display for Exception {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
-}
+use crate::exception::Exception;
+use crate::program::{Callback, Ending, Task};
+use crate::types::{CallbackKind, Outcome};
 
 /// What a pool's task function receives besides its extra arguments: the program's task
 /// and where to report. Serializes as the task object plus `"_coord": [socket path, token]`
@@ -225,7 +88,7 @@ pub enum TaskResult {
     /// `null`).
     Returned(Value),
     /// Return this byte string (`blob`): a native byte string of the pool (Python: `bytes`),
-    /// which the driver shows as [`bytes_summary`](crate::bytes_summary) once it reached the
+    /// which the driver shows as [`bytes_summary`] once it reached the
     /// parent.
     Bytes(Vec<u8>),
     /// Raise this exception (`raises`), mapped to the pool's error type; report it back under
@@ -255,7 +118,7 @@ pub fn run_task(desc: &Descriptor, extra: Vec<Value>) -> TaskResult {
 /// default returns null). Call it in the worker, from the pool's task function.
 ///
 /// `args` and `kwargs` are the task's arguments beyond its descriptor, as JSON. A byte-string
-/// argument (`blob_arg`) is passed as its [`bytes_summary`](crate::bytes_summary), computed
+/// argument (`blob_arg`) is passed as its [`bytes_summary`], computed
 /// by the task function from the bytes the worker received (so the digest says whether they
 /// arrived intact), which is how an echo shows it anyway.
 pub fn run_task_with(
@@ -316,24 +179,6 @@ pub fn run_task_with(
     result
 }
 
-/// Which callback of a step: `callback` (success) or `error_callback`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallbackKind {
-    Callback,
-    ErrorCallback,
-}
-
-impl CallbackKind {
-    /// `callback` or `error_callback`.
-    pub fn name(self) -> &'static str {
-        match self {
-            CallbackKind::Callback => "callback",
-            CallbackKind::ErrorCallback => "error_callback",
-        }
-    }
-}
-
 /// The body of a callback of step `step` with its argument as JSON (the result value; for an
 /// error callback the exception as `{type, message}`, see [`Exception`]): reports `callback`,
 /// waits on its gates (as `<step>.<kind>`), then reports `callback_done`. `Err` means the
@@ -368,85 +213,10 @@ pub fn run_callback(
     raised.map_or(Ok(()), Err)
 }
 
-/// Python's truthiness of a JSON value: `null`, `false`, `0`, `""`, `[]` and `{}` are false.
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repr::py_repr;
     use serde_json::json;
-
-    #[test]
-    fn repr_of_strings_is_pythons() {
-        assert_eq!(py_repr_str("k"), "'k'");
-        assert_eq!(py_repr_str("it's"), "\"it's\"");
-        assert_eq!(py_repr_str("'\""), "'\\'\"'");
-        assert_eq!(py_repr_str("a\nb\t\\"), "'a\\nb\\t\\\\'");
-        assert_eq!(py_repr_str("\u{1}\u{7f}é"), "'\\x01\\x7fé'");
-        assert_eq!(py_repr(None), "None");
-        assert_eq!(py_repr(Some(&json!(null))), "None");
-        assert_eq!(py_repr(Some(&json!("s1"))), "'s1'");
-        assert_eq!(py_repr(Some(&json!(3))), "3");
-    }
-
-    #[test]
-    fn truthiness_is_pythons() {
-        for v in [
-            json!(null),
-            json!(false),
-            json!(0),
-            json!(0.0),
-            json!(""),
-            json!([]),
-            json!({}),
-        ] {
-            assert!(!truthy(&v), "{v}");
-        }
-        for v in [
-            json!(true),
-            json!(-1),
-            json!(0.5),
-            json!("x"),
-            json!([0]),
-            json!({"a": 0}),
-        ] {
-            assert!(truthy(&v), "{v}");
-        }
-    }
-
-    #[test]
-    fn exceptions_from_specs() {
-        let spec = |kind: &str, message: &str| ErrorSpec {
-            kind: kind.into(),
-            message: message.into(),
-        };
-        assert_eq!(
-            Exception::from_spec(&spec("ValueError", "boom")),
-            Exception::new("ValueError", "boom")
-        );
-        assert_eq!(
-            Exception::from_spec(&spec("KeyError", "k")),
-            Exception::new("KeyError", "'k'")
-        );
-        assert_eq!(
-            Exception::from_spec(&spec("OSError", "x")),
-            Exception::new("RuntimeError", "poolspec: unknown exception type 'OSError'")
-        );
-        assert_eq!(
-            serde_json::to_string(&Exception::new("TypeError", "t")).unwrap(),
-            r#"{"type":"TypeError","message":"t"}"#
-        );
-    }
 
     #[test]
     fn endings_of_protocol_2() {
@@ -523,19 +293,6 @@ mod tests {
             ]
         );
         crate::close_connections();
-    }
-
-    #[test]
-    fn construction_errors_are_invalid_arguments() {
-        let c = |kind: &str| Exception::new(kind, "m").classified_construction();
-        assert_eq!(c("ValueError").neutral.as_deref(), Some("invalid_argument"));
-        assert_eq!(c("TypeError").neutral.as_deref(), Some("invalid_argument"));
-        assert_eq!(c("OSError").neutral.as_deref(), Some("other"));
-        let own = Exception::new("ValueError", "m").with_neutral("other");
-        assert_eq!(
-            own.classified_construction().neutral.as_deref(),
-            Some("other")
-        );
     }
 
     #[test]

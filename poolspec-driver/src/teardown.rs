@@ -7,9 +7,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::Failure;
 use crate::coord::abort_connections;
-use crate::steps::panic_message;
+use crate::types::{Failure, panic_message};
 
 /// How long terminating and joining a pool may take before the run is answered `error`.
 pub const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -23,8 +22,12 @@ pub const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// and returned, joined with `; `, as the failure to answer with.
 ///
 /// Reports from tasks and callbacks of this process stay refused until
-/// [`close_connections`](crate::close_connections) (which [`serve`](crate::serve) calls
+/// [`close_connections`](crate::close_connections) (which `serve` calls
 /// before answering).
+///
+/// `terminate`'s error is your pool's, as the message shown after `pool teardown raised: `.
+/// It stays a plain `String`, not an error type of this crate: the error is yours, any pool's
+/// converts with `to_string()`, and a closure that only returns `Ok(())` needs no annotation.
 pub fn teardown<P: Send + 'static>(
     pool: P,
     terminate: impl FnOnce(P) -> Result<(), String> + Send + 'static,
