@@ -34,7 +34,6 @@
 //! venv), `probe.rs` (can it run here), `measure.rs` (running the suite), `table.rs` (what
 //! each cell means, tallied) and `render.rs` (the Markdown).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -235,17 +234,10 @@ fn load_cases(root: &Path, filter: &CaseFilter) -> Result<(Vec<LoadedCase>, Vec<
 }
 
 fn suite_facts(cases: &[LoadedCase]) -> SuiteFacts {
-    SuiteFacts {
-        cases: cases.len(),
-        quirks: cases.iter().filter(|c| c.is_quirk()).count(),
-        areas: cases
-            .iter()
-            .map(|c| c.area)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-        hash: report::suite_hash(cases),
-    }
+    SuiteFacts::of(
+        cases.iter().map(|c| (c.area, c.is_quirk())),
+        report::suite_hash(cases),
+    )
 }
 
 /// Writes COMPLIANCE.md, or with `check` compares it (a differing run leaves its text in

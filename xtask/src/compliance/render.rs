@@ -2,6 +2,7 @@
 //! here depends on the clock or on paths outside the repository, so a rerun on the same
 //! machine reproduces the file byte for byte.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use conformance::spec::Area;
@@ -20,6 +21,26 @@ pub struct SuiteFacts {
     pub areas: Vec<Area>,
     /// `report::suite_hash` of the cases.
     pub hash: String,
+}
+
+impl SuiteFacts {
+    /// From each case's area and whether it is a quirk.
+    pub fn of(cases: impl IntoIterator<Item = (Area, bool)>, hash: String) -> SuiteFacts {
+        let mut count = 0;
+        let mut quirks = 0;
+        let mut areas = BTreeSet::new();
+        for (area, quirk) in cases {
+            count += 1;
+            quirks += usize::from(quirk);
+            areas.insert(area);
+        }
+        SuiteFacts {
+            cases: count,
+            quirks,
+            areas: areas.into_iter().collect(),
+            hash,
+        }
+    }
 }
 
 /// Everything in the header besides the results.
@@ -206,5 +227,72 @@ fn write_divergences(out: &mut String, columns: &[Column]) {
                 md(&d.why)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::subjects::{Interp, subjects};
+    use super::super::table::recorded;
+    use super::*;
+
+    #[test]
+    fn the_recorded_run_renders_as_compliance_md() {
+        let run = recorded::load();
+        let text = render(&run.header, &run.suite, &run.columns(), &run.unavailable);
+        insta::assert_snapshot!("recorded_run", text);
+    }
+
+    #[test]
+    fn the_pypy_column_is_pypys_stdlib_pool_under_fork() {
+        let mut found = subjects().into_iter().filter(|s| s.interp == Interp::PyPy);
+        let s = found.next().expect("a PyPy subject");
+        assert!(found.next().is_none());
+        assert_eq!(s.spec, "pypy-fork");
+        assert_eq!(s.package, None);
+        assert_eq!(s.title(), "`multiprocessing.Pool` on PyPy");
+    }
+
+    #[test]
+    fn without_pypy_its_column_is_one_not_run_row() {
+        let run = recorded::load();
+        let header = Header {
+            pypy: None,
+            ..run.header.clone()
+        };
+        let pypy = subjects()
+            .into_iter()
+            .find(|s| s.interp == Interp::PyPy)
+            .expect("a PyPy subject");
+        let text = render(
+            &header,
+            &run.suite,
+            &[],
+            &[Unavailable {
+                subject: pypy,
+                why: "no `pypy3` on PATH (Debian: `apt-get install pypy3`)".into(),
+            }],
+        );
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("on PyPy")).collect();
+        assert_eq!(rows.len(), 1, "{text}");
+        assert!(
+            rows[0].contains("| not run: no `pypy3` on PATH (Debian: `apt-get install pypy3`) |"),
+            "{}",
+            rows[0]
+        );
+        assert!(!text.contains("- PyPy:"), "{text}");
+    }
+
+    #[test]
+    fn the_header_names_the_requirements_file_and_installed_versions() {
+        let run = recorded::load();
+        let text = render(&run.header, &run.suite, &[], &[]);
+        assert!(
+            text.contains(
+                "- Packages, pinned in `fixtures/thirdparty/requirements.txt`: billiard 4.3.2, \
+                 multiprocess 0.70.19, ray not installed; dill 0.4.1 (multiprocess's pickler).\n"
+            ),
+            "{text}"
+        );
     }
 }

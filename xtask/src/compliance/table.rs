@@ -340,3 +340,271 @@ pub fn findings(matrix: &MatrixRun, statuses: &Statuses) -> Vec<Finding> {
     }
     out
 }
+
+#[cfg(test)]
+pub mod recorded {
+    //! The recorded run of `xtask/tests/data/compliance-run.json`, read back into what
+    //! `cargo xtask compliance` has after running: the first run's results as the matrix,
+    //! every run's statuses, the subjects that ran and those that did not.
+
+    use std::time::Duration;
+
+    use conformance::verdict::Verdict;
+    use serde::Deserialize;
+
+    use super::super::packages::Installed;
+    use super::super::render::{Header, SuiteFacts};
+    use super::super::subjects::{Subject, Unavailable, subjects};
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct File {
+        interpreter: String,
+        pypy: Option<String>,
+        installed: String,
+        suite_hash: String,
+        cases: Vec<Case>,
+        subjects: Vec<String>,
+        unavailable: Vec<NotRun>,
+        runs: Vec<Vec<Cell>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Case {
+        id: String,
+        area: Area,
+        quirk: bool,
+    }
+
+    #[derive(Deserialize)]
+    struct NotRun {
+        spec: String,
+        why: String,
+    }
+
+    #[derive(Deserialize)]
+    struct Cell {
+        case: String,
+        implementation: String,
+        status: Status,
+        reason: Option<String>,
+        expected: Option<Expected>,
+        unstable: Option<String>,
+    }
+
+    pub struct Recorded {
+        pub header: Header,
+        pub suite: SuiteFacts,
+        pub matrix: MatrixRun,
+        pub statuses: Statuses,
+        /// The subjects that ran, with their implementation names.
+        pub ran: Vec<(Subject, String)>,
+        pub unavailable: Vec<Unavailable>,
+    }
+
+    fn subject(spec: &str) -> Subject {
+        subjects()
+            .into_iter()
+            .find(|s| s.spec == spec)
+            .unwrap_or_else(|| panic!("{spec} is not a subject"))
+    }
+
+    pub fn load() -> Recorded {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/compliance-run.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let file: File = serde_json::from_str(&text).unwrap();
+        let case = |id: &str| file.cases.iter().find(|c| c.id == id).unwrap();
+        let mut statuses = Statuses::new();
+        for run in &file.runs {
+            for cell in run {
+                statuses
+                    .entry((cell.implementation.clone(), cell.case.clone()))
+                    .or_default()
+                    .insert(cell.status);
+            }
+        }
+        let results = file.runs[0]
+            .iter()
+            .map(|cell| CaseResult {
+                case: cell.case.clone(),
+                area: case(&cell.case).area,
+                quirk: case(&cell.case).quirk,
+                implementation: cell.implementation.clone(),
+                status: cell.status,
+                verdict: Verdict::judge(cell.status, cell.expected.as_ref().map(|e| e.status)),
+                reason: cell.reason.clone(),
+                expected: cell.expected.clone(),
+                fault: None,
+                observation: None,
+                unstable: cell.unstable.clone(),
+                history: None,
+                duration_ms: 0,
+            })
+            .collect();
+        Recorded {
+            header: Header {
+                interpreter: file.interpreter,
+                pypy: file.pypy,
+                installed: Installed::from_listing(&file.installed),
+                runs: file.runs.len() as u32,
+            },
+            suite: SuiteFacts::of(
+                file.cases.iter().map(|c| (c.area, c.quirk)),
+                file.suite_hash,
+            ),
+            matrix: MatrixRun {
+                implementations: Vec::new(),
+                results,
+                wall: Duration::ZERO,
+            },
+            statuses,
+            ran: file
+                .subjects
+                .iter()
+                .map(|spec| (subject(spec), spec.clone()))
+                .collect(),
+            unavailable: file
+                .unavailable
+                .into_iter()
+                .map(|u| Unavailable {
+                    subject: subject(&u.spec),
+                    why: u.why,
+                })
+                .collect(),
+        }
+    }
+
+    impl Recorded {
+        pub fn columns(&self) -> Vec<Column> {
+            self.ran
+                .iter()
+                .map(|(s, name)| {
+                    Column::build(
+                        s.clone(),
+                        name.clone(),
+                        &self.matrix,
+                        &self.statuses,
+                        &self.suite.areas,
+                    )
+                })
+                .collect()
+        }
+
+        pub fn judged(&self, implementation: &str, case: &str) -> Judged<'_> {
+            let r = self
+                .matrix
+                .results
+                .iter()
+                .find(|r| r.implementation == implementation && r.case == case)
+                .unwrap();
+            Judged::of(r, &self.statuses)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded;
+    use super::*;
+
+    const BILLIARD: &str = "python:billiard.pool:Pool";
+
+    #[test]
+    fn the_unstable_prefix_is_read_into_a_declaration_once() {
+        let entry = |reason: &str| Expected {
+            status: Status::Fail,
+            reason: reason.to_owned(),
+        };
+        let unstable = entry("Unstable:  a race in the pool.");
+        assert_eq!(
+            Declared::of(&unstable),
+            Declared::Unstable {
+                reason: "a race in the pool."
+            }
+        );
+        let stable = entry("Raises AssertionError. Unstable: no");
+        assert_eq!(Declared::of(&stable), Declared::Divergence(&stable));
+    }
+
+    #[test]
+    fn every_kind_of_cell_of_the_recorded_run() {
+        let run = recorded::load();
+        let cell = |imp: &str, case: &str| {
+            let j = run.judged(imp, case);
+            (j.cell.label(), j.explained())
+        };
+        let label = |s: &str| s.to_owned();
+        // A divergence its entry explains.
+        assert_eq!(cell(BILLIARD, "BLK-008"), (label("fail"), true));
+        // An entry that expects another status.
+        assert_eq!(cell(BILLIARD, "CBP-004"), (label("fail"), false));
+        // Statuses that differ between runs, declared by nothing.
+        assert_eq!(
+            cell(BILLIARD, "CHK-007"),
+            (label("unstable (pass or error)"), false)
+        );
+        // Declared unstable: whatever each run saw.
+        assert_eq!(cell(BILLIARD, "ERR-003"), (label("unstable"), true));
+        // A pass against an entry: the entry is out of date.
+        assert_eq!(cell(BILLIARD, "FLT-006"), (label("pass"), false));
+        assert_eq!(cell(BILLIARD, "CTR-003"), (label("pass"), true));
+        // The case's versions exclude PyPy's Python.
+        assert_eq!(cell("pypy-fork", "CTR-003"), (label("n/a"), true));
+        // A divergence without an entry.
+        assert_eq!(cell("pypy-fork", "ERR-009"), (label("error"), false));
+    }
+
+    #[test]
+    fn tallies_count_passes_out_of_the_cases_that_apply() {
+        let run = recorded::load();
+        let columns = run.columns();
+        let [pypy, billiard] = columns.as_slice() else {
+            panic!("two columns")
+        };
+        assert_eq!(pypy.all.to_string(), "5/6 (1 n/a)");
+        assert_eq!(pypy.contract.to_string(), "3/4 (1 n/a)");
+        assert_eq!(billiard.all.to_string(), "2/7 (2 unstable)");
+        assert_eq!(billiard.quirks.to_string(), "1/2 (1 unstable)");
+        let shorts: Vec<String> = billiard.per_area.iter().map(Tally::short).collect();
+        assert_eq!(
+            shorts,
+            ["0/1", "0/1", "0/2", "0/1", "1/1", "1/1"],
+            "{:?}",
+            run.suite.areas
+        );
+        // Passing cells without an entry are not listed; every other cell is.
+        let listed: Vec<&str> = billiard
+            .divergences
+            .iter()
+            .map(|d| d.case.as_str())
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "BLK-008", "CBP-004", "CHK-007", "ERR-003", "ERR-009", "FLT-006"
+            ]
+        );
+    }
+
+    #[test]
+    fn findings_name_what_nothing_explains_and_changed_observations() {
+        let run = recorded::load();
+        let lines: Vec<String> = findings(&run.matrix, &run.statuses)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "unexplained: CBP-004 on python:billiard.pool:Pool: fail: ready() was true before the callback returned",
+                "note: CHK-007 on pypy-fork: the observation differed between runs: worker pids",
+                "unexplained: CHK-007 on python:billiard.pool:Pool: unstable (pass or error)",
+                "unexplained: ERR-009 on pypy-fork: error: the driver reported: apply_async raised PicklingError\nwhere a handle was needed",
+                "unexplained: FLT-006 on python:billiard.pool:Pool: pass",
+            ]
+        );
+    }
+}
