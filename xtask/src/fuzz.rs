@@ -1,7 +1,6 @@
 //! `cargo xtask fuzz`: differential fuzzing of an implementation against CPython.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,6 +12,8 @@ use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
 use conformance::implementations;
 use conformance::runner::RunOptions;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::flags::{Guards, Progress};
 
 #[derive(Args, Debug)]
 pub struct FuzzArgs {
@@ -45,9 +46,8 @@ pub struct FuzzArgs {
     /// Candidate programs to run while shrinking, at most.
     #[arg(long, default_value_t = 400)]
     shrink_runs: u32,
-    /// Scale every liveness guard (for slow or loaded machines).
-    #[arg(long, default_value_t = 1.0)]
-    timeout_multiplier: f64,
+    #[command(flatten)]
+    guards: Guards,
     /// Where found cases and their raw histories go.
     #[arg(long, value_name = "DIR", default_value = "target/fuzz")]
     out: PathBuf,
@@ -70,9 +70,8 @@ pub struct FuzzArgs {
     /// Print the legalized program of --start as YAML and exit (nothing is run).
     #[arg(long)]
     print: bool,
-    /// Never draw a progress bar.
-    #[arg(long)]
-    no_progress: bool,
+    #[command(flatten)]
+    progress: Progress,
 }
 
 fn parse_feature(s: &str) -> Result<Feature, String> {
@@ -169,7 +168,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         exclude: exclude.clone(),
         ignore_messages: args.ignore_messages,
         run: RunOptions {
-            timeout_multiplier: args.timeout_multiplier,
+            timeout_multiplier: args.guards.timeout_multiplier,
             history_dir: None,
             ..RunOptions::default()
         },
@@ -195,7 +194,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             .map(|n| format!(", without {n}"))
             .unwrap_or_default()
     );
-    let bar = if !args.no_progress && std::io::stderr().is_terminal() {
+    let bar = if args.progress.bar_wanted() {
         let bar = match cases {
             Some(n) if args.time.is_none() => ProgressBar::new(n),
             _ => ProgressBar::new_spinner(),

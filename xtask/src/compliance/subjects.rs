@@ -33,7 +33,7 @@ pub struct Subject {
     /// Extra `PYTHONPATH` entry (relative to the root), for factory modules.
     pub pythonpath: Option<&'static str>,
     /// Run the driver in a network namespace of its own with only loopback up
-    /// ([`loopback_only`]), so nothing it starts can listen beyond 127.0.0.1.
+    /// (`probe::loopback_only`), so nothing it starts can listen beyond 127.0.0.1.
     pub loopback: bool,
     /// One line on how it is run, for the table.
     pub how: &'static str,
