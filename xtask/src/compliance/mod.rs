@@ -264,6 +264,9 @@ fn write_or_check(target: &Path, text: &str, check: bool, out_dir: &Path) -> Res
 }
 
 #[cfg(test)]
+mod recorded;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;

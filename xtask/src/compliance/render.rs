@@ -232,8 +232,8 @@ fn write_divergences(out: &mut String, columns: &[Column]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::recorded;
     use super::super::subjects::{Interp, subjects};
-    use super::super::table::recorded;
     use super::*;
 
     #[test]
