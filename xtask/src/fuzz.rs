@@ -1,7 +1,6 @@
 //! `cargo xtask fuzz`: differential fuzzing of an implementation against CPython.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,9 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use conformance::fuzz::generate::Feature;
 use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
-use conformance::implementations;
+use conformance::implementations::{self, Implementation};
 use conformance::runner::RunOptions;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::flags::{Guards, Progress};
 
 #[derive(Args, Debug)]
 pub struct FuzzArgs {
@@ -45,9 +46,8 @@ pub struct FuzzArgs {
     /// Candidate programs to run while shrinking, at most.
     #[arg(long, default_value_t = 400)]
     shrink_runs: u32,
-    /// Scale every liveness guard (for slow or loaded machines).
-    #[arg(long, default_value_t = 1.0)]
-    timeout_multiplier: f64,
+    #[command(flatten)]
+    guards: Guards,
     /// Where found cases and their raw histories go.
     #[arg(long, value_name = "DIR", default_value = "target/fuzz")]
     out: PathBuf,
@@ -70,9 +70,8 @@ pub struct FuzzArgs {
     /// Print the legalized program of --start as YAML and exit (nothing is run).
     #[arg(long)]
     print: bool,
-    /// Never draw a progress bar.
-    #[arg(long)]
-    no_progress: bool,
+    #[command(flatten)]
+    progress: Progress,
 }
 
 fn parse_feature(s: &str) -> Result<Feature, String> {
@@ -109,47 +108,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         print!("{}", emit::program_file(&case)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let default_python = implementations::find_python();
-    let pick = |chosen: &Option<PathBuf>| -> Result<PathBuf> {
-        match (chosen, &default_python) {
-            (Some(p), _) => Ok(p.clone()),
-            (None, Ok(p)) => Ok(p.clone()),
-            (None, Err(e)) => bail!("{e:#}"),
-        }
-    };
-    let python = pick(&args.python)?;
-    let oracle_python = pick(&args.oracle_python)?;
-    let wants_rust_ref = [&args.implementation, &args.oracle]
-        .iter()
-        .any(|s| s.as_str() == "rust-ref");
-    let rust_ref = if wants_rust_ref {
-        Some(implementations::build_rust_ref(root)?)
-    } else {
-        None
-    };
-    // Each side gets its own interpreter: `--python` names the implementation's, so that
-    // fuzzing a pool in a venv, or CPython 3.13, still compares with the reference CPython.
-    let oracle_builtin = implementations::builtin(root, &oracle_python, rust_ref.as_deref());
-    let target_builtin = implementations::builtin(root, &python, rust_ref.as_deref());
-    let oracle = implementations::parse_spec(&args.oracle, root, &oracle_python, &oracle_builtin)?;
-    let target = implementations::parse_spec(&args.implementation, root, &python, &target_builtin)?;
-    let mut target = target;
-    if oracle.name == target.name {
-        if oracle.command.program == target.command.program {
-            // The oracle against a second instance of itself: any divergence is a program
-            // whose observation is not forced, i.e. a bug of the legalizer.
-            eprintln!(
-                "fuzz: {} against itself: checking that generated programs are deterministic",
-                target.name
-            );
-            target.name = format!("{}#2", target.name);
-        } else {
-            // The same built-in on another interpreter: name it by that interpreter's version.
-            let version = implementations::probe_python(&python)
-                .map_or_else(|| python.display().to_string(), |i| i.version);
-            target.name = format!("{}@{version}", target.name);
-        }
-    }
+    let (oracle, target) = pair(root, args)?;
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
@@ -169,7 +128,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         exclude: exclude.clone(),
         ignore_messages: args.ignore_messages,
         run: RunOptions {
-            timeout_multiplier: args.timeout_multiplier,
+            timeout_multiplier: args.guards.timeout_multiplier,
             history_dir: None,
             ..RunOptions::default()
         },
@@ -195,20 +154,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             .map(|n| format!(", without {n}"))
             .unwrap_or_default()
     );
-    let bar = if !args.no_progress && std::io::stderr().is_terminal() {
-        let bar = match cases {
-            Some(n) if args.time.is_none() => ProgressBar::new(n),
-            _ => ProgressBar::new_spinner(),
-        };
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} programs ({per_sec})",
-        ) {
-            bar.set_style(style);
-        }
-        Some(bar)
-    } else {
-        None
-    };
+    let bar = progress_bar(args, cases);
     let summary = fuzz::fuzz(&oracle, &target, &options, &|n| {
         if let Some(bar) = &bar {
             bar.set_position(n);
@@ -260,22 +206,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let mut reproduce = format!(
-        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}",
-        args.implementation, args.oracle, found.index, args.max_steps
-    );
-    if let Some(names) = &excluded_names {
-        reproduce += &format!(" --exclude {names}");
-    }
-    if args.ignore_messages {
-        reproduce += " --ignore-messages";
-    }
-    if let Some(p) = &args.python {
-        reproduce += &format!(" --python {}", p.display());
-    }
-    if let Some(p) = &args.oracle_python {
-        reproduce += &format!(" --oracle-python {}", p.display());
-    }
+    let reproduce = reproduce_command(args, seed, found.index, excluded_names.as_deref());
     match &found.outcome {
         PairOutcome::OracleFault {
             reason,
@@ -376,4 +307,96 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// The oracle and the implementation under test, each on its own interpreter. When both are
+/// the same built-in, the target is renamed so the two stay apart in reports: `NAME#2` on the
+/// same interpreter (a determinism check of the generator), `NAME@VERSION` on another.
+fn pair(root: &Path, args: &FuzzArgs) -> Result<(Implementation, Implementation)> {
+    let default_python = implementations::find_python();
+    let pick = |chosen: &Option<PathBuf>| -> Result<PathBuf> {
+        match (chosen, &default_python) {
+            (Some(p), _) => Ok(p.clone()),
+            (None, Ok(p)) => Ok(p.clone()),
+            (None, Err(e)) => bail!("{e:#}"),
+        }
+    };
+    let python = pick(&args.python)?;
+    let oracle_python = pick(&args.oracle_python)?;
+    let wants_rust_ref = [&args.implementation, &args.oracle]
+        .iter()
+        .any(|s| s.as_str() == "rust-ref");
+    let rust_ref = if wants_rust_ref {
+        Some(implementations::build_rust_ref(root)?)
+    } else {
+        None
+    };
+    // Each side gets its own interpreter: `--python` names the implementation's, so that
+    // fuzzing a pool in a venv, or CPython 3.13, still compares with the reference CPython.
+    let oracle_builtin = implementations::builtin(root, &oracle_python, rust_ref.as_deref());
+    let target_builtin = implementations::builtin(root, &python, rust_ref.as_deref());
+    let oracle = implementations::parse_spec(&args.oracle, root, &oracle_python, &oracle_builtin)?;
+    let mut target =
+        implementations::parse_spec(&args.implementation, root, &python, &target_builtin)?;
+    if oracle.name == target.name {
+        if oracle.command.program == target.command.program {
+            // The oracle against a second instance of itself: any divergence is a program
+            // whose observation is not forced, i.e. a bug of the legalizer.
+            eprintln!(
+                "fuzz: {} against itself: checking that generated programs are deterministic",
+                target.name
+            );
+            target.name = format!("{}#2", target.name);
+        } else {
+            // The same built-in on another interpreter: name it by that interpreter's version.
+            let version = implementations::probe_python(&python)
+                .map_or_else(|| python.display().to_string(), |i| i.version);
+            target.name = format!("{}@{version}", target.name);
+        }
+    }
+    Ok((oracle, target))
+}
+
+/// A bar over the programs (a spinner when only time bounds the run), when one is wanted.
+fn progress_bar(args: &FuzzArgs, cases: Option<u64>) -> Option<ProgressBar> {
+    if args.progress.bar_wanted() {
+        let bar = match cases {
+            Some(n) if args.time.is_none() => ProgressBar::new(n),
+            _ => ProgressBar::new_spinner(),
+        };
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} programs ({per_sec})",
+        ) {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    }
+}
+
+/// The command line that reruns the one program `index` of `seed` with the same settings.
+fn reproduce_command(
+    args: &FuzzArgs,
+    seed: u64,
+    index: u64,
+    excluded_names: Option<&str>,
+) -> String {
+    let mut reproduce = format!(
+        "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}",
+        args.implementation, args.oracle, index, args.max_steps
+    );
+    if let Some(names) = excluded_names {
+        reproduce += &format!(" --exclude {names}");
+    }
+    if args.ignore_messages {
+        reproduce += " --ignore-messages";
+    }
+    if let Some(p) = &args.python {
+        reproduce += &format!(" --python {}", p.display());
+    }
+    if let Some(p) = &args.oracle_python {
+        reproduce += &format!(" --oracle-python {}", p.display());
+    }
+    reproduce
 }

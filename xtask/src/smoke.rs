@@ -1,5 +1,6 @@
 //! `cargo xtask conformance smoke --impl SPEC`: a first check of a new driver's protocol,
-//! explained in plain words (see `conformance::smoke`).
+//! explained in plain words (see `conformance::smoke`). Its flags are its own: `conformance`'s
+//! matrix flags do not reach it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,25 +26,14 @@ pub struct SmokeArgs {
     pub python: Option<PathBuf>,
 }
 
-/// Runs the smoke check on each named implementation. `impls`, `multiplier` and `python` are
-/// the parent command's options, used when the subcommand does not give its own.
-pub fn run(
-    root: &Path,
-    args: &SmokeArgs,
-    impls: &[String],
-    multiplier: f64,
-    python: Option<&Path>,
-) -> Result<ExitCode> {
-    let specs = if args.impls.is_empty() {
-        impls
-    } else {
-        &args.impls
-    };
+/// Runs the smoke check on each named implementation.
+pub fn run(root: &Path, args: &SmokeArgs) -> Result<ExitCode> {
+    let specs = &args.impls;
     if specs.is_empty() {
         bail!("name the driver to check: `cargo xtask conformance smoke --impl exec:./my-driver`");
     }
-    let python = match args.python.as_deref().or(python) {
-        Some(p) => p.to_path_buf(),
+    let python = match &args.python {
+        Some(p) => p.clone(),
         None => implementations::find_python()?,
     };
     let rust_ref = if specs.iter().any(|s| s == "rust-ref") {
@@ -56,7 +46,7 @@ pub fn run(
     let suite = load_dir(&root.join("spec"));
     let cases = smoke_cases(&suite.cases).map_err(anyhow::Error::msg)?;
     let options = SmokeOptions {
-        timeout_multiplier: args.timeout_multiplier.unwrap_or(multiplier),
+        timeout_multiplier: args.timeout_multiplier.unwrap_or(1.0),
     };
     eprintln!(
         "poolspec smoke: {} on {} implementation{}",

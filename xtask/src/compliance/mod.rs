@@ -1,0 +1,291 @@
+//! `cargo xtask compliance`: the suite on real third-party pools, rendered as `COMPLIANCE.md`.
+//!
+//! 1. A project-owned virtual environment, `target/thirdparty-venv`, gets the pinned versions
+//!    of billiard, multiprocess and Ray from `fixtures/thirdparty/requirements.txt` (everything
+//!    they pull in is pinned there too, so an install today and one next month resolve to the
+//!    same files; `packages.rs` reads it, pip gets it as constraints).
+//! 2. The suite runs, each case twice (an observation that changes between the runs is
+//!    reported as unstable), on CPython's `multiprocessing.Pool` (fork, the reference),
+//!    `multiprocessing.pool.ThreadPool`, `billiard.pool.Pool`, `multiprocess.pool.Pool` and
+//!    Ray's `ray.util.multiprocessing.Pool`, all under the venv's interpreter, and on the
+//!    standard library's `Pool` under PyPy (`pypy-fork`, run by `--pypy`, `$POOLSPEC_PYPY` or
+//!    `pypy3` with its own standard library, no venv; without one its row says "not run").
+//!    Ray runs through `fixtures/thirdparty/ray_pool.py`, which starts one local Ray instance
+//!    per driver (no dashboard, a fixed number of logical CPUs), inside a network namespace
+//!    whose only interface is loopback (`probe.rs`).
+//! 3. `COMPLIANCE.md` is rendered from the results alone (no dates, no durations, no paths
+//!    outside the repository), so a rerun on the same machine reproduces it byte for byte;
+//!    `--check` reruns and compares instead of writing. Every divergence is listed with the
+//!    reason from the implementation's `fixtures/expectations/<stem>.yaml`. A case whose
+//!    status changes from run to run because of a race in the implementation is declared by
+//!    an entry whose reason starts with `Unstable:` (read in `table.rs`); it is reported as
+//!    unstable whatever one run saw, so the file does not flip with the race. Instability that
+//!    nothing declares, or an observation that changes while its status does not, is printed
+//!    on the terminal (the former also fails the command).
+//!
+//! A third party that cannot be installed or started is recorded as such in `COMPLIANCE.md`
+//! instead of failing the command. Nothing here is needed by `cargo xtask conformance` or CI.
+//!
+//! `--impl SPEC` and `--case PATTERN` narrow the run (to check one column quickly, e.g.
+//! `--impl pypy-fork --case BLK-`); a narrowed run writes `target/compliance/COMPLIANCE.md`,
+//! never the committed file.
+//!
+//! Modules: `subjects.rs` (what is measured), `packages.rs` and `install.rs` (the pinned
+//! venv), `probe.rs` (can it run here), `measure.rs` (running the suite), `table.rs` (what
+//! each cell means, tallied) and `render.rs` (the Markdown).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use conformance::report;
+use conformance::spec::{LoadedCase, load_dir};
+
+use crate::flags::CaseFilter;
+
+pub mod install;
+pub mod measure;
+pub mod packages;
+pub mod probe;
+pub mod render;
+pub mod subjects;
+pub mod table;
+
+use install::{InstallFailure, VENV};
+use packages::Pins;
+use render::{Header, SuiteFacts};
+use table::{Column, Finding};
+
+#[derive(Args, Debug, Clone)]
+pub struct ComplianceArgs {
+    /// Use target/thirdparty-venv as it is: create and install nothing.
+    #[arg(long)]
+    no_install: bool,
+    /// Rerun and compare with the committed COMPLIANCE.md instead of writing it.
+    #[arg(long)]
+    check: bool,
+    /// The interpreter the venv is created from (default: $POOLSPEC_PYTHON, else python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Runs of each case per implementation; observations that change are unstable.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    runs: u32,
+    /// Print every finished cell.
+    #[arg(long, short)]
+    verbose: bool,
+    /// The PyPy of the PyPy column (default: $POOLSPEC_PYPY, else pypy3 on PATH; without
+    /// one the column says "not run").
+    #[arg(long, value_name = "PATH")]
+    pypy: Option<PathBuf>,
+    /// Only this subject, by its spec (repeatable; e.g. pypy-fork, cpython-threadpool,
+    /// python:billiard.pool:Pool). A run narrowed by --impl or --case writes
+    /// target/compliance/COMPLIANCE.md.
+    #[arg(long = "impl", value_name = "SPEC")]
+    impls: Vec<String>,
+    #[command(flatten)]
+    cases: CaseFilter,
+}
+
+impl ComplianceArgs {
+    /// Whether the run is narrowed to some subjects or cases (and so must not be written to
+    /// the committed `COMPLIANCE.md`).
+    fn narrowed(&self) -> bool {
+        !self.impls.is_empty() || self.cases.narrows()
+    }
+}
+
+/// `cargo xtask compliance`.
+pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
+    if args.check && args.narrowed() {
+        bail!("--check compares the whole COMPLIANCE.md; it takes no --impl or --case");
+    }
+    let chosen = subjects::choose(&args.impls)?;
+    let venv = root.join(VENV);
+    let python = install::venv_python(&venv);
+    let install_failures = prepare_venv(root, &venv, args, &chosen)?;
+    let interpreter = install::interpreter_version(&python)?;
+    let installed = install::installed_versions(&python);
+
+    let (cases, all_ids) = load_cases(root, &args.cases)?;
+    let ids: Vec<&str> = all_ids.iter().map(String::as_str).collect();
+    let prepared = measure::prepare(
+        root,
+        chosen,
+        &python,
+        args.pypy.as_deref(),
+        &install_failures,
+        &ids,
+    )?;
+    let runs = args.runs.max(1);
+    let out_dir = root.join("target/compliance");
+    let (matrix, statuses) = measure::run_all(
+        &cases,
+        &prepared.runnable,
+        runs,
+        &out_dir.join("histories"),
+        args.verbose,
+    );
+    let paths = report::write_all(&out_dir, &matrix, &cases)?;
+
+    let suite = suite_facts(&cases);
+    let columns: Vec<Column> = prepared
+        .runnable
+        .iter()
+        .map(|r| {
+            Column::build(
+                r.subject.clone(),
+                r.implementation.name.clone(),
+                &matrix,
+                &statuses,
+                &suite.areas,
+            )
+        })
+        .collect();
+    let header = Header {
+        interpreter,
+        pypy: prepared.pypy,
+        installed,
+        runs,
+    };
+    let text = render::render(&header, &suite, &columns, &prepared.unavailable);
+
+    let findings = table::findings(&matrix, &statuses);
+    for f in &findings {
+        eprintln!("{f}");
+    }
+    println!("\nCompliance (status pass):");
+    print!("{}", report::compliance_lines(&matrix));
+    println!(
+        "reports: {}, {}",
+        paths.jsonl.display(),
+        paths.markdown.display()
+    );
+
+    // A narrowed run is never the committed file.
+    let target = if args.narrowed() {
+        out_dir.join("COMPLIANCE.md")
+    } else {
+        root.join("COMPLIANCE.md")
+    };
+    let mut code = write_or_check(&target, &text, args.check, &out_dir)?;
+    let unexplained = findings
+        .iter()
+        .filter(|f| matches!(f, Finding::Unexplained { .. }))
+        .count();
+    if unexplained > 0 {
+        println!(
+            "{unexplained} unexplained results: update fixtures/expectations/ for them (COMPLIANCE.md marks them)"
+        );
+        code = ExitCode::from(1);
+    }
+    Ok(code)
+}
+
+/// Makes sure the venv exists and (unless `--no-install`) holds the pinned packages of the
+/// chosen subjects. Returns the packages that could not be installed.
+fn prepare_venv(
+    root: &Path,
+    venv: &Path,
+    args: &ComplianceArgs,
+    chosen: &[subjects::Subject],
+) -> Result<Vec<InstallFailure>> {
+    if args.no_install {
+        let python = install::venv_python(venv);
+        if !python.exists() {
+            bail!(
+                "{} does not exist: run `cargo xtask compliance` without --no-install first",
+                python.display()
+            );
+        }
+        return Ok(Vec::new());
+    }
+    let pins = Pins::load(root)?;
+    let packages: Vec<&'static str> = chosen.iter().filter_map(|s| s.package).collect();
+    install::install(
+        root,
+        venv,
+        args.python.as_deref(),
+        &pins,
+        &packages,
+        &subjects::packages_under_test(),
+    )
+}
+
+/// The selected cases, and the ids of every case (which expectation entries may name).
+fn load_cases(root: &Path, filter: &CaseFilter) -> Result<(Vec<LoadedCase>, Vec<String>)> {
+    let suite = load_dir(&root.join("spec"));
+    if !suite.errors.is_empty() {
+        for e in &suite.errors {
+            eprintln!("spec error: {e}");
+        }
+        bail!("spec/ does not load; fix it before measuring third parties");
+    }
+    let all_ids: Vec<String> = suite.cases.iter().map(|c| c.id().to_owned()).collect();
+    let cases: Vec<LoadedCase> = suite
+        .cases
+        .into_iter()
+        .filter(|c| filter.matches(c.id()))
+        .collect();
+    if cases.is_empty() {
+        bail!("no case matches --case {}", filter.cases.join(" --case "));
+    }
+    Ok((cases, all_ids))
+}
+
+fn suite_facts(cases: &[LoadedCase]) -> SuiteFacts {
+    SuiteFacts::of(
+        cases.iter().map(|c| (c.area, c.is_quirk())),
+        report::suite_hash(cases),
+    )
+}
+
+/// Writes COMPLIANCE.md, or with `check` compares it (a differing run leaves its text in
+/// `out_dir` and exits 1).
+fn write_or_check(target: &Path, text: &str, check: bool, out_dir: &Path) -> Result<ExitCode> {
+    if !check {
+        std::fs::write(target, text).with_context(|| format!("writing {}", target.display()))?;
+        println!("wrote {}", target.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let have = std::fs::read_to_string(target).unwrap_or_default();
+    if have == text {
+        println!("{} is current", target.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let regenerated = out_dir.join("COMPLIANCE.md");
+    std::fs::write(&regenerated, text)?;
+    println!(
+        "{} differs from this run (regenerated copy: {}); run `cargo xtask compliance`",
+        target.display(),
+        regenerated.display()
+    );
+    Ok(ExitCode::from(1))
+}
+
+#[cfg(test)]
+mod recorded;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ComplianceArgs,
+    }
+
+    #[test]
+    fn a_narrowed_run_is_never_the_committed_file() {
+        let parse = |line: &[&str]| {
+            Cli::try_parse_from(std::iter::once("compliance").chain(line.iter().copied()))
+                .unwrap()
+                .args
+        };
+        assert!(!parse(&[]).narrowed());
+        assert!(parse(&["--impl", "pypy-fork"]).narrowed());
+        assert!(parse(&["--case", "BLK-"]).narrowed());
+    }
+}

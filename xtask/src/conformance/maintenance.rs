@@ -1,0 +1,113 @@
+//! The maintenance subcommands of `cargo xtask conformance`: checks of spec/ and fixtures/,
+//! and the files derived from them (regenerated, or compared with `--check`), plus `smoke`,
+//! whose flags and work live in `smoke.rs`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use conformance::claims::ClaimsFile;
+use conformance::coverage::CoverageFile;
+use conformance::lint;
+use conformance::spec::{json_schema, load_dir};
+
+use crate::smoke::{self, SmokeArgs};
+
+#[derive(Subcommand, Debug)]
+pub enum Maintenance {
+    /// Check spec/ and fixtures/: ids, citations, tags, and every reference between files.
+    Lint,
+    /// Check a new driver: its handshake and a few trivial cases, explaining every protocol
+    /// mistake found (`smoke --impl exec:./my-driver`).
+    Smoke(SmokeArgs),
+    /// Regenerate spec/case.schema.json from the Rust types (or check it with --check).
+    Schema(Check),
+    /// Regenerate spec/CLAIMS.md from spec/claims.yaml (or check it with --check).
+    Claims(Check),
+    /// Regenerate spec/COVERAGE.md from spec/coverage.yaml (or check it with --check).
+    Coverage(Check),
+}
+
+/// `--check`: compare with the committed file instead of writing it.
+#[derive(Args, Debug)]
+pub struct Check {
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(root: &Path, command: &Maintenance) -> Result<ExitCode> {
+    match command {
+        Maintenance::Lint => run_lint(root),
+        Maintenance::Smoke(args) => smoke::run(root, args),
+        Maintenance::Schema(c) => schema(root, c.check),
+        Maintenance::Claims(c) => claims(root, c.check),
+        Maintenance::Coverage(c) => coverage(root, c.check),
+    }
+}
+
+fn run_lint(root: &Path) -> Result<ExitCode> {
+    let (suite, problems) = lint::lint(root);
+    for p in &problems {
+        println!("{p}");
+    }
+    println!(
+        "lint: {} cases, {} problems",
+        suite.cases.len(),
+        problems.len()
+    );
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Writes `text` to `path`, or with `check` only says whether the file already holds it
+/// (exit 1 when it does not, naming the command that regenerates it).
+pub fn write_or_check(path: &Path, text: &str, check: bool, regenerate: &str) -> Result<ExitCode> {
+    if check {
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        if have != text {
+            println!("{} is stale: run `{regenerate}`", path.display());
+            return Ok(ExitCode::from(1));
+        }
+        println!("{} is current", path.display());
+    } else {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn schema(root: &Path, check: bool) -> Result<ExitCode> {
+    let text = serde_json::to_string_pretty(&json_schema())? + "\n";
+    write_or_check(
+        &root.join("spec/case.schema.json"),
+        &text,
+        check,
+        "cargo xtask conformance schema",
+    )
+}
+
+fn claims(root: &Path, check: bool) -> Result<ExitCode> {
+    let suite = load_dir(&root.join("spec"));
+    let claims = ClaimsFile::load(&root.join("spec/claims.yaml"), &suite.cases)?;
+    write_or_check(
+        &root.join("spec/CLAIMS.md"),
+        &claims.render(&suite.cases),
+        check,
+        "cargo xtask conformance claims",
+    )
+}
+
+fn coverage(root: &Path, check: bool) -> Result<ExitCode> {
+    let suite = load_dir(&root.join("spec"));
+    let file = CoverageFile::load(&root.join("spec/coverage.yaml"), &suite.cases)?;
+    write_or_check(
+        &root.join("spec/COVERAGE.md"),
+        &file.render(&suite.cases),
+        check,
+        "cargo xtask conformance coverage",
+    )
+}

@@ -1,0 +1,154 @@
+//! Which cases and implementations a run covers: the selection flags of `conformance` and
+//! `bench`, and the loading of cases, drivers and expectation files they name.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use conformance::expectations::ExpectationFile;
+use conformance::implementations::{self, Implementation};
+use conformance::spec::{LoadedCase, load_dir};
+
+use crate::flags::CaseFilter;
+
+#[derive(Args, Debug)]
+pub struct Select {
+    /// Load the cases from this folder instead of spec/ (scratch cases being written; their
+    /// ids need no expectation entries, snapshots or coverage).
+    #[arg(long, value_name = "DIR")]
+    pub spec: Option<PathBuf>,
+    #[command(flatten)]
+    pub cases: CaseFilter,
+    /// Only cases of this area (repeatable).
+    #[arg(long = "area")]
+    pub areas: Vec<String>,
+    /// Only this implementation (repeatable): a built-in one (cpython-fork, cpython-spawn,
+    /// cpython-forkserver, cpython-threadpool, rust-ref; pypy-fork, ... when --python is a
+    /// PyPy), `python:MODULE:ATTR` (any Pool-compatible class or factory, e.g.
+    /// python:billiard.pool:Pool), or `exec:COMMAND ARGS` (any driver speaking
+    /// spec/PROTOCOL.md).
+    #[arg(long = "impl", value_name = "NAME")]
+    pub impls: Vec<String>,
+    /// The Python interpreter for the built-in Python drivers (default: $POOLSPEC_PYTHON,
+    /// else python3 on PATH). A PyPy (`--python pypy3`) runs its standard-library Pool as
+    /// pypy-fork, pypy-spawn, pypy-forkserver and pypy-threadpool.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Also run the standard library's Pool under fork, spawn and forkserver on every CPython
+    /// and PyPy implementing Python 3.8+ found on this machine (PATH and pyenv), as
+    /// `cpython-<version>-<method>` and `pypy-<version>-<method>`.
+    #[arg(long)]
+    pub interpreters: bool,
+    /// Run the interpreter matrix on exactly these interpreters instead (repeatable).
+    #[arg(long = "interpreter", value_name = "PATH")]
+    pub interpreter_paths: Vec<PathBuf>,
+    /// The expectation file of the (single) selected implementation, instead of
+    /// fixtures/expectations/<implementation>.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub expectations: Option<PathBuf>,
+}
+
+/// Cases and implementations picked by the command line, with their expectation files.
+pub struct Prepared {
+    pub cases: Vec<LoadedCase>,
+    pub impls: Vec<(Implementation, ExpectationFile)>,
+    /// Spec files or cases that did not load (already printed).
+    pub spec_errors: usize,
+}
+
+/// Loads what `select` names, printing every spec error.
+pub fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
+    let suite = load_dir(&select.spec.clone().unwrap_or_else(|| root.join("spec")));
+    for e in &suite.errors {
+        eprintln!("spec error: {e}");
+    }
+    let all_ids: Vec<&str> = suite.cases.iter().map(|c| c.id()).collect();
+    let python = match &select.python {
+        Some(p) => p.clone(),
+        None => implementations::find_python()?,
+    };
+    let impls = implementations::select(
+        available(root, select, &python)?,
+        &select.impls,
+        root,
+        &python,
+    )?;
+    if let Some(file) = &select.expectations {
+        if impls.len() != 1 {
+            bail!(
+                "--expectations names the file of one implementation; select exactly one with --impl"
+            );
+        }
+        if !file.is_file() {
+            bail!("--expectations {}: no such file", file.display());
+        }
+    }
+    let mut with_expectations = Vec::new();
+    for imp in impls {
+        let file = match (&select.expectations, &select.spec) {
+            (Some(path), _) => ExpectationFile::load(path, &imp.name, &all_ids)?,
+            // Scratch cases: the committed expectation files name the suite's cases.
+            (None, Some(_)) => ExpectationFile {
+                implementation: imp.name.clone(),
+                ..ExpectationFile::default()
+            },
+            (None, None) => {
+                ExpectationFile::load_for(&root.join("fixtures/expectations"), &imp.name, &all_ids)?
+            }
+        };
+        with_expectations.push((imp, file));
+    }
+    let cases: Vec<LoadedCase> = suite
+        .cases
+        .into_iter()
+        .filter(|c| select.cases.matches(c.id()))
+        .filter(|c| select.areas.is_empty() || select.areas.iter().any(|a| a == c.area.as_str()))
+        .collect();
+    if cases.is_empty() && suite.errors.is_empty() {
+        bail!("no case matches the selection");
+    }
+    Ok(Prepared {
+        cases,
+        impls: with_expectations,
+        spec_errors: suite.errors.len(),
+    })
+}
+
+/// The implementations `--impl` chooses from: the built-in ones (rust-ref built only when
+/// it may be chosen), plus the interpreter matrix when asked for.
+fn available(root: &Path, select: &Select, python: &Path) -> Result<Vec<Implementation>> {
+    let wants_rust_ref = select.impls.is_empty() || select.impls.iter().any(|i| i == "rust-ref");
+    let rust_ref = if wants_rust_ref {
+        Some(implementations::build_rust_ref(root)?)
+    } else {
+        None
+    };
+    let mut all = implementations::builtin(root, python, rust_ref.as_deref());
+    if select.interpreters || !select.interpreter_paths.is_empty() {
+        let pythons = if select.interpreter_paths.is_empty() {
+            implementations::discover_pythons()
+        } else {
+            let mut chosen = Vec::new();
+            for p in &select.interpreter_paths {
+                match implementations::probe_python(p) {
+                    Some(i) => chosen.push(i),
+                    None => bail!(
+                        "{} is not a runnable CPython or PyPy implementing Python 3.8 or newer",
+                        p.display()
+                    ),
+                }
+            }
+            chosen
+        };
+        eprintln!(
+            "interpreter matrix: {}",
+            pythons
+                .iter()
+                .map(|i| format!("{} at {}", i.describe(), i.path.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        all.extend(implementations::interpreter_matrix(root, &pythons));
+    }
+    Ok(all)
+}

@@ -1,0 +1,93 @@
+//! Flags that several commands share, each defined once and pulled into a command's
+//! arguments with `#[command(flatten)]`, so their spelling, help and meaning cannot drift
+//! apart between commands.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use conformance::implementations;
+
+/// `--case PATTERN`: which cases run.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only cases whose id starts with, or contains, this text (repeatable).
+    #[arg(long = "case", value_name = "PATTERN")]
+    pub cases: Vec<String>,
+}
+
+impl CaseFilter {
+    /// Whether the case `id` is selected (no pattern: every case is).
+    pub fn matches(&self, id: &str) -> bool {
+        self.cases.is_empty()
+            || self
+                .cases
+                .iter()
+                .any(|p| id.starts_with(p.as_str()) || id.contains(p.as_str()))
+    }
+
+    /// Whether some pattern narrows the run.
+    pub fn narrows(&self) -> bool {
+        !self.cases.is_empty()
+    }
+}
+
+/// `--timeout-multiplier`: the scale of every liveness guard.
+#[derive(Args, Debug, Clone)]
+pub struct Guards {
+    /// Scale every liveness guard (for slow or loaded machines).
+    #[arg(long, default_value_t = 1.0)]
+    pub timeout_multiplier: f64,
+}
+
+/// `--no-progress`: no progress bar on the terminal.
+#[derive(Args, Debug, Clone)]
+pub struct Progress {
+    /// Never draw a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl Progress {
+    /// Whether to draw a bar: not asked to keep quiet, and stderr is a terminal.
+    pub fn bar_wanted(&self) -> bool {
+        !self.no_progress && std::io::stderr().is_terminal()
+    }
+}
+
+/// `--python`: the interpreter of commands that run one Python.
+#[derive(Args, Debug, Clone)]
+pub struct Python {
+    /// The Python interpreter (default: $POOLSPEC_PYTHON, else python3 on PATH).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+}
+
+impl Python {
+    /// The interpreter named, else the default one.
+    pub fn resolve(&self) -> Result<PathBuf> {
+        match &self.python {
+            Some(p) => Ok(p.clone()),
+            None => Ok(implementations::find_python()?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_pattern_matches_a_prefix_or_any_part_of_the_id() {
+        let filter = CaseFilter {
+            cases: vec!["BLK-".to_owned(), "003".to_owned()],
+        };
+        assert!(filter.matches("BLK-001"));
+        assert!(filter.matches("ORD-003"));
+        assert!(!filter.matches("ORD-001"));
+        assert!(filter.narrows());
+        assert!(CaseFilter::default().matches("anything"));
+        assert!(!CaseFilter::default().narrows());
+    }
+}
