@@ -467,3 +467,37 @@ fn write_all_writes_the_views() {
     assert_eq!(read(&paths.junit), report::junit(&run));
     assert_eq!(read(&paths.html), html::render(&run, &cases));
 }
+
+/// Renders a recorded run (`run.json`, a serialized [`MatrixRun`]) with this code, to compare
+/// the files with those the run wrote: `POOLSPEC_RECORDED_RUN=path/run.json
+/// POOLSPEC_RENDER_TO=dir [POOLSPEC_SPEC_DIR=spec] cargo test -p conformance --test
+/// report_views -- --ignored`. The cases must be loaded from the same folder as in the run
+/// (the page names their files). Also writes `terminal.txt`, what xtask prints.
+#[test]
+#[ignore = "needs a recorded run"]
+fn render_a_recorded_run() {
+    let (Some(run), Some(to)) = (
+        std::env::var_os("POOLSPEC_RECORDED_RUN"),
+        std::env::var_os("POOLSPEC_RENDER_TO"),
+    ) else {
+        panic!("set POOLSPEC_RECORDED_RUN and POOLSPEC_RENDER_TO");
+    };
+    let spec = std::env::var_os("POOLSPEC_SPEC_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| conformance::workspace_root().join("spec"));
+    let suite = conformance::spec::load_dir(&spec);
+    assert!(suite.errors.is_empty(), "{:?}", suite.errors);
+    let run: MatrixRun = serde_json::from_str(&std::fs::read_to_string(run).unwrap()).unwrap();
+    let to = Path::new(&to);
+    report::write_all(to, &run, &suite.cases).unwrap();
+    let c = report::counts(&run);
+    let terminal = format!(
+        "{}\n{}\n{:?}\n{}{}\n",
+        report::terminal_matrix(&run, &suite.cases),
+        report::details(&run),
+        report::differences(&run, &suite.cases),
+        report::compliance_lines(&run),
+        serde_json::to_string(&c["per_implementation"]).unwrap(),
+    );
+    std::fs::write(to.join("terminal.txt"), terminal).unwrap();
+}
