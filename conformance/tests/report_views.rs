@@ -176,7 +176,14 @@ fn run(cases: &[LoadedCase], dir: &Path) -> MatrixRun {
 
     // BLK-1: the oracle passes; rust-ref fails with hostile text; the thread pool fails as
     // expected; ODD crashed without an observation.
-    let mut r = cell(c("BLK-1"), ORACLE, Status::Pass, Verdict::Pass, Some(json!(5)), 12);
+    let mut r = cell(
+        c("BLK-1"),
+        ORACLE,
+        Status::Pass,
+        Verdict::Pass,
+        Some(json!(5)),
+        12,
+    );
     r.history = Some(dir.join("small.json"));
     results.push(r);
     let mut r = cell(
@@ -211,7 +218,14 @@ fn run(cases: &[LoadedCase], dir: &Path) -> MatrixRun {
 
     // BLK-2 (quirk): the oracle's history is missing; rust-ref passes unexpectedly; the
     // thread pool's observation changed from its snapshot; ODD did not run it.
-    let mut r = cell(c("BLK-2"), ORACLE, Status::Pass, Verdict::Pass, Some(json!(6)), 15);
+    let mut r = cell(
+        c("BLK-2"),
+        ORACLE,
+        Status::Pass,
+        Verdict::Pass,
+        Some(json!(6)),
+        15,
+    );
     r.history = Some(dir.join("missing.json"));
     results.push(r);
     let mut r = cell(
