@@ -10,6 +10,9 @@
 //! whitespace cannot hide a changed ending). Histories live in a temporary folder whose path
 //! is replaced by `[HISTORIES]`.
 
+// The helpers that build the run are test code too: a failed write is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -480,6 +483,28 @@ fn write_all_writes_the_views() {
     assert_eq!(read(&paths.markdown), report::markdown(&run, &cases));
     assert_eq!(read(&paths.junit), report::junit(&run));
     assert_eq!(read(&paths.html), html::render(&run, &cases));
+    // And the JSON lines read back, whole.
+    let back = report::read(&read(&paths.jsonl)).unwrap();
+    assert_eq!(back.header.suite_hash, report::suite_hash(&cases));
+    assert_eq!(back.header.implementations.len(), run.implementations.len());
+    assert_eq!(back.records.len(), run.results.len());
+    for (record, result) in back.records.iter().zip(&run.results) {
+        assert_eq!(record.result.case, result.case);
+        assert_eq!(record.result.observation, result.observation);
+        assert_eq!(
+            record.diff_against_oracle,
+            report::diff_against_oracle(&run, result)
+        );
+    }
+    assert!(back.footer.complete);
+    assert_eq!(back.footer.counts, report::counts_of(&run));
+    // Cut short, it is refused.
+    let text = read(&paths.jsonl);
+    let cut: String = text.lines().take(5).map(|l| format!("{l}\n")).collect();
+    assert!(matches!(
+        report::read(&cut),
+        Err(report::JsonlError::NoFooter)
+    ));
 }
 
 /// Renders a recorded run (`run.json`, a serialized [`MatrixRun`]) with this code, to compare
@@ -514,4 +539,6 @@ fn render_a_recorded_run() {
         serde_json::to_string(&c["per_implementation"]).unwrap(),
     );
     std::fs::write(to.join("terminal.txt"), terminal).unwrap();
+    let back = report::read(&std::fs::read_to_string(to.join("report.jsonl")).unwrap()).unwrap();
+    assert_eq!(back.records.len(), run.results.len());
 }
