@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::{FromDriver, ImplementationInfo, PROTOCOL_VERSION, ToDriver};
 
@@ -34,14 +34,14 @@ pub struct DriverCommand {
 pub const DUMP_SIGNAL: Signal = Signal::SIGUSR1;
 
 /// Why a driver failed a case. Each fault is reported with its own status and message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "fault", rename_all = "kebab-case")]
 pub enum DriverFault {
     /// The liveness guard expired; the process group was killed. `stderr` holds what the
     /// driver wrote last, including the stack dump it was asked for (see [`DUMP_SIGNAL`]).
     Timeout {
         after_ms: u64,
-        #[serde(skip_serializing_if = "String::is_empty")]
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         stderr: String,
     },
     /// The driver died by a signal or exited non-zero.

@@ -21,7 +21,6 @@ pub mod driver;
 pub mod expect;
 pub mod expectations;
 pub mod fuzz;
-pub mod html;
 pub mod implementations;
 pub mod lint;
 pub mod observe;
@@ -34,6 +33,9 @@ pub mod spec;
 pub mod verdict;
 pub mod versions;
 pub mod yaml;
+
+/// `report.html`, a view of [`report`] (also at its old path).
+pub use report::html;
 
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,7 @@ use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::coordinator::{Coordinator, History};
 use crate::driver::{DriverFault, DriverSession};
@@ -52,7 +52,7 @@ impl Default for RunOptions {
 }
 
 /// One cell of the matrix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
     pub case: String,
     pub area: Area,
@@ -79,7 +79,7 @@ pub struct CaseResult {
 }
 
 /// What a driver said about itself at handshake.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImplementationReport {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,7 +88,7 @@ pub struct ImplementationReport {
 }
 
 /// The whole run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatrixRun {
     pub implementations: Vec<ImplementationReport>,
     /// Results in case order, then implementation order.

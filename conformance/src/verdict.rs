@@ -74,41 +74,6 @@ impl Verdict {
     }
 }
 
-/// The kind of a cell, as reports count and style it: its verdict, or its status when the
-/// verdict is unexpected or the case did not apply, or `unstable`.
-pub fn cell_kind(status: Status, verdict: Verdict, unstable: bool) -> &'static str {
-    if unstable {
-        return "unstable";
-    }
-    match verdict {
-        Verdict::Pass if status == Status::NotApplicable => status.as_str(),
-        Verdict::Pass => "pass",
-        Verdict::ExpectedFail => "expected-fail",
-        Verdict::UnexpectedPass => "unexpected-pass",
-        Verdict::Unexpected => status.as_str(),
-    }
-}
-
-/// The label shown in a matrix cell.
-pub fn cell_label(status: Status, verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Pass if status == Status::NotApplicable => "n/a",
-        Verdict::Pass => "pass",
-        Verdict::ExpectedFail => "expected-fail",
-        Verdict::UnexpectedPass => "UNEXPECTED-PASS",
-        Verdict::Unexpected => match status {
-            // Passed, yet unexpected: its regression snapshot changed.
-            Status::Pass => "CHANGED",
-            Status::Fail => "FAIL",
-            Status::Error => "ERROR",
-            Status::Crash => "CRASH",
-            Status::Timeout => "TIMEOUT",
-            Status::Unsupported => "UNSUPPORTED",
-            Status::NotApplicable => "n/a",
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +99,5 @@ mod tests {
         );
         assert!(!Verdict::UnexpectedPass.is_ok());
         assert_eq!(Verdict::judge(Status::NotApplicable, None), Verdict::Pass);
-        assert_eq!(cell_label(Status::NotApplicable, Verdict::Pass), "n/a");
     }
 }
