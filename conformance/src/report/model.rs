@@ -104,6 +104,20 @@ impl CellKind {
         }
     }
 
+    /// The kind a status names on its own, before an expectation file judges it: what
+    /// COMPLIANCE.md's cells show, where every divergence is listed with its reason.
+    pub fn of_status(status: Status) -> CellKind {
+        match status {
+            Status::Pass => CellKind::Pass,
+            Status::Fail => CellKind::Fail,
+            Status::Error => CellKind::Error,
+            Status::Crash => CellKind::Crash,
+            Status::Timeout => CellKind::Timeout,
+            Status::Unsupported => CellKind::Unsupported,
+            Status::NotApplicable => CellKind::NotApplicable,
+        }
+    }
+
     /// The key it is counted under (`report.jsonl`'s counts) and styled by (CSS `v-KEY`).
     pub fn key(self) -> &'static str {
         match self {

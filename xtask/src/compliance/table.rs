@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use conformance::expectations::Expected;
+use conformance::report::CellKind;
 use conformance::runner::{CaseResult, MatrixRun};
 use conformance::spec::Area;
 use conformance::verdict::Status;
@@ -62,18 +63,19 @@ pub enum Cell {
 }
 
 impl Cell {
-    /// The cell's word in the tables. The one place these labels are spelled for
-    /// COMPLIANCE.md (the conformance report's cell kinds name the same ones).
+    /// The cell's word in the tables, in the conformance report's vocabulary ([`CellKind`]):
+    /// a status's key, `n/a`, `unstable`, and the statuses an unstable cell went through.
     pub fn label(&self) -> String {
         match self {
-            Cell::Pass => "pass".into(),
-            Cell::NotApplicable => "n/a".into(),
-            Cell::Diverges(s) => s.as_str().into(),
-            Cell::DeclaredUnstable => "unstable".into(),
+            Cell::Pass => CellKind::Pass.key().into(),
+            Cell::NotApplicable => CellKind::NotApplicable.label().into(),
+            Cell::Diverges(s) => CellKind::of_status(*s).key().into(),
+            Cell::DeclaredUnstable => CellKind::Unstable.key().into(),
             Cell::Unstable(set) => format!(
-                "unstable ({})",
+                "{} ({})",
+                CellKind::Unstable.key(),
                 set.iter()
-                    .map(|s| s.as_str())
+                    .map(|s| CellKind::of_status(*s).key())
                     .collect::<Vec<_>>()
                     .join(" or ")
             ),
