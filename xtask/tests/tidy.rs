@@ -295,15 +295,11 @@ fn expand_use_tree(prefix: &str, tree: &str, out: &mut Vec<Vec<String>>) {
 // ---------------------------------------------------------------------------------------------
 // The module graph of one crate root.
 
-#[derive(Debug)]
-struct Module {
-    file: PathBuf,
-    /// The file's code without comments, literals and test items.
-    code: String,
-}
+/// Modules by path (`["fuzz", "legalize"]`, the root being `[]`), each with its code
+/// without comments, literals and test items.
+type Modules = BTreeMap<Vec<String>, String>;
 
-/// Modules by path (`["fuzz", "legalize"]`), the root being `[]`.
-fn crate_modules(root_file: &Path) -> BTreeMap<Vec<String>, Module> {
+fn crate_modules(root_file: &Path) -> Modules {
     let mut out = BTreeMap::new();
     let mut todo = vec![(Vec::<String>::new(), root_file.to_path_buf())];
     while let Some((path, file)) = todo.pop() {
@@ -324,7 +320,7 @@ fn crate_modules(root_file: &Path) -> BTreeMap<Vec<String>, Module> {
             );
             todo.push((child, child_file));
         }
-        out.insert(path, Module { file, code });
+        out.insert(path, code);
     }
     out
 }
@@ -342,11 +338,7 @@ fn child_dir(file: &Path, is_root: bool) -> PathBuf {
 }
 
 /// The module a path names, as the longest known module prefix, resolved from `from`.
-fn resolve(
-    modules: &BTreeMap<Vec<String>, Module>,
-    from: &[String],
-    segs: &[String],
-) -> Option<Vec<String>> {
+fn resolve(modules: &Modules, from: &[String], segs: &[String]) -> Option<Vec<String>> {
     let absolute: Vec<String> = match segs.first().map(String::as_str) {
         Some("crate") => segs[1..].to_vec(),
         Some("self") => from.iter().chain(&segs[1..]).cloned().collect(),
@@ -375,11 +367,11 @@ fn import_graph(root_file: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let modules = crate_modules(root_file);
     let name = |p: &[String]| p.join("::");
     let mut graph = BTreeMap::new();
-    for (path, module) in &modules {
+    for (path, code) in &modules {
         if path.is_empty() {
             continue;
         }
-        let edges: BTreeSet<String> = paths(&module.code)
+        let edges: BTreeSet<String> = paths(code)
             .iter()
             .filter_map(|segs| resolve(&modules, path, segs))
             .filter(|to| !to.is_empty() && to != path)
