@@ -548,23 +548,22 @@ fn architecture_sections() -> Vec<(String, String)> {
     out
 }
 
-/// Whether `section` names `file` (a path relative to its crate): by its whole relative path
-/// in backticks, or by its name in backticks when the folder it sits in is named too.
+/// Whether `section` names `file` (a path relative to its crate): by a path in backticks that
+/// ends its path (`spec/load.rs`, `common/mod.rs`), or by its bare name in backticks when its
+/// folder is named too (`fuzz/` ... `generate.rs`), or sits directly in `src/` or `tests/`.
 fn names_file(section: &str, rel_in_crate: &str) -> bool {
-    if section.contains(&format!("`{rel_in_crate}`")) {
+    let parts: Vec<&str> = rel_in_crate.split('/').collect();
+    let n = parts.len();
+    if (0..n.saturating_sub(1)).any(|k| section.contains(&format!("`{}`", parts[k..].join("/")))) {
         return true;
     }
-    let (dir, name) = match rel_in_crate.rsplit_once('/') {
-        Some((d, n)) => (d, n),
-        None => return false,
-    };
-    let dir_named = section.contains(&format!("`{dir}/`"))
-        || dir
-            .rsplit_once('/')
-            .is_some_and(|(_, last)| section.contains(&format!("`{last}/`")))
-        || dir == "src"
-        || dir == "tests";
-    dir_named && section.contains(&format!("`{name}`"))
+    if !section.contains(&format!("`{}`", parts[n - 1])) {
+        return false;
+    }
+    let dir = &parts[..n - 1];
+    dir.is_empty()
+        || matches!(dir, ["src"] | ["tests"])
+        || (0..dir.len()).any(|k| section.contains(&format!("`{}/`", dir[k..].join("/"))))
 }
 
 #[test]
