@@ -245,7 +245,8 @@ fn paths(code: &str) -> Vec<Vec<String>> {
             current.push_str("::");
             k += 2;
         } else {
-            if current.contains("::") {
+            // `a::{..}` ends in `::`: its tree was read with the `use` items above.
+            if current.contains("::") && !current.ends_with("::") {
                 out.push(current.split("::").map(str::to_owned).collect());
             }
             current.clear();
@@ -655,11 +656,16 @@ fn readme_names_every_xtask_command() {
 #[test]
 fn reading_source_text() {
     let code = code_only(
-        "use crate::a; // crate::b\n/* crate::c */ let s = \"crate::d\"; let r = r#\"crate::e\"#; \
+        "use super::{x, y}; use crate::a; // crate::b\n/* crate::c */ let s = \"crate::d\"; let r = r#\"crate::e\"#; \
          let c = '{'; fn f<'a>(x: &'a str) {}",
     );
     let found: Vec<String> = paths(&code).iter().map(|p| p.join("::")).collect();
     assert!(found.contains(&"crate::a".to_owned()));
+    assert!(found.contains(&"super::x".to_owned()));
+    assert!(
+        !found.iter().any(|p| p.ends_with("::") || p == "super"),
+        "{found:?}"
+    );
     for hidden in ["crate::b", "crate::c", "crate::d", "crate::e"] {
         assert!(!found.contains(&hidden.to_owned()), "{hidden} in {found:?}");
     }
