@@ -23,6 +23,7 @@ pub mod expectations;
 pub mod fuzz;
 pub mod html;
 pub mod implementations;
+pub mod interpreters;
 pub mod lint;
 pub mod observe;
 pub mod protocol;

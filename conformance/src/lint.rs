@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::claims::ClaimsFile;
 use crate::coverage::{CoverageFile, cpython_test_source};
 use crate::expectations::ExpectationFile;
-use crate::implementations::find_python;
+use crate::interpreters::find_python;
 use crate::spec::{Suite, json_schema, load_dir};
 use crate::yaml::YamlError;
 
