@@ -364,6 +364,32 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_name_says_which_kind_of_mistake_it_is() {
+        let (root, python) = (Path::new("/repo"), Path::new("/usr/bin/python3"));
+        let cpython = builtin_on(root, python, Runtime::CPython, None);
+        let err = |spec: &str| parse_spec(spec, root, python, &cpython).unwrap_err();
+        assert_eq!(
+            err("python:billiard"),
+            SelectError::BadPython {
+                spec: "python:billiard".into()
+            }
+        );
+        assert_eq!(
+            err("python::Pool").to_string(),
+            "`python::Pool`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool"
+        );
+        assert_eq!(
+            err("exec: ").to_string(),
+            "`exec: `: expected exec:COMMAND [ARGS...]"
+        );
+        assert_eq!(
+            err("cpython-forc").to_string(),
+            "unknown implementation `cpython-forc` (known: cpython-fork, cpython-spawn, \
+             cpython-forkserver, cpython-threadpool, rust-ref; or python:MODULE:ATTR, exec:COMMAND)"
+        );
+    }
+
+    #[test]
     fn the_interpreter_matrix_names_runtime_version_and_method() {
         let interps = [
             interpreter("/py/python3.11", Runtime::CPython, "3.11.7", None),

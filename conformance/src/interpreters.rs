@@ -1,6 +1,6 @@
 //! Finding and identifying the Python interpreters on this machine: the one the CPython
 //! drivers run on, a PyPy for the PyPy column, and every CPython and PyPy for the interpreter
-//! matrix. Kept apart from [`crate::implementations`], which turns them into drivers to run.
+//! matrix. Kept apart from `implementations.rs`, which turns them into drivers to run.
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@
 //! doing, and a run that fails when that changes.
 //!
 //! - Each cell's status and normalized observation is one YAML file,
-//!   `DIR/<implementation file stem>/<case>.yaml` (see [`implementations::file_stem`]).
+//!   `DIR/<implementation file stem>/<case>.yaml` (see [`file_stem`]).
 //! - A missing file is recorded ([`SnapshotOutcome::Recorded`]); the run goes on.
 //! - An existing file is compared by value (not by text, so reformatting it is harmless). A
 //!   difference makes the cell unexpected, whatever its verdict was, with the snapshot's path
