@@ -5,13 +5,13 @@
 //! current; the cases themselves run on every CPython start method in the suite.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::spec::LoadedCase;
+use crate::yaml::YamlError;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,33 +67,53 @@ impl ClaimVerdict {
     }
 }
 
+/// Why `spec/claims.yaml` did not load: it does not read or parse, or a claim refers to
+/// something that does not exist (each variant names the file and the claim).
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimsError {
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    #[error("{}: claim {claim} names unknown post `{post}`", path.display())]
+    UnknownPost {
+        path: PathBuf,
+        claim: String,
+        post: String,
+    },
+    #[error("{}: claim {claim} is settled by no case", path.display())]
+    NoCase { path: PathBuf, claim: String },
+    #[error("{}: claim {claim} names unknown case `{case}`", path.display())]
+    UnknownCase {
+        path: PathBuf,
+        claim: String,
+        case: String,
+    },
+}
+
 impl ClaimsFile {
     /// Loads `spec/claims.yaml` and checks that every claim names its post and existing cases.
-    pub fn load(path: &Path, cases: &[LoadedCase]) -> Result<ClaimsFile> {
+    pub fn load(path: &Path, cases: &[LoadedCase]) -> Result<ClaimsFile, ClaimsError> {
         let file: ClaimsFile = crate::yaml::read_yaml(path)?;
         for claim in &file.claims {
             if !file.posts.iter().any(|p| p.id == claim.post) {
-                bail!(
-                    "{}: claim {} names unknown post `{}`",
-                    path.display(),
-                    claim.id,
-                    claim.post
-                );
+                return Err(ClaimsError::UnknownPost {
+                    path: path.to_path_buf(),
+                    claim: claim.id.clone(),
+                    post: claim.post.clone(),
+                });
             }
             if claim.cases.is_empty() {
-                bail!(
-                    "{}: claim {} is settled by no case",
-                    path.display(),
-                    claim.id
-                );
+                return Err(ClaimsError::NoCase {
+                    path: path.to_path_buf(),
+                    claim: claim.id.clone(),
+                });
             }
             for id in &claim.cases {
                 if !cases.iter().any(|c| c.id() == id) {
-                    bail!(
-                        "{}: claim {} names unknown case `{id}`",
-                        path.display(),
-                        claim.id
-                    );
+                    return Err(ClaimsError::UnknownCase {
+                        path: path.to_path_buf(),
+                        claim: claim.id.clone(),
+                        case: id.clone(),
+                    });
                 }
             }
         }

@@ -7,13 +7,13 @@
 //! in the installed interpreter's `test/_test_multiprocessing.py`, has an entry.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::spec::LoadedCase;
+use crate::yaml::YamlError;
 
 /// The CPython test classes whose every test method must appear in `tests`.
 pub const POOL_TEST_CLASSES: &[&str] = &[
@@ -41,26 +41,47 @@ pub struct Entry {
     pub gap: Option<String>,
 }
 
+/// Why `spec/coverage.yaml` did not load: it does not read or parse, is of another format,
+/// or an entry is empty or names a case that does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum CoverageError {
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    #[error("{}: coverage format {format} is not supported", path.display())]
+    Format { path: PathBuf, format: u32 },
+    #[error("{}: `{what}` has neither cases nor a gap reason", path.display())]
+    Empty { path: PathBuf, what: String },
+    #[error("{}: `{what}` names unknown case `{case}`", path.display())]
+    UnknownCase {
+        path: PathBuf,
+        what: String,
+        case: String,
+    },
+}
+
 impl CoverageFile {
-    pub fn load(path: &Path, cases: &[LoadedCase]) -> Result<CoverageFile> {
+    pub fn load(path: &Path, cases: &[LoadedCase]) -> Result<CoverageFile, CoverageError> {
         let file: CoverageFile = crate::yaml::read_yaml(path)?;
         if file.format != 1 {
-            bail!(
-                "{}: coverage format {} is not supported",
-                path.display(),
-                file.format
-            );
+            return Err(CoverageError::Format {
+                path: path.to_path_buf(),
+                format: file.format,
+            });
         }
         for (what, entry) in file.tests.iter().chain(&file.documented) {
             if entry.cases.is_empty() && entry.gap.as_deref().is_none_or(|g| g.trim().is_empty()) {
-                bail!(
-                    "{}: `{what}` has neither cases nor a gap reason",
-                    path.display()
-                );
+                return Err(CoverageError::Empty {
+                    path: path.to_path_buf(),
+                    what: what.clone(),
+                });
             }
             for id in &entry.cases {
                 if !cases.iter().any(|c| c.id() == id) {
-                    bail!("{}: `{what}` names unknown case `{id}`", path.display());
+                    return Err(CoverageError::UnknownCase {
+                        path: path.to_path_buf(),
+                        what: what.clone(),
+                        case: id.clone(),
+                    });
                 }
             }
         }

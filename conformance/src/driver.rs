@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -325,10 +324,21 @@ fn crashed(msg: &str) -> DriverFault {
     }
 }
 
+/// Why [`group_members`] could not list a process group.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    /// `/proc` itself could not be listed (no procfs: not Linux, or a restricted sandbox).
+    #[error("reading /proc")]
+    ReadProc(#[source] std::io::Error),
+    /// A process's `stat` lacks the `)` that closes its command name: not a Linux procfs.
+    #[error("odd /proc stat")]
+    OddStat { pid: i32 },
+}
+
 /// Pids of the live (non-zombie) processes in process group `pgid`, from `/proc`.
-pub fn group_members(pgid: i32) -> Result<Vec<i32>> {
+pub fn group_members(pgid: i32) -> Result<Vec<i32>, ProcError> {
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+    for entry in std::fs::read_dir("/proc").map_err(ProcError::ReadProc)? {
         let Ok(entry) = entry else { continue };
         let Some(pid) = entry
             .file_name()
@@ -344,7 +354,7 @@ pub fn group_members(pgid: i32) -> Result<Vec<i32>> {
         let after = stat
             .rsplit_once(')')
             .map(|(_, rest)| rest)
-            .ok_or_else(|| anyhow!("odd /proc stat"))?;
+            .ok_or(ProcError::OddStat { pid })?;
         let fields: Vec<&str> = after.split_whitespace().collect();
         if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
             pids.push(pid);

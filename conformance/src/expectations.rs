@@ -8,13 +8,13 @@
 //! that of `cpython-threadpool` (see [`ExpectationFile::load_for`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::verdict::Status;
+use crate::yaml::YamlError;
 
 /// The contents of one expectation file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -37,10 +37,34 @@ pub struct Expected {
     pub reason: String,
 }
 
+/// Why an expectation file did not load: it does not read or parse, was written for another
+/// implementation, or an entry is wrong (each variant names the file and the entry's case).
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectationError {
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    #[error("{}: written for `{written_for}`, used for `{used_for}`", path.display())]
+    OtherImplementation {
+        path: PathBuf,
+        written_for: String,
+        used_for: String,
+    },
+    #[error("{}: entry `{case}` names no case in spec/", path.display())]
+    UnknownCase { path: PathBuf, case: String },
+    #[error("{}: entry `{case}` expects pass; remove it instead", path.display())]
+    ExpectsPass { path: PathBuf, case: String },
+    #[error("{}: entry `{case}` has no reason", path.display())]
+    NoReason { path: PathBuf, case: String },
+}
+
 impl ExpectationFile {
     /// Loads `path` (an absent file means "every case passes"), checking that every entry
     /// names an existing case.
-    pub fn load(path: &Path, implementation: &str, known: &[&str]) -> Result<ExpectationFile> {
+    pub fn load(
+        path: &Path,
+        implementation: &str,
+        known: &[&str],
+    ) -> Result<ExpectationFile, ExpectationError> {
         if !path.exists() {
             return Ok(ExpectationFile {
                 implementation: implementation.to_owned(),
@@ -49,24 +73,22 @@ impl ExpectationFile {
         }
         let file: ExpectationFile = crate::yaml::read_yaml(path)?;
         if file.implementation != implementation {
-            bail!(
-                "{}: written for `{}`, used for `{implementation}`",
-                path.display(),
-                file.implementation
-            );
+            return Err(ExpectationError::OtherImplementation {
+                path: path.to_path_buf(),
+                written_for: file.implementation,
+                used_for: implementation.to_owned(),
+            });
         }
         for (id, entry) in &file.cases {
+            let (path, case) = (path.to_path_buf(), id.clone());
             if !known.contains(&id.as_str()) {
-                bail!("{}: entry `{id}` names no case in spec/", path.display());
+                return Err(ExpectationError::UnknownCase { path, case });
             }
             if entry.status == Status::Pass {
-                bail!(
-                    "{}: entry `{id}` expects pass; remove it instead",
-                    path.display()
-                );
+                return Err(ExpectationError::ExpectsPass { path, case });
             }
             if entry.reason.trim().is_empty() {
-                bail!("{}: entry `{id}` has no reason", path.display());
+                return Err(ExpectationError::NoReason { path, case });
             }
         }
         Ok(file)
@@ -78,7 +100,11 @@ impl ExpectationFile {
     /// None existing means every case is expected to pass.
     ///
     /// [`expectation_names`]: crate::implementations::expectation_names
-    pub fn load_for(dir: &Path, implementation: &str, known: &[&str]) -> Result<ExpectationFile> {
+    pub fn load_for(
+        dir: &Path,
+        implementation: &str,
+        known: &[&str],
+    ) -> Result<ExpectationFile, ExpectationError> {
         use crate::implementations::{expectation_names, file_stem};
 
         for name in expectation_names(implementation) {
@@ -105,7 +131,7 @@ impl ExpectationFile {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<ExpectationFile> {
+    fn load(text: &str) -> Result<ExpectationFile, ExpectationError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.yaml");
         std::fs::write(&path, text).unwrap();

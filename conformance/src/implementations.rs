@@ -1,13 +1,14 @@
-//! The implementations the runner knows how to start.
+//! The implementations the runner knows how to start: the built-ins, the interpreter
+//! matrix, and those named on the command line.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-
 use crate::driver::DriverCommand;
-
-/// Environment variable naming the Python interpreter for the CPython drivers.
-pub const PYTHON_ENV: &str = "POOLSPEC_PYTHON";
+// Re-exported so that callers keep finding interpreters where they find implementations.
+pub use crate::interpreters::{
+    Interpreter, NoPypy, NoPython, PYPY_ENV, PYTHON_ENV, Runtime, discover_in, discover_pythons,
+    find_pypy, find_python, identify, probe_python, supported,
+};
 
 /// The implementation whose observations are the oracle.
 pub const ORACLE: &str = "cpython-fork";
@@ -20,61 +21,9 @@ pub struct Implementation {
     pub command: DriverCommand,
 }
 
-/// Finds the Python interpreter: `$POOLSPEC_PYTHON` if set, else `python3` on `PATH`.
-pub fn find_python() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(PYTHON_ENV) {
-        let p = PathBuf::from(p);
-        return which::which(&p)
-            .with_context(|| format!("{PYTHON_ENV}={} is not an executable", p.display()));
-    }
-    which::which("python3").context("no `python3` on PATH (set POOLSPEC_PYTHON to choose one)")
-}
-
-/// Environment variable naming the PyPy for the PyPy tests and COMPLIANCE.md's PyPy column
-/// (default: `pypy3` on `PATH`).
-pub const PYPY_ENV: &str = "POOLSPEC_PYPY";
-
-/// Finds a PyPy: `chosen`, else `$POOLSPEC_PYPY`, else `pypy3` on `PATH`. `Err` says in one
-/// line why there is none (no `pypy3`, or it is not a PyPy implementing Python 3.8+): callers
-/// that run PyPy only when it is there print it and skip.
-pub fn find_pypy(chosen: Option<&Path>) -> Result<Interpreter, NoPypy> {
-    let path = match chosen
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os(PYPY_ENV).map(PathBuf::from))
-    {
-        Some(p) => which::which(&p).map_err(|_| NoPypy::NotExecutable { path: p })?,
-        None => which::which("pypy3").map_err(|_| NoPypy::NotOnPath)?,
-    };
-    match identify(&path) {
-        Some(i) if i.runtime == Runtime::PyPy && supported(&i) => Ok(i),
-        Some(i) => Err(NoPypy::NotPypy {
-            path,
-            is: i.describe(),
-        }),
-        None => Err(NoPypy::DoesNotRun { path }),
-    }
-}
-
-/// Why [`find_pypy`] found no PyPy to run, in one line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoPypy {
-    /// The chosen path (argument or `$POOLSPEC_PYPY`) is not an executable.
-    #[error("{} is not an executable", path.display())]
-    NotExecutable { path: PathBuf },
-    /// Nothing chosen, and no `pypy3` on `PATH`.
-    #[error("no `pypy3` on PATH (Debian: `apt-get install pypy3`)")]
-    NotOnPath,
-    /// The interpreter found is another Python, or a PyPy older than Python 3.8.
-    #[error("{} is {is}, not a PyPy implementing Python 3.8 or newer", path.display())]
-    NotPypy { path: PathBuf, is: String },
-    /// The interpreter found does not answer when asked what it is.
-    #[error("{} does not run", path.display())]
-    DoesNotRun { path: PathBuf },
-}
-
 /// Builds the `rust-ref` driver (`pool-ref-driver`, debug profile) with the cargo that is
 /// running us (or `cargo` on `PATH`) and returns the binary's path.
-pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
+pub fn build_rust_ref(root: &Path) -> Result<PathBuf, BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(&cargo)
         .args([
@@ -87,9 +36,12 @@ pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
         ])
         .current_dir(root)
         .status()
-        .with_context(|| format!("running {}", cargo.to_string_lossy()))?;
+        .map_err(|source| BuildError::Spawn {
+            cargo: cargo.to_string_lossy().into_owned(),
+            source,
+        })?;
     if !status.success() {
-        bail!("building pool-ref-driver failed ({status})");
+        return Err(BuildError::Failed { status });
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -97,37 +49,18 @@ pub fn build_rust_ref(root: &Path) -> Result<PathBuf> {
     Ok(target.join("debug").join("pool-ref-driver"))
 }
 
-/// The Python runtimes the built-in implementations run on: the same standard-library
-/// `multiprocessing` on two independent interpreters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Runtime {
-    CPython,
-    PyPy,
-}
-
-impl Runtime {
-    /// Every runtime, in report order.
-    pub const ALL: [Runtime; 2] = [Runtime::CPython, Runtime::PyPy];
-
-    /// The prefix of the built-ins' names on this runtime: `cpython-fork`, `pypy-fork`.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Runtime::CPython => "cpython",
-            Runtime::PyPy => "pypy",
-        }
-    }
-
-    /// As `platform.python_implementation()` spells it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Runtime::CPython => "CPython",
-            Runtime::PyPy => "PyPy",
-        }
-    }
-
-    fn from_label(label: &str) -> Option<Runtime> {
-        Runtime::ALL.into_iter().find(|r| r.label() == label)
-    }
+/// Why [`build_rust_ref`] has no driver to offer: cargo did not start, or the build failed
+/// (cargo has printed why on stderr).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("running {cargo}")]
+    Spawn {
+        cargo: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building pool-ref-driver failed ({status})")]
+    Failed { status: std::process::ExitStatus },
 }
 
 /// The built-in implementations, in report order: CPython's four (`cpython-fork`,
@@ -189,7 +122,7 @@ pub fn select(
     specs: &[String],
     root: &Path,
     python: &Path,
-) -> Result<Vec<Implementation>> {
+) -> Result<Vec<Implementation>, SelectError> {
     if specs.is_empty() {
         return Ok(all);
     }
@@ -197,143 +130,6 @@ pub fn select(
         .iter()
         .map(|spec| parse_spec(spec, root, python, &all))
         .collect()
-}
-
-/// A Python interpreter found on this machine: a CPython or a PyPy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interpreter {
-    pub path: PathBuf,
-    pub runtime: Runtime,
-    /// The Python language version, `major.minor.micro`: what a case's `versions` are about
-    /// (for PyPy the language it implements, `3.9.16`, not PyPy's own version).
-    pub version: String,
-    /// The runtime's own version where it has one apart from the language's (PyPy: `7.3.11`).
-    pub runtime_version: Option<String>,
-}
-
-impl Interpreter {
-    /// `major.minor` of the language version.
-    pub fn short_version(&self) -> &str {
-        match self.version.match_indices('.').nth(1) {
-            Some((i, _)) => &self.version[..i],
-            None => &self.version,
-        }
-    }
-
-    /// `CPython 3.11.7`, or `PyPy 7.3.11 (Python 3.9.16)`.
-    pub fn describe(&self) -> String {
-        match &self.runtime_version {
-            Some(own) => format!("{} {own} (Python {})", self.runtime.label(), self.version),
-            None => format!("{} {}", self.runtime.label(), self.version),
-        }
-    }
-
-    /// The interpreter matrix's name for the standard-library Pool under `method` on this
-    /// interpreter: `cpython-3.11-fork`, `pypy-3.9-spawn`.
-    pub fn matrix_name(&self, method: &str) -> String {
-        format!(
-            "{}-{}-{method}",
-            self.runtime.prefix(),
-            self.short_version()
-        )
-    }
-}
-
-/// What the interpreter prints about itself: `platform.python_implementation()`, the language
-/// version and, on PyPy, PyPy's own version (else `-`).
-const PROBE: &str = "import sys, platform\n\
-    v = getattr(sys, 'pypy_version_info', None)\n\
-    print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3], \
-    '%d.%d.%d' % tuple(v[:3]) if v else '-')";
-
-/// Asks `path` what it is: CPython or PyPy, which language version. `None` when it does not
-/// run or is another implementation (any version; see [`probe_python`] for the supported
-/// ones).
-pub fn identify(path: &Path) -> Option<Interpreter> {
-    let out = std::process::Command::new(path)
-        .args(["-c", PROBE])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    parse_probe(path, std::str::from_utf8(&out.stdout).ok()?)
-}
-
-/// Parses [`PROBE`]'s output (`CPython 3.11.7 -`, `PyPy 3.9.16 7.3.11`).
-fn parse_probe(path: &Path, text: &str) -> Option<Interpreter> {
-    let mut words = text.split_whitespace();
-    let runtime = Runtime::from_label(words.next()?)?;
-    let version = words.next()?;
-    version_key(version).get(1)?;
-    let own = words.next().filter(|w| *w != "-");
-    Some(Interpreter {
-        path: path.to_path_buf(),
-        runtime,
-        version: version.to_owned(),
-        runtime_version: own.map(str::to_owned),
-    })
-}
-
-/// Whether the interpreter matrix and `--python` support `interp`: Python 3.8 or newer.
-pub fn supported(interp: &Interpreter) -> bool {
-    let v = version_key(&interp.version);
-    v.first() == Some(&3) && v.get(1).is_some_and(|minor| *minor >= 8)
-}
-
-/// Asks `path` for its version; `None` unless it is a CPython or PyPy implementing Python
-/// 3.8 or newer that runs.
-pub fn probe_python(path: &Path) -> Option<Interpreter> {
-    identify(path).filter(supported)
-}
-
-/// Every CPython and PyPy implementing Python 3.8+ on this machine: `python3.8` …
-/// `python3.14`, `pypy3` and `pypy3.8` … `pypy3.11` on `PATH`, and pyenv's versions
-/// (`$PYENV_ROOT`, else `~/.pyenv`; each version's `bin/python3` or `bin/pypy3`). One per
-/// runtime and language version; CPythons first, each runtime sorted by version.
-pub fn discover_pythons() -> Vec<Interpreter> {
-    let pyenv = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
-    discover_in(std::env::var_os("PATH"), pyenv.as_deref())
-}
-
-/// [`discover_pythons`] on a given `PATH` and pyenv root.
-pub fn discover_in(path: Option<std::ffi::OsString>, pyenv: Option<&Path>) -> Vec<Interpreter> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let names = (8..=14)
-        .map(|minor| format!("python3.{minor}"))
-        .chain(std::iter::once("pypy3".to_owned()))
-        .chain((8..=11).map(|minor| format!("pypy3.{minor}")));
-    let mut candidates: Vec<PathBuf> = names
-        .filter_map(|name| which::which_in(name, path.as_ref(), &cwd).ok())
-        .collect();
-    if let Some(root) = pyenv
-        && let Ok(entries) = std::fs::read_dir(root.join("versions"))
-    {
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                ["bin/python3", "bin/pypy3"]
-                    .iter()
-                    .map(|bin| e.path().join(bin))
-                    .find(|p| p.exists())
-            })
-            .collect();
-        found.sort();
-        candidates.extend(found);
-    }
-    let mut seen = std::collections::BTreeMap::new();
-    for path in candidates {
-        if let Some(interp) = probe_python(&path) {
-            seen.entry((interp.runtime, version_key(&interp.version)))
-                .or_insert(interp);
-        }
-    }
-    seen.into_values().collect()
-}
-
-fn version_key(version: &str) -> Vec<u32> {
-    version.split('.').filter_map(|p| p.parse().ok()).collect()
 }
 
 /// The interpreter matrix: the standard library's `Pool` under each start method, for each
@@ -389,14 +185,14 @@ pub fn parse_spec(
     root: &Path,
     python: &Path,
     builtin: &[Implementation],
-) -> Result<Implementation> {
+) -> Result<Implementation, SelectError> {
     if let Some(target) = spec.strip_prefix("python:") {
-        let Some((module, attr)) = target.rsplit_once(':') else {
-            bail!("`{spec}`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool");
+        let Some((module, attr)) = target
+            .rsplit_once(':')
+            .filter(|(module, attr)| !module.is_empty() && !attr.is_empty())
+        else {
+            return Err(SelectError::BadPython { spec: spec.into() });
         };
-        if module.is_empty() || attr.is_empty() {
-            bail!("`{spec}`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool");
-        }
         let driver = root.join("fixtures/drivers/cpython_driver.py");
         return Ok(Implementation {
             name: format!("python:{module}:{attr}"),
@@ -415,7 +211,7 @@ pub fn parse_spec(
     if let Some(command) = spec.strip_prefix("exec:") {
         let mut words = command.split_whitespace().map(str::to_owned);
         let Some(program) = words.next() else {
-            bail!("`{spec}`: expected exec:COMMAND [ARGS...]");
+            return Err(SelectError::BadExec { spec: spec.into() });
         };
         return Ok(Implementation {
             name: spec.to_owned(),
@@ -440,27 +236,49 @@ pub fn parse_spec(
     }
     let known = builtin
         .iter()
-        .map(|i| i.name.as_str())
+        .map(|i| i.name.clone())
         // rust-ref is only in the list when it was asked for (it gets built).
         .chain(
             builtin
                 .iter()
                 .all(|i| i.name != "rust-ref")
-                .then_some("rust-ref"),
+                .then(|| "rust-ref".to_owned()),
         )
-        .collect::<Vec<_>>()
-        .join(", ");
-    let hint = if spec.starts_with("pypy-") && builtin.iter().all(|i| !i.name.starts_with("pypy-"))
-    {
-        "; the pypy-* built-ins run when --python (or POOLSPEC_PYTHON) names a PyPy, e.g. \
-         --python pypy3"
-    } else {
-        ""
-    };
-    bail!(
-        "unknown implementation `{spec}` (known: {known}; or python:MODULE:ATTR, exec:COMMAND){hint}"
-    )
+        .collect();
+    let pypy_needs_python =
+        spec.starts_with("pypy-") && builtin.iter().all(|i| !i.name.starts_with("pypy-"));
+    Err(SelectError::Unknown {
+        spec: spec.into(),
+        known,
+        pypy_needs_python,
+    })
 }
+
+/// Why an implementation named on the command line (see [`parse_spec`]) names none.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// `python:` without both a module and an attribute.
+    #[error("`{spec}`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool")]
+    BadPython { spec: String },
+    /// `exec:` without a command.
+    #[error("`{spec}`: expected exec:COMMAND [ARGS...]")]
+    BadExec { spec: String },
+    /// No built-in of that name; `known` lists those there are. `pypy_needs_python`: it
+    /// names a `pypy-*` built-in, which exist only under a PyPy `--python`.
+    #[error(
+        "unknown implementation `{spec}` (known: {}; or python:MODULE:ATTR, exec:COMMAND){}",
+        known.join(", "),
+        if *pypy_needs_python { PYPY_HINT } else { "" }
+    )]
+    Unknown {
+        spec: String,
+        known: Vec<String>,
+        pypy_needs_python: bool,
+    },
+}
+
+const PYPY_HINT: &str = "; the pypy-* built-ins run when --python (or POOLSPEC_PYTHON) names a \
+                         PyPy, e.g. --python pypy3";
 
 /// Whose expectation file an implementation uses, in order of preference (the first that
 /// exists wins): its own; for an interpreter-matrix implementation the built-in it runs
@@ -497,42 +315,15 @@ pub fn file_stem(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
-    /// A fake interpreter: a shell script that answers the probe with `answer`.
-    fn fake(dir: &Path, name: &str, answer: &str) -> PathBuf {
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
+    fn interpreter(path: &str, runtime: Runtime, version: &str, own: Option<&str>) -> Interpreter {
+        Interpreter {
+            path: path.into(),
+            runtime,
+            version: version.into(),
+            runtime_version: own.map(str::to_owned),
         }
-        std::fs::write(&path, format!("#!/bin/sh\necho '{answer}'\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
     }
-
-    #[test]
-    fn probes_name_the_runtime_and_the_language_version() {
-        let p = Path::new("/x/pypy3");
-        let pypy = parse_probe(p, "PyPy 3.9.16 7.3.11\n").unwrap();
-        assert_eq!(pypy.runtime, Runtime::PyPy);
-        assert_eq!(pypy.version, "3.9.16");
-        assert_eq!(pypy.short_version(), "3.9");
-        assert_eq!(pypy.runtime_version.as_deref(), Some("7.3.11"));
-        assert_eq!(pypy.describe(), "PyPy 7.3.11 (Python 3.9.16)");
-        assert_eq!(pypy.matrix_name("spawn"), "pypy-3.9-spawn");
-        let cpython = parse_probe(p, "CPython 3.11.7 -\n").unwrap();
-        assert_eq!(cpython.runtime, Runtime::CPython);
-        assert_eq!(cpython.runtime_version, None);
-        assert_eq!(cpython.describe(), "CPython 3.11.7");
-        assert_eq!(cpython.matrix_name("fork"), "cpython-3.11-fork");
-        assert!(supported(&cpython) && supported(&pypy));
-        assert!(!supported(&parse_probe(p, "CPython 3.7.16 -").unwrap()));
-        assert!(!supported(&parse_probe(p, "PyPy 2.7.18 7.3.11").unwrap()));
-        assert_eq!(parse_probe(p, "IronPython 3.4.0 -"), None);
-        assert_eq!(parse_probe(p, "garbage"), None);
-        assert_eq!(parse_probe(p, ""), None);
-    }
-
     #[test]
     fn the_builtins_are_named_after_their_runtime() {
         let root = Path::new("/repo");
@@ -573,10 +364,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_name_says_which_kind_of_mistake_it_is() {
+        let (root, python) = (Path::new("/repo"), Path::new("/usr/bin/python3"));
+        let cpython = builtin_on(root, python, Runtime::CPython, None);
+        let err = |spec: &str| parse_spec(spec, root, python, &cpython).unwrap_err();
+        assert_eq!(
+            err("python:billiard"),
+            SelectError::BadPython {
+                spec: "python:billiard".into()
+            }
+        );
+        assert_eq!(
+            err("python::Pool").to_string(),
+            "`python::Pool`: expected python:MODULE:ATTR, e.g. python:billiard.pool:Pool"
+        );
+        assert_eq!(
+            err("exec: ").to_string(),
+            "`exec: `: expected exec:COMMAND [ARGS...]"
+        );
+        assert_eq!(
+            err("cpython-forc").to_string(),
+            "unknown implementation `cpython-forc` (known: cpython-fork, cpython-spawn, \
+             cpython-forkserver, cpython-threadpool, rust-ref; or python:MODULE:ATTR, exec:COMMAND)"
+        );
+    }
+
+    #[test]
     fn the_interpreter_matrix_names_runtime_version_and_method() {
         let interps = [
-            parse_probe(Path::new("/py/python3.11"), "CPython 3.11.7 -").unwrap(),
-            parse_probe(Path::new("/py/pypy3"), "PyPy 3.9.16 7.3.11").unwrap(),
+            interpreter("/py/python3.11", Runtime::CPython, "3.11.7", None),
+            interpreter("/py/pypy3", Runtime::PyPy, "3.9.16", Some("7.3.11")),
         ];
         let matrix = interpreter_matrix(Path::new("/repo"), &interps);
         let names: Vec<&str> = matrix.iter().map(|i| i.name.as_str()).collect();
@@ -625,40 +442,5 @@ mod tests {
             expectation_names("python:billiard.pool:Pool"),
             ["python:billiard.pool:Pool"]
         );
-    }
-
-    #[test]
-    fn discovery_finds_cpythons_and_pypys_on_path_and_in_pyenv() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        fake(&bin, "python3.11", "CPython 3.11.7 -");
-        fake(&bin, "python3.12", "CPython 3.12.1 -");
-        fake(&bin, "pypy3", "PyPy 3.9.16 7.3.11");
-        // Same runtime and version as PATH's pypy3: found once.
-        fake(&bin, "pypy3.9", "PyPy 3.9.16 7.3.11");
-        // Too old, and not an interpreter at all: skipped.
-        fake(&bin, "python3.8", "CPython 3.7.1 -");
-        fake(&bin, "python3.9", "something else");
-        let pyenv = dir.path().join("pyenv");
-        fake(&pyenv, "versions/3.10.13/bin/python3", "CPython 3.10.13 -");
-        fake(
-            &pyenv,
-            "versions/pypy3.10-7.3.17/bin/pypy3",
-            "PyPy 3.10.14 7.3.17",
-        );
-        let found = discover_in(Some(bin.into_os_string()), Some(&pyenv));
-        let described: Vec<String> = found.iter().map(Interpreter::describe).collect();
-        assert_eq!(
-            described,
-            [
-                "CPython 3.10.13",
-                "CPython 3.11.7",
-                "CPython 3.12.1",
-                "PyPy 7.3.11 (Python 3.9.16)",
-                "PyPy 7.3.17 (Python 3.10.14)"
-            ]
-        );
-        assert!(found[3].path.ends_with("bin/pypy3"), "{:?}", found[3].path);
-        assert!(discover_in(Some("/nonexistent".into()), None).is_empty());
     }
 }

@@ -22,6 +22,7 @@ pub mod expect;
 pub mod expectations;
 pub mod fuzz;
 pub mod implementations;
+pub mod interpreters;
 pub mod lint;
 pub mod observe;
 pub mod protocol;

@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::claims::ClaimsFile;
 use crate::coverage::{CoverageFile, cpython_test_source};
 use crate::expectations::ExpectationFile;
-use crate::implementations::find_python;
+use crate::interpreters::find_python;
 use crate::spec::{Suite, json_schema, load_dir};
 use crate::yaml::YamlError;
 
@@ -19,7 +19,8 @@ pub fn load_tags(root: &Path) -> Result<Vec<String>, YamlError> {
     Ok(map.into_keys().collect())
 }
 
-/// An error and its causes on one line, `a: b: c` (as anyhow's `{:#}` shows them).
+/// An error and its causes on one line, `a: b: c` (as anyhow's `{:#}` shows them): the
+/// typed errors keep their causes as sources, not in their own message.
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut line = e.to_string();
     let mut cause = e.source();
@@ -101,7 +102,7 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                         crate::implementations::file_stem(&named)
                     ));
                 } else if let Err(e) = ExpectationFile::load(&path, &named, &ids) {
-                    problems.push(format!("{e:#}"));
+                    problems.push(with_causes(&e));
                 }
             }
         }
@@ -163,7 +164,7 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                 );
             }
         }
-        Err(e) => problems.push(format!("{e:#}")),
+        Err(e) => problems.push(with_causes(&e)),
     }
 
     match CoverageFile::load(&root.join("spec/coverage.yaml"), &suite.cases) {
@@ -184,7 +185,7 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                 }
             }
         }
-        Err(e) => problems.push(format!("{e:#}")),
+        Err(e) => problems.push(with_causes(&e)),
     }
 
     let schema = serde_json::to_string_pretty(&json_schema()).unwrap_or_default() + "\n";

@@ -7,7 +7,7 @@
 //! doing, and a run that fails when that changes.
 //!
 //! - Each cell's status and normalized observation is one YAML file,
-//!   `DIR/<implementation file stem>/<case>.yaml` (see [`implementations::file_stem`]).
+//!   `DIR/<implementation file stem>/<case>.yaml` (see [`file_stem`]).
 //! - A missing file is recorded ([`SnapshotOutcome::Recorded`]); the run goes on.
 //! - An existing file is compared by value (not by text, so reformatting it is harmless). A
 //!   difference makes the cell unexpected, whatever its verdict was, with the snapshot's path
@@ -18,7 +18,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
@@ -76,8 +75,8 @@ impl Snapshot {
         )
     }
 
-    pub fn parse(text: &str) -> Result<Snapshot> {
-        Ok(serde_yaml::from_str(text)?)
+    pub fn parse(text: &str) -> Result<Snapshot, serde_yaml::Error> {
+        serde_yaml::from_str(text)
     }
 }
 
@@ -193,23 +192,63 @@ impl SnapshotSummary {
     }
 }
 
+/// Why the snapshots could not be checked: a file under the snapshot folder could not be
+/// read, written or its folder created (the cause is the I/O error), or an existing file is
+/// not a snapshot (the cause is the YAML error).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is not a snapshot (fix or delete it, or rerun with --update-snapshots)",
+        path.display()
+    )]
+    NotASnapshot {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("creating {}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Checks (or, in update mode, rewrites) the snapshot of every cell of `run` under `dir`.
 /// In check mode a changed cell becomes [`Verdict::Unexpected`], its reason naming the
 /// snapshot, so the run fails and every report shows it.
-pub fn apply(run: &mut MatrixRun, dir: &Path, mode: SnapshotMode) -> Result<SnapshotSummary> {
+pub fn apply(
+    run: &mut MatrixRun,
+    dir: &Path,
+    mode: SnapshotMode,
+) -> Result<SnapshotSummary, SnapshotError> {
     let mut checks = Vec::new();
     for result in &mut run.results {
         let path = snapshot_path(dir, &result.implementation, &result.case);
         let now = Snapshot::of(result);
         let recorded = if path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            Some(Snapshot::parse(&text).with_context(|| {
-                format!(
-                    "{} is not a snapshot (fix or delete it, or rerun with --update-snapshots)",
-                    path.display()
-                )
-            })?)
+            let text = std::fs::read_to_string(&path).map_err(|source| SnapshotError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Some(
+                Snapshot::parse(&text).map_err(|source| SnapshotError::NotASnapshot {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
         } else {
             None
         };
@@ -249,13 +288,17 @@ pub fn apply(run: &mut MatrixRun, dir: &Path, mode: SnapshotMode) -> Result<Snap
     })
 }
 
-fn write(path: &Path, snapshot: &Snapshot) -> Result<()> {
+fn write(path: &Path, snapshot: &Snapshot) -> Result<(), SnapshotError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|source| SnapshotError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
-    std::fs::write(path, snapshot.to_file_text())
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, snapshot.to_file_text()).map_err(|source| SnapshotError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
