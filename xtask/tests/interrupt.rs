@@ -1,4 +1,4 @@
-//! Ctrl-C during `cargo xtask conformance`, end to end: a real run of two cases on a Pool
+//! Ctrl-C (and SIGTERM) during `cargo xtask conformance`, end to end: a real run of two cases on a Pool
 //! whose second pool never finishes starting, interrupted with SIGINT once the first cell
 //! has finished. The runner must stop at once (the liveness guard is 200 s, so only the
 //! interruption can end the second cell), exit 130, leave no process behind, and leave a
@@ -50,11 +50,11 @@ def Pool(*args, **kwargs):
 /// An earlier run's complete report, which must not survive the new run.
 const OLD_FOOTER: &str = r#"{"type":"footer","complete":true,"wall_ms":1,"counts":{"cells":560,"unexpected":0,"per_implementation":{},"compliance":{}}}"#;
 
-fn unique_marker() -> String {
+fn unique_marker(test: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("interrupt-{}-{nanos}", std::process::id())
+    format!("interrupt-{test}-{}-{nanos}", std::process::id())
 }
 
 /// Live (non-zombie) processes started with `MARKER_VAR=marker`.
@@ -105,11 +105,23 @@ fn old_report(out: &Path) {
 
 #[test]
 fn ctrl_c_stops_the_run_kills_its_drivers_and_reports_it_interrupted() {
+    interrupt_a_run(Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_does_the_same_and_the_report_names_it() {
+    interrupt_a_run(Signal::SIGTERM);
+}
+
+/// Runs two cells, sends `signal` once the first has finished, and checks everything the
+/// run left: exit status, processes, terminal, report files.
+fn interrupt_a_run(signal: Signal) {
+    let name = signal.as_str();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hang_second.py"), HANG_SECOND).unwrap();
     let out = dir.path().join("out");
     old_report(&out);
-    let marker = unique_marker();
+    let marker = unique_marker(name);
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args([
@@ -189,7 +201,7 @@ fn ctrl_c_stops_the_run_kills_its_drivers_and_reports_it_interrupted() {
         "no driver carries the marker"
     );
 
-    kill(pid, Signal::SIGINT).unwrap();
+    kill(pid, signal).unwrap();
 
     let (status_tx, status) = mpsc::channel();
     std::thread::spawn(move || {
@@ -201,7 +213,7 @@ fn ctrl_c_stops_the_run_kills_its_drivers_and_reports_it_interrupted() {
             let _ = kill(pid, Signal::SIGKILL);
             fail(
                 &marker,
-                format!("the runner did not stop on SIGINT; stderr: {seen:#?}"),
+                format!("the runner did not stop on {name}; stderr: {seen:#?}"),
             );
         }
     };
@@ -224,32 +236,26 @@ fn ctrl_c_stops_the_run_kills_its_drivers_and_reports_it_interrupted() {
     }
 
     // The terminal said so.
-    assert!(
-        stdout.contains("conformance: interrupted (SIGINT) after 1 of 2 cells"),
-        "{stdout}"
-    );
-    assert!(
-        seen.iter()
-            .any(|l| l.contains("interrupted (SIGINT) after 1 of 2 cells")),
-        "{seen:#?}"
-    );
+    let said = format!("interrupted ({name}) after 1 of 2 cells");
+    assert!(stdout.contains(&format!("conformance: {said}")), "{stdout}");
+    assert!(seen.iter().any(|l| l.contains(&said)), "{seen:#?}");
 
     // The report on disk is this run's, and says it was interrupted.
     let jsonl = std::fs::read_to_string(out.join("report.jsonl")).unwrap();
     let report = conformance::report::read(&jsonl).unwrap();
     assert!(!report.is_complete());
     let why = report.footer.interrupted.clone().unwrap();
-    assert_eq!(why.signal, "SIGINT");
+    assert_eq!(why.signal, name);
     assert!(why.finished < why.planned, "{why:?}");
     assert_eq!((why.finished, why.planned), (1, 2));
     assert_eq!(report.records.len(), 1);
     assert_eq!(report.records[0].result.case, "BLK-001");
     assert_eq!(report.records[0].result.status.as_str(), "pass");
-    for name in ["summary.md", "report.html"] {
-        let text = std::fs::read_to_string(out.join(name)).unwrap();
+    for file in ["summary.md", "report.html"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
         assert!(
-            text.contains("Interrupted (SIGINT) after 1 of 2 cells"),
-            "{name}: {text}"
+            text.contains(&format!("Interrupted ({name}) after 1 of 2 cells")),
+            "{file}: {text}"
         );
     }
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
