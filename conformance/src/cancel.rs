@@ -108,8 +108,10 @@ impl Cancel {
     }
 
     /// Registers a driver that a cell is waiting on until the guard drops; if the run is
-    /// already cancelled, the driver is killed at once. The driver must stay alive (its
-    /// session not killed or dropped) while the guard lives.
+    /// already cancelled, the driver is killed at once. Drop the guard as soon as the wait is
+    /// over: a session that faults reaps its driver inside `receive`, and the group id must
+    /// not be signalled long after that (Linux hands out pids in order, so the microseconds
+    /// until the guard drops cannot see it reused).
     pub fn in_flight(&self, switch: KillSwitch) -> InFlight<'_> {
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let mut in_flight = self

@@ -322,7 +322,8 @@ impl DriverSession {
 /// Ends a driver from a thread that does not own its session ([`DriverSession::kill_switch`]):
 /// the group gets what [`Drop`] sends it, the owner's blocked `receive` sees the driver gone,
 /// and the owner then cleans up through [`DriverSession::kill`]. Use it only while the
-/// session is alive (not yet reaped), so that the group id cannot have been reused.
+/// owner waits on the driver (`cancel::Cancel::in_flight`), so that the group id cannot have
+/// been reused.
 #[derive(Debug, Clone, Copy)]
 pub struct KillSwitch {
     pgid: Pid,
