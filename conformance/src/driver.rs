@@ -311,6 +311,30 @@ impl DriverSession {
     }
 }
 
+impl DriverSession {
+    /// A handle that ends this driver from another thread, while the thread that owns the
+    /// session may be blocked in [`DriverSession::receive`] (a run being cancelled).
+    pub fn kill_switch(&self) -> KillSwitch {
+        KillSwitch { pgid: self.pgid }
+    }
+}
+
+/// Ends a driver from a thread that does not own its session ([`DriverSession::kill_switch`]):
+/// the group gets what [`Drop`] sends it, the owner's blocked `receive` sees the driver gone,
+/// and the owner then cleans up through [`DriverSession::kill`]. Use it only while the
+/// owner waits on the driver (`cancel::Cancel::in_flight`), so that the group id cannot have
+/// been reused.
+#[derive(Debug, Clone, Copy)]
+pub struct KillSwitch {
+    pgid: Pid,
+}
+
+impl KillSwitch {
+    pub fn kill(&self) {
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
 impl Drop for DriverSession {
     fn drop(&mut self) {
         let _ = killpg(self.pgid, Signal::SIGKILL);

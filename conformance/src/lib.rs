@@ -14,6 +14,8 @@
 //! 5. [`report`] renders the run as JSON lines, Markdown and JUnit XML; [`html`] as a static
 //!    page.
 
+pub mod atomic_write;
+pub mod cancel;
 pub mod claims;
 pub mod coordinator;
 pub mod coverage;

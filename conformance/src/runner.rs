@@ -4,6 +4,10 @@
 //! per implementation it has touched, so a driver's interpreter start-up is paid once, while
 //! every case still gets a fresh pool. A driver that faults is killed with its process group
 //! and restarted for the next case; the fault is that case's result only.
+//!
+//! A run can be cancelled ([`run_matrix_until`] with a [`Cancel`]): no cell starts after
+//! that, the drivers of the cells in flight are killed at once, and those cells are dropped
+//! (they did not finish; they are not faults), so the run holds only what finished.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cancel::Cancel;
 use crate::coordinator::{Coordinator, History};
 use crate::driver::{DriverFault, DriverSession};
 use crate::expect::first_mismatch;
@@ -123,6 +128,19 @@ pub fn run_matrix(
     options: &RunOptions,
     progress: &(dyn Fn(&CaseResult) + Sync),
 ) -> MatrixRun {
+    run_matrix_until(cases, impls, options, progress, &Cancel::new())
+}
+
+/// [`run_matrix`], stopping early once `cancel` is cancelled: the run then holds only the
+/// cells that finished (with `--verify`, a cell finished when all its runs did), and
+/// `progress` is not called for the dropped ones. [`Cancel::interruption`] says so.
+pub fn run_matrix_until(
+    cases: &[LoadedCase],
+    impls: &[(Implementation, ExpectationFile)],
+    options: &RunOptions,
+    progress: &(dyn Fn(&CaseResult) + Sync),
+    cancel: &Cancel,
+) -> MatrixRun {
     let started = Instant::now();
     let mut queue = Vec::new();
     for (i, _) in impls.iter().enumerate() {
@@ -144,6 +162,9 @@ pub fn run_matrix(
             s.spawn(move || {
                 let mut slots: HashMap<usize, Slot> = HashMap::new();
                 loop {
+                    if cancel.is_cancelled() {
+                        break;
+                    }
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((i, c, r)) = next else { break };
                     let (imp, expectations) = &impls[i];
@@ -151,7 +172,7 @@ pub fn run_matrix(
                         coordinator: None,
                         session: None,
                     });
-                    let (result, _) = run_one(slot, imp, expectations, &cases[c], options);
+                    let (result, _) = run_one(slot, imp, expectations, &cases[c], options, cancel);
                     if let Some(session) = &slot.session {
                         infos
                             .lock()
@@ -161,14 +182,23 @@ pub fn run_matrix(
                                 (session.info.clone(), session.capabilities.clone())
                             });
                     }
+                    if cancel.is_cancelled() {
+                        // In flight when the run was cancelled: it did not finish.
+                        discard(&result);
+                        break;
+                    }
                     progress(&result);
                     if tx.send((i, c, r, result)).is_err() {
                         break;
                     }
                 }
                 for (_, slot) in slots {
-                    if let Some(session) = slot.session {
-                        session.stop();
+                    if let Some(mut session) = slot.session {
+                        if cancel.is_cancelled() {
+                            session.kill();
+                        } else {
+                            session.stop();
+                        }
                     }
                 }
             });
@@ -186,6 +216,11 @@ pub fn run_matrix(
             let Some(mut runs) = grouped.remove(&(i, c)) else {
                 continue;
             };
+            if cancel.is_cancelled() && runs.len() < options.repeat.max(1) as usize {
+                // Some of its runs were cut short: the cell did not finish.
+                runs.iter().for_each(|(_, res)| discard(res));
+                continue;
+            }
             runs.sort_by_key(|(r, _)| *r);
             let mut runs = runs.into_iter().map(|(_, res)| res);
             let Some(mut first) = runs.next() else {
@@ -213,6 +248,14 @@ pub fn run_matrix(
         implementations,
         results,
         wall: started.elapsed(),
+    }
+}
+
+/// Forgets a cell that did not finish: its history file too, so that the output folder holds
+/// only what the report describes.
+fn discard(result: &CaseResult) {
+    if let Some(path) = &result.history {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -377,6 +420,7 @@ impl WarmDriver {
             &self.expectations,
             case,
             options,
+            &Cancel::new(),
         )
     }
 
@@ -394,6 +438,7 @@ fn run_one(
     expectations: &ExpectationFile,
     lc: &LoadedCase,
     options: &RunOptions,
+    cancel: &Cancel,
 ) -> (CaseResult, Option<History>) {
     let started = Instant::now();
     let expected = expectations.expected(lc.id()).cloned();
@@ -418,7 +463,7 @@ fn run_one(
         .base()
         .mul_f64(options.timeout_multiplier.max(0.01));
 
-    let outcome = execute(slot, imp, lc, guard);
+    let outcome = execute(slot, imp, lc, guard, cancel);
     let mut raw = None;
     match outcome {
         Execution::Unsupported(missing) => {
@@ -488,7 +533,13 @@ fn fault_status(fault: &DriverFault) -> Status {
     }
 }
 
-fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Duration) -> Execution {
+fn execute(
+    slot: &mut Slot,
+    imp: &Implementation,
+    lc: &LoadedCase,
+    guard: Duration,
+    cancel: &Cancel,
+) -> Execution {
     if slot.coordinator.is_none() {
         match Coordinator::start() {
             Ok(c) => slot.coordinator = Some(c),
@@ -531,6 +582,8 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
     let token = format!("{}/{}/{seq}", imp.name, lc.id());
     coordinator.begin_program(&token, &lc.program, session.info.default_processes);
     let deadline = Instant::now() + guard;
+    // Until the answer: a cancelled run kills this driver, which ends the wait below.
+    let in_flight = cancel.in_flight(session.kill_switch());
     let sent = session.send(&ToDriver::Run {
         seq,
         token,
@@ -567,6 +620,7 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
             Err(fault) => Some(fault),
         },
     };
+    drop(in_flight);
     let history = coordinator.finish();
     let failure = failure.map(|fault| {
         if let Some(mut s) = slot.session.take() {
@@ -587,6 +641,6 @@ fn write_history(
     std::fs::create_dir_all(&folder).ok()?;
     let path = folder.join(format!("{case}.json"));
     let text = serde_json::to_string_pretty(&annotate(history)).ok()?;
-    std::fs::write(&path, text).ok()?;
+    crate::atomic_write::write_atomic(&path, text.as_bytes()).ok()?;
     Some(path)
 }

@@ -1,13 +1,18 @@
 //! `report.jsonl`, the source of truth of a run: a header, one record per cell, and a footer
 //! with the counts and `"complete": true`.
 //!
-//! A report without its footer is invalid: the run was cut short. Whoever reads a report reads
-//! it through [`read`] (or at least [`validate_jsonl`]), so a cut-short report is never taken
-//! for a whole one.
+//! A run that was interrupted (Ctrl-C) still ends its report with a footer, which says
+//! `"complete": false` and why: `"interrupted": {"signal", "finished", "planned"}`, the
+//! records being the cells that finished. That is a valid, honest report of part of a run.
+//! A report without its footer is invalid: the run was cut short without saying so (killed,
+//! or the file was cut). Whoever reads a report reads it through [`read`] (or at least
+//! [`validate_jsonl`], or [`check_jsonl`] to learn whether it is complete), so neither a
+//! cut-short nor an interrupted report is ever taken for a whole one.
 
 use serde::{Deserialize, Serialize};
 
 use super::model::{Counts, Model};
+use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::protocol::PROTOCOL_VERSION;
 use crate::runner::{CaseResult, ImplementationReport};
@@ -48,15 +53,35 @@ pub struct Record {
     pub diff_against_oracle: Option<String>,
 }
 
-/// The last line: the run finished.
+/// The last line: the run ended, whole (`complete`) or interrupted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Footer {
     /// Always `footer`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Every planned cell finished. When false, `interrupted` says why.
     pub complete: bool,
+    /// Present exactly when the run was interrupted (and `complete` is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interruption>,
     pub wall_ms: u64,
     pub counts: Counts,
+}
+
+/// What [`check_jsonl`] found in a valid report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The number of results.
+    pub results: usize,
+    /// Why the report covers only part of its run; `None` for a complete report.
+    pub interrupted: Option<Interruption>,
+}
+
+impl Report {
+    /// Whether the report covers its whole run (its footer says `"complete": true`).
+    pub fn is_complete(&self) -> bool {
+        self.footer.complete
+    }
 }
 
 /// A whole report, read back.
@@ -84,6 +109,8 @@ pub enum JsonlError {
     NoFooter,
     #[error("line {line}: a line between header and footer is not a result")]
     NotAResult { line: usize },
+    #[error("line {line}: the footer contradicts itself: {why}")]
+    Inconsistent { line: usize, why: &'static str },
     #[error("line {line}: a malformed {kind}: {source}")]
     Malformed {
         line: usize,
@@ -120,7 +147,8 @@ pub fn render(model: &Model<'_>) -> String {
     }
     let footer = Footer {
         kind: "footer".into(),
-        complete: true,
+        complete: model.interruption.is_none(),
+        interrupted: model.interruption.clone(),
         wall_ms: model.run.wall.as_millis() as u64,
         counts: model.counts(),
     };
@@ -175,14 +203,61 @@ fn typed_lines(text: &str) -> Result<Vec<(usize, &str, String)>, JsonlError> {
     Ok(out)
 }
 
-/// Checks that a JSON-lines report is complete: header first, footer last, results between.
-/// Returns the number of results.
+/// Checks that a JSON-lines report is valid: header first, footer last, results between, and
+/// a footer that is either complete or says why not. Returns the number of results; an
+/// interrupted report is valid too ([`check_jsonl`] tells them apart).
 pub fn validate_jsonl(text: &str) -> Result<usize, JsonlError> {
-    Ok(typed_lines(text)?.len() - 2)
+    Ok(check_jsonl(text)?.results)
 }
 
-/// Reads a report, checking that it is complete ([`validate_jsonl`]) and that every line is
-/// what its type says.
+/// [`validate_jsonl`], also telling a complete report from an interrupted one.
+pub fn check_jsonl(text: &str) -> Result<Checked, JsonlError> {
+    let lines = typed_lines(text)?;
+    let results = lines.len() - 2;
+    let Some((line, footer, _)) = lines.last() else {
+        return Err(JsonlError::Empty);
+    };
+    let interrupted = footer_state(*line, footer, results)?;
+    Ok(Checked {
+        results,
+        interrupted,
+    })
+}
+
+/// The footer's `complete` and `interrupted`, checked against each other and the results.
+fn footer_state(
+    line: usize,
+    footer: &str,
+    results: usize,
+) -> Result<Option<Interruption>, JsonlError> {
+    #[derive(Deserialize)]
+    struct State {
+        complete: bool,
+        #[serde(default)]
+        interrupted: Option<Interruption>,
+    }
+    let state: State = serde_json::from_str(footer).map_err(|source| JsonlError::Malformed {
+        line,
+        kind: "footer",
+        source,
+    })?;
+    let why = match (state.complete, &state.interrupted) {
+        (true, None) => return Ok(None),
+        (true, Some(_)) => "complete, yet interrupted",
+        (false, None) => "not complete, and no interruption says why",
+        (false, Some(i)) if i.finished != results => {
+            "interrupted after a number of cells other than the results it holds"
+        }
+        (false, Some(i)) if i.finished >= i.planned => {
+            "interrupted, yet every planned cell finished"
+        }
+        (false, Some(_)) => return Ok(state.interrupted),
+    };
+    Err(JsonlError::Inconsistent { line, why })
+}
+
+/// Reads a report, checking that it is valid ([`validate_jsonl`]) and that every line is
+/// what its type says. An interrupted report reads too: see [`Report::is_complete`].
 pub fn read(text: &str) -> Result<Report, JsonlError> {
     fn parse<T: for<'de> Deserialize<'de>>(
         line: usize,
@@ -195,6 +270,7 @@ pub fn read(text: &str) -> Result<Report, JsonlError> {
     let (Some((hl, h, _)), Some((fl, f, _))) = (lines.first(), lines.last()) else {
         return Err(JsonlError::Empty);
     };
+    footer_state(*fl, f, lines.len() - 2)?;
     let header: Header = parse(*hl, h, "header")?;
     let footer: Footer = parse(*fl, f, "footer")?;
     let records = lines[1..lines.len() - 1]
@@ -234,6 +310,52 @@ mod tests {
             1
         );
         assert_eq!(validate_jsonl(&report(&[HEADER, FOOTER])).unwrap(), 0);
+    }
+
+    const INTERRUPTED: &str = r#"{"type":"footer","complete":false,"interrupted":{"signal":"SIGINT","finished":1,"planned":4},"wall_ms":5,"counts":{"cells":1,"unexpected":0,"per_implementation":{"cpython-fork":{"pass":1}},"compliance":{"cpython-fork":{"contract":{"passed":1,"cases":1},"quirk":{"passed":0,"cases":0}}}}}"#;
+
+    #[test]
+    fn an_interrupted_report_is_valid_and_says_so() {
+        let text = report(&[HEADER, RESULT, INTERRUPTED]);
+        assert_eq!(validate_jsonl(&text).unwrap(), 1);
+        let checked = check_jsonl(&text).unwrap();
+        let why = checked.interrupted.unwrap();
+        assert_eq!(
+            (why.signal.as_str(), why.finished, why.planned),
+            ("SIGINT", 1, 4)
+        );
+        let r = read(&text).unwrap();
+        assert!(!r.is_complete());
+        assert_eq!(r.footer.interrupted.unwrap().planned, 4);
+        // A complete report: no interruption, and its footer has no such key.
+        let whole = report(&[HEADER, RESULT, FOOTER]);
+        assert_eq!(check_jsonl(&whole).unwrap().interrupted, None);
+        assert!(read(&whole).unwrap().is_complete());
+        assert!(!FOOTER.contains("interrupted"));
+    }
+
+    #[test]
+    fn a_footer_that_contradicts_itself_is_invalid() {
+        let whole_yet_interrupted =
+            INTERRUPTED.replace(r#""complete":false"#, r#""complete":true"#);
+        let silent = FOOTER.replace(r#""complete":true"#, r#""complete":false"#);
+        let miscounted = INTERRUPTED.replace(r#""finished":1"#, r#""finished":2"#);
+        let all_done = INTERRUPTED.replace(r#""planned":4"#, r#""planned":1"#);
+        for (footer, why) in [
+            (&whole_yet_interrupted, "complete, yet interrupted"),
+            (&silent, "no interruption says why"),
+            (&miscounted, "other than the results it holds"),
+            (&all_done, "every planned cell finished"),
+        ] {
+            let text = report(&[HEADER, RESULT, footer]);
+            let err = validate_jsonl(&text).unwrap_err();
+            assert!(
+                matches!(err, JsonlError::Inconsistent { line: 3, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains(why), "{err}");
+            assert!(read(&text).is_err());
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `junit.xml`: one test suite per implementation, one test case per spec case, for CI
 //! systems that show JUnit results. Expected failures are reported as skipped with their
 //! reason; unexpected results as failures, with the diff against the oracle as their text.
+//! An interrupted run opens with a suite `poolspec` whose one test case errs with the
+//! interruption, so that CI shows the run as broken, not as a smaller green one.
 
 use std::fmt::Write as _;
 
@@ -28,13 +30,28 @@ fn escape(s: &str) -> String {
 /// JUnit XML of the whole run.
 pub fn render(model: &Model<'_>) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let interrupted = model.interruption.as_ref();
     let _ = writeln!(
         out,
-        "<testsuites name=\"poolspec\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">",
-        model.cells.len(),
+        "<testsuites name=\"poolspec\" tests=\"{}\" failures=\"{}\"{} time=\"{:.3}\">",
+        model.cells.len() + usize::from(interrupted.is_some()),
         model.unexpected,
+        if interrupted.is_some() {
+            " errors=\"1\""
+        } else {
+            ""
+        },
         model.run.wall.as_secs_f64()
     );
+    if let Some(i) = interrupted {
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"poolspec\" tests=\"1\" failures=\"0\" errors=\"1\">\n    \
+             <testcase classname=\"poolspec\" name=\"run\">\n      \
+             <error type=\"interrupted\" message=\"{}\"/>\n    </testcase>\n  </testsuite>",
+            escape(&i.describe())
+        );
+    }
     for s in &model.implementations {
         let name = &s.implementation.name;
         let mine: Vec<&Cell<'_>> = model.cells_of(name).collect();

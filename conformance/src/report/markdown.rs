@@ -26,6 +26,9 @@ pub fn render(model: &Model<'_>) -> String {
 fn summary(out: &mut String, model: &Model<'_>) {
     let unexpected = model.unexpected;
     let _ = writeln!(out, "# poolspec conformance\n");
+    if let Some(i) = &model.interruption {
+        let _ = writeln!(out, "> **{}**\n", i.headline());
+    }
     let _ = writeln!(
         out,
         "{} cases × {} implementations, suite `{}`, {:.1} s. **{}**\n",

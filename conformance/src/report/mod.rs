@@ -4,8 +4,11 @@
 //! `report.html` ([`html`]). [`write_all`] writes the files.
 //!
 //! The JSON-lines report is the source of truth: a header, one record per cell, and a footer
-//! with the counts and `"complete": true`. A report without its footer is invalid (the run was
-//! cut short). The other files are views of the same data.
+//! with the counts and `"complete": true`, or, for an interrupted run ([`Model::interrupted`]),
+//! `"complete": false` and why; every view of such a run says "interrupted after N of M
+//! cells". A report without its footer is invalid (the run was cut short without saying so).
+//! The other files are views of the same data. [`write_all`] writes them atomically;
+//! [`clear`] removes an earlier run's before a new one starts.
 //!
 //! The functions below take a run (and its cases) as they always did, so callers need not
 //! build a [`Model`]; each builds one for its view.
@@ -18,12 +21,12 @@ pub mod model;
 pub mod terminal;
 mod write;
 
-pub use jsonl::{JsonlError, read, validate_jsonl};
+pub use jsonl::{Checked, JsonlError, check_jsonl, read, validate_jsonl};
 pub use model::{
     CellKind, Compliance, Counts, Model, Part, diff_against_oracle, differences, observation_yaml,
     suite_hash,
 };
-pub use write::{ReportPaths, WriteError, write_all};
+pub use write::{HISTORIES, REPORT_FILES, ReportPaths, WriteError, clear, write_all, write_model};
 
 use std::fmt::Write as _;
 

@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
+use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::runner::{CaseResult, ImplementationReport, MatrixRun};
 use crate::spec::LoadedCase;
@@ -293,6 +294,8 @@ pub struct Model<'a> {
     pub implementations: Vec<ImplementationSummary<'a>>,
     /// Cells whose verdict fails the run.
     pub unexpected: usize,
+    /// Set when the run was cut short ([`Model::interrupted`]): every view says so.
+    pub interruption: Option<Interruption>,
     /// The first cell of each (case, implementation), by position in `cells`.
     index: HashMap<(&'a str, &'a str), usize>,
 }
@@ -338,8 +341,15 @@ impl<'a> Model<'a> {
             cells,
             implementations,
             unexpected: run.unexpected().count(),
+            interruption: None,
             index,
         }
+    }
+
+    /// The model of a run that `interruption` cut short (`None`: a whole run).
+    pub fn interrupted(mut self, interruption: Option<Interruption>) -> Model<'a> {
+        self.interruption = interruption;
+        self
     }
 
     /// The cell of a case on an implementation (the first, should the run hold two).

@@ -119,6 +119,9 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
     )?;
     let runs = args.runs.max(1);
     let out_dir = root.join("target/compliance");
+    // No earlier run's report may outlive this one if it is interrupted (Ctrl-C ends this
+    // command at once).
+    report::clear(&out_dir)?;
     let (matrix, statuses) = measure::run_all(
         &cases,
         &prepared.runnable,

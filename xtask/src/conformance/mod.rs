@@ -1,8 +1,11 @@
 //! `cargo xtask conformance`: the main job. Runs the selected cases on the selected
 //! implementations, prints the matrix and its summary, writes the reports under
-//! `target/conformance/`, and exits by the rule in `outcome.rs`. Its maintenance
+//! `target/conformance/` (or `--out`), and exits by the rule in `outcome.rs`. Its maintenance
 //! subcommands (`lint`, `schema`, `claims`, `coverage`, `smoke`) live in `maintenance.rs`;
-//! the selection flags it shares with `bench`, in `select.rs`.
+//! the selection flags it shares with `bench`, in `select.rs`; Ctrl-C, in `interrupt.rs`.
+//!
+//! The output folder never holds another run's report: the earlier one is removed before
+//! anything else happens, and an interrupted run writes what finished, saying so.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,10 +13,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use conformance::cancel::Cancel;
 use conformance::claims::ClaimsFile;
 use conformance::implementations;
 use conformance::report;
-use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
+use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix_until};
 use conformance::snapshots::{self, SnapshotMode};
 use conformance::spec::LoadedCase;
 use conformance::verdict::Status;
@@ -21,12 +25,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::flags::{Guards, Progress};
 
+pub mod interrupt;
 pub mod maintenance;
 pub mod outcome;
 pub mod select;
 
 use maintenance::Maintenance;
-use outcome::Outcome;
+use outcome::{Interrupted, Outcome};
 use select::{Prepared, Select, prepare};
 
 #[derive(Args, Debug)]
@@ -58,6 +63,13 @@ pub struct ConformanceArgs {
     /// With --snapshots: rewrite every snapshot with this run's observations.
     #[arg(long, requires = "snapshots")]
     update_snapshots: bool,
+    /// Write the reports into DIR instead of target/conformance (an earlier run's reports
+    /// there are removed when the run starts).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print a line for every finished cell (to stderr).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
@@ -68,14 +80,19 @@ pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
 }
 
 fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
+    let out_dir = c
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target/conformance"));
+    // First of all: a run that fails to load, is killed or interrupted must not leave an
+    // earlier run's report where its own belongs.
+    report::clear(&out_dir)?;
     let Prepared {
         cases,
         impls,
         spec_errors,
     } = prepare(root, &c.select)?;
-    let out_dir = root.join("target/conformance");
-    let history_dir = out_dir.join("histories");
-    let _ = std::fs::remove_dir_all(&history_dir);
+    let history_dir = out_dir.join(report::HISTORIES);
     let mut options = RunOptions {
         timeout_multiplier: c.guards.timeout_multiplier,
         repeat: c.verify.max(1),
@@ -96,13 +113,34 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
             String::new()
         }
     );
+    let cancel = Cancel::new();
+    interrupt::watch(cancel.clone())?;
     let bar = progress_bar(total, &c.progress);
     let on_result = |r: &CaseResult| {
         bar.set_message(format!("{} on {}", r.case, r.implementation));
         bar.inc(1);
+        if c.verbose {
+            let line = format!(
+                "poolspec: finished {} on {}: {} ({} ms)",
+                r.case,
+                r.implementation,
+                r.status.as_str(),
+                r.duration_ms
+            );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
     };
-    let mut matrix = run_matrix(&cases, &impls, &options, &on_result);
+    let mut matrix = run_matrix_until(&cases, &impls, &options, &on_result, &cancel);
     bar.finish_and_clear();
+    let planned = cases.len() * impls.len();
+    let interruption = cancel.interruption(matrix.results.len(), planned);
+    if let Some(i) = &interruption {
+        eprintln!("poolspec: {}; writing what finished", i.describe());
+    }
     let snapshots = match &c.snapshots {
         Some(dir) => {
             let mode = if c.update_snapshots {
@@ -125,8 +163,12 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     if let Some(s) = &snapshots {
         println!("\n{}", s.render().trim_end());
     }
-    let paths = report::write_all(&out_dir, &matrix, &cases)?;
-    print_claims(root, &matrix, &cases);
+    let model = report::Model::new(&matrix, &cases).interrupted(interruption.clone());
+    let paths = report::write_model(&out_dir, &model)?;
+    if interruption.is_none() {
+        // Claims whose evidence never ran would read as unconfirmed.
+        print_claims(root, &matrix, &cases);
+    }
     let diffs = report::differences(&matrix, &cases);
     if !diffs.is_empty() {
         println!(
@@ -143,6 +185,10 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         cells: matrix.results.len(),
         unexpected: matrix.unexpected().count(),
         spec_errors,
+        interrupted: interruption.map(|i| Interrupted {
+            signal: i.signal,
+            planned: i.planned,
+        }),
     };
     print_summary(&matrix, &paths, &outcome);
     Ok(outcome.ending().exit_code())

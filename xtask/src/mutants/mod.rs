@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use conformance::atomic_write::write_atomic;
 use conformance::runner::RunOptions;
 use conformance::spec::{LoadedCase, load_dir};
 
@@ -85,6 +86,11 @@ pub fn run(root: &Path, args: &MutantsArgs) -> Result<ExitCode> {
     };
     let history_dir = out_dir.join("histories");
     let _ = std::fs::remove_dir_all(&history_dir);
+    // An earlier score must not outlive a run that is interrupted or fails (Ctrl-C ends this
+    // command at once, its drivers with it).
+    for name in [REPORT_MARKDOWN, REPORT_JSON] {
+        let _ = std::fs::remove_file(out_dir.join(name));
+    }
     let mut options = RunOptions {
         timeout_multiplier: args.timeout_multiplier,
         history_dir: Some(history_dir),
@@ -200,6 +206,9 @@ fn load_cases(root: &Path, filter: &CaseFilter) -> Result<Vec<LoadedCase>> {
     Ok(cases)
 }
 
+const REPORT_MARKDOWN: &str = "report.md";
+const REPORT_JSON: &str = "report.json";
+
 /// Where report.md and report.json were written.
 struct ReportPaths {
     markdown: PathBuf,
@@ -209,13 +218,16 @@ struct ReportPaths {
 fn write_reports(out_dir: &Path, report: &Report) -> Result<ReportPaths> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let paths = ReportPaths {
-        markdown: out_dir.join("report.md"),
-        json: out_dir.join("report.json"),
+        markdown: out_dir.join(REPORT_MARKDOWN),
+        json: out_dir.join(REPORT_JSON),
     };
-    std::fs::write(&paths.markdown, render_markdown(report))
+    write_atomic(&paths.markdown, render_markdown(report).as_bytes())
         .with_context(|| format!("writing {}", paths.markdown.display()))?;
-    std::fs::write(&paths.json, serde_json::to_string_pretty(report)? + "\n")
-        .with_context(|| format!("writing {}", paths.json.display()))?;
+    write_atomic(
+        &paths.json,
+        (serde_json::to_string_pretty(report)? + "\n").as_bytes(),
+    )
+    .with_context(|| format!("writing {}", paths.json.display()))?;
     Ok(paths)
 }
 

@@ -73,9 +73,14 @@ pub fn page(model: &Model<'_>) -> String {
 /// From the doctype to the opening of `<main>`: title, security policy, style.
 fn head(out: &mut String, model: &Model<'_>) {
     let title = format!(
-        "poolspec conformance: {} cases × {} implementations",
+        "poolspec conformance: {} cases × {} implementations{}",
         model.cases.len(),
-        model.run.implementations.len()
+        model.run.implementations.len(),
+        model
+            .interruption
+            .as_ref()
+            .map(|i| format!(" ({})", i.describe()))
+            .unwrap_or_default()
     );
     let _ = write!(
         out,

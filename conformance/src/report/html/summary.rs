@@ -22,6 +22,13 @@ pub fn header(out: &mut String, model: &Model<'_>) {
         escape(ORACLE),
         escape(env!("CARGO_PKG_VERSION")),
     );
+    if let Some(i) = &model.interruption {
+        let _ = writeln!(
+            out,
+            "<p class=\"banner bad\" id=\"interrupted\">{}</p><br>",
+            escape(&i.headline())
+        );
+    }
     let unexpected = model.unexpected;
     if unexpected == 0 {
         out.push_str("<p class=\"banner ok\">Every result was the expected one.</p>\n");
