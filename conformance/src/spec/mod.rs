@@ -2,6 +2,7 @@
 //! ([`load`]) and the program form drivers receive ([`program`]).
 
 pub mod load;
+pub mod locate;
 pub mod model;
 pub mod program;
 pub mod step;
