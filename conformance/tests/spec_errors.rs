@@ -48,7 +48,7 @@ fn one_error_at(intact: &str, broken: &str, anchor: &str, token: &str) -> SpecEr
     std::fs::write(&broken_path, broken).expect("writing");
     std::fs::write(&intact_path, intact).expect("writing");
 
-    let Suite { cases, errors } = load_dir(dir.path());
+    let Suite { cases, errors, .. } = load_dir(dir.path());
 
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let err = errors.into_iter().next().expect("one error");
