@@ -87,7 +87,8 @@ pub fn check_case(case: &Case) -> Result<(), Located<CaseError>> {
     if case.steps.is_empty() {
         return fail(CaseError::NoSteps, root.key("steps"));
     }
-    check_pool(&case.pool).map_err(|(error, key)| Located::new(error, root.key("pool").key(key)))?;
+    check_pool(&case.pool)
+        .map_err(|(error, key)| Located::new(error, root.key("pool").key(key)))?;
     for (language, range) in &case.versions {
         crate::versions::Range::parse(range).map_err(|source| {
             Located::new(
@@ -133,15 +134,17 @@ pub fn check_case(case: &Case) -> Result<(), Located<CaseError>> {
             | Step::StarmapAsync(m) => {
                 let star = matches!(step, Step::Starmap(_) | Step::StarmapAsync(_));
                 if !star && !m.args.is_empty() {
-                    return fail(CaseError::ArgsNotStarmap { op: step.op() }, at.the_key("args"));
+                    return fail(
+                        CaseError::ArgsNotStarmap { op: step.op() },
+                        at.the_key("args"),
+                    );
                 }
                 if star && !m.args.is_empty() && m.args.len() != m.tasks.len() {
                     return fail(CaseError::StarmapArgs, at.key("args"));
                 }
                 if let Some(err) = &m.then_raise {
-                    check_error_type(err).map_err(|e| {
-                        Located::new(e, at.key("then_raise").key("type"))
-                    })?;
+                    check_error_type(err)
+                        .map_err(|e| Located::new(e, at.key("then_raise").key("type")))?;
                 }
                 for (k, t) in m.tasks.iter().enumerate() {
                     tasks.push((t, at.key("tasks").index(k)));

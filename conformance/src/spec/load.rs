@@ -198,7 +198,16 @@ pub fn load_dir(dir: &Path) -> Suite {
 
 /// Reads one spec file: at most [`MAX_FILE_BYTES`], and UTF-8.
 fn read_file(file: &Path) -> Result<String, SpecError> {
-    let io = |source| SpecError::new(file, None, SpecErrorKind::Io { what: "cannot read", source });
+    let io = |source| {
+        SpecError::new(
+            file,
+            None,
+            SpecErrorKind::Io {
+                what: "cannot read",
+                source,
+            },
+        )
+    };
     let size = std::fs::metadata(file).map_err(io)?.len();
     if size > MAX_FILE_BYTES {
         return Err(SpecError::new(file, None, SpecErrorKind::TooLarge { size }).at(Some((1, 1))));
@@ -285,11 +294,15 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
                     program,
                 });
             }
-            Err(Located { error: kind, at, first }) => {
+            Err(Located {
+                error: kind,
+                at,
+                first,
+            }) => {
                 let mut err = error(kind, &at);
                 if let Some(first) = first {
-                    let first = SpecError::new(file, None, SpecErrorKind::DuplicateId)
-                        .at(place(&first));
+                    let first =
+                        SpecError::new(file, None, SpecErrorKind::DuplicateId).at(place(&first));
                     err.message = format!("{} (first used at {})", err.message, first.place());
                 }
                 suite.errors.push(err);

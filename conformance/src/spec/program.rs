@@ -445,8 +445,9 @@ fn check_references(case: &Case, program: &Program) -> Result<(), Located<Progra
                 waiting,
                 ..
             }) => match (event, g, waiting) {
-                (Some(e), None, None) => check_event_ref(ids, e)
-                    .map_err(|e| Located::new(e.into(), at.key("event")))?,
+                (Some(e), None, None) => {
+                    check_event_ref(ids, e).map_err(|e| Located::new(e.into(), at.key("event")))?
+                }
                 (None, Some(g), Some(n)) if *n > 0 => {
                     gate(g, &format!("step `{id}`"), at.key("gate"))?;
                 }
