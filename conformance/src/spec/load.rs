@@ -324,7 +324,7 @@ fn check(case: &Case) -> Result<Program, Located<SpecErrorKind>> {
     check_case(case).map_err(kind)?;
     let program = compile_located(case).map_err(kind)?;
     check_expect(case, &program).map_err(kind)?;
-    check_liveness(case, &program).map_err(kind)?;
+    check_liveness(&program).map_err(kind)?;
     Ok(program)
 }
 
