@@ -17,8 +17,9 @@ use super::suggest::{closest, did_you_mean};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpectError {
     /// A key that is not part of the observation at that place.
-    #[error("unknown key `{key}` in {within}{}; known: {}", did_you_mean(suggestion), known.join(", "))]
+    #[error("`{path}`: unknown key `{key}` in {within}{} (known: {})", did_you_mean(suggestion), known.join(", "))]
     UnknownKey {
+        path: String,
         key: String,
         within: String,
         suggestion: Option<String>,
@@ -120,7 +121,7 @@ pub fn check_expect(case: &Case, program: &Program) -> Result {
             "max_concurrency" | "worker_processes" | "workers_vs_processes" => {}
             _ => {
                 let known: Vec<&str> = TOP.iter().chain(PROBES).copied().collect();
-                return Err(unknown(key, "`expect`", &known, at.the_key(key)));
+                return Err(unknown(key, "`expect`", &known, &at));
             }
         }
     }
@@ -139,15 +140,17 @@ fn probe_key(probe: &Probe) -> &'static str {
     }
 }
 
-fn unknown(key: &str, within: &str, known: &[&str], at: YamlPath) -> Located<ExpectError> {
+/// An unknown `key` of the map at `parent`.
+fn unknown(key: &str, within: &str, known: &[&str], parent: &YamlPath) -> Located<ExpectError> {
     Located::new(
         ExpectError::UnknownKey {
+            path: parent.to_string(),
             key: key.to_owned(),
             within: within.to_owned(),
             suggestion: closest(key, known.iter().copied()).map(str::to_owned),
             known: known.iter().map(|k| (*k).to_owned()).collect(),
         },
-        at,
+        parent.the_key(key),
     )
 }
 
@@ -173,7 +176,7 @@ fn check_keys(
 ) -> Result {
     for (key, v) in map(value, at)? {
         if !known.contains(&key.as_str()) {
-            return Err(unknown(key, within, known, at.the_key(key)));
+            return Err(unknown(key, within, known, at));
         }
         inner(key, v, &at.key(key))?;
     }

@@ -287,85 +287,96 @@ struct Explain<'g, 'a> {
 }
 
 impl Explain<'_, '_> {
+    /// Adds the clauses that say why `node` cannot happen, following one cause at a time; the
+    /// first clause calls the node the error is about `it`.
     fn why(&mut self, node: Node) {
         if self.seen.contains(&node) {
-            self.words
-                .push("which is where this began (a cycle)".to_owned());
+            if let Some(last) = self.words.last_mut() {
+                last.push_str(", which closes a cycle");
+            }
             return;
         }
+        let first = self.seen.is_empty();
         self.seen.push(node);
         let g = self.graph;
         let has = |n: Node| self.done.contains(&n);
-        let gate = |i: usize| g.gates[i].0.clone();
         match node {
             Node::Open(i) => {
-                let open_step = (0..g.program.steps.len()).find(
-                    |s| matches!(&g.program.steps[*s], Step::Open(o) if o.gate == *g.gates[i].0),
-                );
-                if self.seen.len() > 1 {
-                    self.words.push(format!("gate `{}`", gate(i)));
-                }
+                let name = g.gates[i].0;
+                let subject = if first {
+                    "it".to_owned()
+                } else {
+                    format!("gate `{name}`")
+                };
+                let open_step = (0..g.program.steps.len())
+                    .find(|s| matches!(&g.program.steps[*s], Step::Open(o) if o.gate == *name));
                 match (g.gates[i].1, open_step) {
                     (GateRule::After(e), _) => {
-                        self.words.push(format!("opens after `{e}`"));
+                        self.words.push(format!("{subject} opens after `{e}`"));
                         if let Some(n) = g.node_of(e) {
                             self.why(n);
                         }
                     }
                     (GateRule::Manual, None) => self
                         .words
-                        .push("is `manual` and no `open` step opens it".to_owned()),
+                        .push(format!("{subject} is `manual` and no `open` step opens it")),
                     (GateRule::Manual, Some(s)) => {
-                        self.words
-                            .push(format!("is opened only by step `{}`", g.step_id(s)));
+                        self.words.push(format!(
+                            "{subject} is opened only by step `{}`",
+                            g.step_id(s)
+                        ));
                         self.why(Node::Call(s));
                     }
                     (rule, _) => self.words.push(format!(
-                        "opens when {} wait on it at once, and at most {} can",
+                        "{subject} opens when {} wait on it at once, and at most {} ever can",
                         g.barrier(rule).unwrap_or_default(),
                         g.waiters(i, self.done)
                     )),
                 }
             }
             Node::Call(i) => {
-                let blocked = (0..i).find(|s| !has(Node::Return(*s)));
-                if let Some(s) = blocked {
+                if let Some(s) = (0..i).find(|s| !has(Node::Return(*s))) {
                     self.words.push(format!(
-                        "which is never called: it follows step `{}`",
+                        "step `{}` comes after step `{}`",
+                        g.step_id(i),
                         g.step_id(s)
                     ));
                     self.why(Node::Return(s));
                 }
             }
-            Node::Return(i) => match &g.program.steps[i] {
-                Step::Await(AwaitCond { event: Some(e), .. }) => {
-                    self.words.push(format!("which awaits `{e}`"));
-                    if let Some(n) = g.node_of(e) {
-                        self.why(n);
-                    }
-                }
-                Step::Await(AwaitCond {
-                    gate: Some(name),
-                    waiting: Some(n),
-                    ..
-                }) => {
-                    self.words
-                        .push(format!("which awaits {n} waiters on gate `{name}`"));
-                    if let Some(gi) = g.gates.iter().position(|(x, _)| *x == name) {
-                        self.why(Node::Open(gi));
-                    }
-                }
-                _ => self.why(Node::Call(i)),
-            },
-            Node::Callback(s, k) => {
-                if g.callbacks[s][usize::from(k)].is_none() {
-                    self.words.push(format!(
-                        "step `{}` registers no {}",
-                        g.step_id(s),
-                        KINDS[usize::from(k)]
-                    ));
+            Node::Return(i) => {
+                let subject = if first {
+                    "it".to_owned()
                 } else {
-                    self.words.push(format!("step `{}`", g.step_id(s)));
+                    format!("step `{}`", g.step_id(i))
+                };
+                match &g.program.steps[i] {
+                    Step::Await(AwaitCond { event: Some(e), .. }) => {
+                        self.words.push(format!("{subject} awaits `{e}`"));
+                        if let Some(n) = g.node_of(e) {
+                            self.why(n);
+                        }
+                    }
+                    Step::Await(AwaitCond {
+                        gate: Some(name),
+                        waiting: Some(n),
+                        ..
+                    }) => {
+                        self.words
+                            .push(format!("{subject} awaits {n} waiters on gate `{name}`"));
+                        if let Some(gi) = g.gates.iter().position(|(x, _)| *x == name) {
+                            self.why(Node::Open(gi));
+                        }
+                    }
+                    _ => self.why(Node::Call(i)),
+                }
+            }
+            Node::Callback(s, k) => {
+                let kind = KINDS[usize::from(k)];
+                if g.callbacks[s][usize::from(k)].is_none() {
+                    self.words
+                        .push(format!("step `{}` registers no {kind}", g.step_id(s)));
+                } else {
                     self.why(Node::Call(s));
                 }
             }
@@ -376,7 +387,7 @@ impl Explain<'_, '_> {
                         "the {} of `{}` waits on gate `{}`",
                         KINDS[usize::from(k)],
                         g.step_id(s),
-                        gate(*w)
+                        g.gates[*w].0
                     ));
                     self.why(Node::Open(*w));
                 } else {
@@ -474,7 +485,7 @@ pub fn check_liveness(program: &Program) -> Result<(), Located<LivenessError>> {
             return Err(Located::new(
                 LivenessError::NeverReturns {
                     step: graph.step_id(i).to_owned(),
-                    why: why.trim_start_matches("which ").to_owned(),
+                    why,
                 },
                 step_path(i, step.op()).key(key),
             ));

@@ -13,7 +13,7 @@ pub mod suggest;
 pub mod task;
 
 pub use check::CaseError;
-pub use load::{LoadedCase, SpecError, SpecErrorKind, Suite, load_dir};
+pub use load::{LoadedCase, MAX_FILE_BYTES, SpecError, SpecErrorKind, Suite, load_dir};
 pub use model::*;
 pub use program::{EventRefError, IdKind, Program, ProgramError};
 pub use step::*;

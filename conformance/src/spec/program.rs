@@ -84,6 +84,8 @@ pub enum ProgramError {
     UnnamedTask,
     #[error("{whose} waits on `{name}`, which is not a gate of this case")]
     NotAGate { whose: String, name: String },
+    #[error("step `{step}` opens `{name}`, which is not a gate of this case")]
+    OpenNotAGate { step: String, name: String },
     #[error("gate `{gate}`: {source}")]
     GateEvent {
         gate: String,
@@ -438,7 +440,15 @@ fn check_references(case: &Case, program: &Program) -> Result<(), Located<Progra
                     root.key("steps").index(index).the_key(step.op()),
                 ));
             }
-            Step::Open(o) => gate(&o.gate, &format!("step `{id}`"), at.key("gate"))?,
+            Step::Open(o) if !matches!(ids.get(&o.gate), Some(IdKind::Gate)) => {
+                return Err(Located::new(
+                    ProgramError::OpenNotAGate {
+                        step: id.to_owned(),
+                        name: o.gate.clone(),
+                    },
+                    at.key("gate"),
+                ));
+            }
             Step::Await(AwaitCond {
                 event,
                 gate: g,

@@ -59,7 +59,10 @@ fn what_is(path: &str) -> Option<String> {
     let last = *keys.last()?;
     let parent = keys.len().checked_sub(2).and_then(|i| keys.get(i)).copied();
     let what = match (parent, last) {
-        (Some("steps"), op) => format!("an `{op}` step"),
+        (Some("steps"), op) if op.starts_with(['a', 'e', 'i', 'o', 'u']) => {
+            format!("an `{op}` step")
+        }
+        (Some("steps"), op) => format!("a `{op}` step"),
         (_, "task" | "tasks") => "a task".to_owned(),
         (_, "initializer") => "the initializer (a task)".to_owned(),
         (_, "cases") => "a case".to_owned(),
