@@ -64,7 +64,7 @@ pub enum CaseError {
 
 /// Checks what serde cannot: required content, registered names, and well-formed tasks.
 /// References between ids are checked by [`super::program::compile`].
-pub fn check_case(case: &Case) -> Result<(), Located<CaseError>> {
+pub fn check_case(case: &Case) -> Result<(), Box<Located<CaseError>>> {
     let root = YamlPath::default();
     let fail = |error: CaseError, at: YamlPath| Err(Located::new(error, at));
     if case.id.trim().is_empty() {

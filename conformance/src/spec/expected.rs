@@ -85,7 +85,12 @@ const ENDED: &[&str] = &["returned", "raised", "exited", "unfinished"];
 const CALLBACK: &[&str] = &["kind", "arg", "raised"];
 const CALLBACK_CONTEXT: &[&str] = &["process", "main_thread", "threads", "max_overlap"];
 
-type Result<T = ()> = std::result::Result<T, Located<ExpectError>>;
+/// Boxed: the error is large and only ever made once per case.
+type Result<T = ()> = std::result::Result<T, Box<Located<ExpectError>>>;
+
+fn located(error: ExpectError, at: YamlPath) -> Box<Located<ExpectError>> {
+    Located::new(error, at)
+}
 
 /// Checks every key of `case.expect` against `program` (compiled from `case`).
 pub fn check_expect(case: &Case, program: &Program) -> Result {
@@ -102,7 +107,7 @@ pub fn check_expect(case: &Case, program: &Program) -> Result {
             "tasks" => check_tasks(value, &here, program)?,
             "callbacks" => check_callbacks(value, &here, program)?,
             probe if PROBES.contains(&probe) && !observed.contains(&probe) => {
-                return Err(Located::new(
+                return Err(located(
                     ExpectError::NotObserved {
                         probe: probe.to_owned(),
                     },
@@ -141,8 +146,13 @@ fn probe_key(probe: &Probe) -> &'static str {
 }
 
 /// An unknown `key` of the map at `parent`.
-fn unknown(key: &str, within: &str, known: &[&str], parent: &YamlPath) -> Located<ExpectError> {
-    Located::new(
+fn unknown(
+    key: &str,
+    within: &str,
+    known: &[&str],
+    parent: &YamlPath,
+) -> Box<Located<ExpectError>> {
+    located(
         ExpectError::UnknownKey {
             path: parent.to_string(),
             key: key.to_owned(),
@@ -156,7 +166,7 @@ fn unknown(key: &str, within: &str, known: &[&str], parent: &YamlPath) -> Locate
 
 fn map<'v>(value: &'v Value, at: &YamlPath) -> Result<&'v serde_json::Map<String, Value>> {
     value.as_object().ok_or_else(|| {
-        Located::new(
+        located(
             ExpectError::WrongType {
                 path: at.to_string(),
                 what: "a map",
@@ -209,8 +219,8 @@ fn no_such(
     id: &str,
     has: Vec<String>,
     at: YamlPath,
-) -> Located<ExpectError> {
-    Located::new(
+) -> Box<Located<ExpectError>> {
+    located(
         ExpectError::NoSuch {
             section,
             what,
@@ -252,7 +262,7 @@ fn check_callbacks(value: &Value, at: &YamlPath, program: &Program) -> Result {
                 callbacks: true, ..
             }) => {}
             Some(IdKind::Step { .. }) => {
-                return Err(Located::new(
+                return Err(located(
                     ExpectError::NoCallbacks { step: id.clone() },
                     at.the_key(id),
                 ));
@@ -261,7 +271,7 @@ fn check_callbacks(value: &Value, at: &YamlPath, program: &Program) -> Result {
         }
         let here = at.key(id);
         let Some(list) = calls.as_array() else {
-            return Err(Located::new(
+            return Err(located(
                 ExpectError::WrongType {
                     path: here.to_string(),
                     what: "a list of callback invocations",
@@ -304,7 +314,7 @@ fn check_orders(value: &Value, at: &YamlPath, case: &Case) -> Result {
         };
         let here = at.key(name);
         let Some(list) = list.as_array() else {
-            return Err(Located::new(
+            return Err(located(
                 ExpectError::WrongType {
                     path: here.to_string(),
                     what: "a list of event references",
@@ -316,7 +326,7 @@ fn check_orders(value: &Value, at: &YamlPath, case: &Case) -> Result {
             let reference = item.as_str().unwrap_or_default();
             let bare = reference.strip_suffix(" (absent)").unwrap_or(reference);
             if !events.iter().any(|e| e == bare) {
-                return Err(Located::new(
+                return Err(located(
                     ExpectError::NotInOrder {
                         order: name.clone(),
                         reference: item
@@ -335,7 +345,7 @@ fn check_orders(value: &Value, at: &YamlPath, case: &Case) -> Result {
 fn check_groups(value: &Value, at: &YamlPath, program: &Program) -> Result {
     let tasks = ids_where(program, |k| *k == IdKind::Task);
     let wrong = || {
-        Located::new(
+        located(
             ExpectError::WrongType {
                 path: at.to_string(),
                 what: "a list of lists of task ids",
@@ -347,7 +357,7 @@ fn check_groups(value: &Value, at: &YamlPath, program: &Program) -> Result {
         for (i, task) in group.as_array().ok_or_else(wrong)?.iter().enumerate() {
             let id = task.as_str().ok_or_else(wrong)?;
             if !tasks.iter().any(|t| t == id) {
-                return Err(Located::new(
+                return Err(located(
                     ExpectError::NoSuchTaskInGroup {
                         task: id.to_owned(),
                         suggestion: closest(id, tasks.iter().map(String::as_str))

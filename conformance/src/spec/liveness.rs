@@ -447,7 +447,7 @@ impl Explain<'_, '_> {
 /// Rejects a case with a gate that something waits on (a task, a callback, the initializer,
 /// an `await`, another gate's rule) but that can never open, or with an `await` step that can
 /// never return.
-pub fn check_liveness(program: &Program) -> Result<(), Located<LivenessError>> {
+pub fn check_liveness(program: &Program) -> Result<(), Box<Located<LivenessError>>> {
     let graph = Graph::new(program);
     let done = graph.possible();
     let root = YamlPath::default();

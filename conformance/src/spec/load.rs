@@ -190,27 +190,28 @@ pub fn load_dir(dir: &Path) -> Suite {
     for file in files {
         match read_file(&file) {
             Ok(text) => load_str(&file, &text, &mut suite),
-            Err(e) => suite.errors.push(e),
+            Err(e) => suite.errors.push(*e),
         }
     }
     suite
 }
 
 /// Reads one spec file: at most [`MAX_FILE_BYTES`], and UTF-8.
-fn read_file(file: &Path) -> Result<String, SpecError> {
+fn read_file(file: &Path) -> Result<String, Box<SpecError>> {
     let io = |source| {
-        SpecError::new(
+        Box::new(SpecError::new(
             file,
             None,
             SpecErrorKind::Io {
                 what: "cannot read",
                 source,
             },
-        )
+        ))
     };
     let size = std::fs::metadata(file).map_err(io)?.len();
     if size > MAX_FILE_BYTES {
-        return Err(SpecError::new(file, None, SpecErrorKind::TooLarge { size }).at(Some((1, 1))));
+        let err = SpecError::new(file, None, SpecErrorKind::TooLarge { size });
+        return Err(Box::new(err.at(Some((1, 1)))));
     }
     let bytes = std::fs::read(file).map_err(io)?;
     String::from_utf8(bytes).map_err(|e| {
@@ -219,7 +220,8 @@ fn read_file(file: &Path) -> Result<String, SpecError> {
         let before = String::from_utf8_lossy(&bytes[..valid]);
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        SpecError::new(file, None, SpecErrorKind::NotUtf8(e.utf8_error())).at(Some((line, column)))
+        let err = SpecError::new(file, None, SpecErrorKind::NotUtf8(e.utf8_error()));
+        Box::new(err.at(Some((line, column))))
     })
 }
 
@@ -294,11 +296,12 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
                     program,
                 });
             }
-            Err(Located {
-                error: kind,
-                at,
-                first,
-            }) => {
+            Err(located) => {
+                let Located {
+                    error: kind,
+                    at,
+                    first,
+                } = *located;
                 let mut err = error(kind, &at);
                 if let Some(first) = first {
                     let first =
@@ -313,18 +316,19 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
 
 /// Every check of one case, in order: content, references between ids, `expect`, and gates
 /// that can open.
-fn check(case: &Case) -> Result<Program, Located<SpecErrorKind>> {
-    fn kind<E: Into<SpecErrorKind>>(e: Located<E>) -> Located<SpecErrorKind> {
-        Located {
-            error: e.error.into(),
-            at: e.at,
-            first: e.first,
-        }
+fn check(case: &Case) -> Result<Program, Box<Located<SpecErrorKind>>> {
+    fn kind<E: Into<SpecErrorKind>>(e: Located<E>) -> Box<Located<SpecErrorKind>> {
+        let Located { error, at, first } = e;
+        Box::new(Located {
+            error: error.into(),
+            at,
+            first,
+        })
     }
-    check_case(case).map_err(kind)?;
-    let program = compile_located(case).map_err(kind)?;
-    check_expect(case, &program).map_err(kind)?;
-    check_liveness(&program).map_err(kind)?;
+    check_case(case).map_err(|e| kind(*e))?;
+    let program = compile_located(case).map_err(|e| kind(*e))?;
+    check_expect(case, &program).map_err(|e| kind(*e))?;
+    check_liveness(&program).map_err(|e| kind(*e))?;
     Ok(program)
 }
 

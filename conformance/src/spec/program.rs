@@ -149,12 +149,14 @@ pub struct Located<E> {
 }
 
 impl<E> Located<E> {
-    pub fn new(error: E, at: YamlPath) -> Located<E> {
-        Located {
+    /// Boxed, as every `Err` that carries it: the error is large and made at most once per
+    /// case.
+    pub fn new(error: E, at: YamlPath) -> Box<Located<E>> {
+        Box::new(Located {
             error,
             at,
             first: None,
-        }
+        })
     }
 }
 
@@ -169,23 +171,24 @@ pub fn compile(case: &Case) -> Result<Program, ProgramError> {
 }
 
 /// [`compile`], saying which node of the case each error is about.
-pub fn compile_located(case: &Case) -> Result<Program, Located<ProgramError>> {
+pub fn compile_located(case: &Case) -> Result<Program, Box<Located<ProgramError>>> {
     let mut ids: BTreeMap<String, IdKind> = BTreeMap::new();
     let mut places: HashMap<String, YamlPath> = HashMap::new();
-    let mut claim = |id: &str, kind: IdKind, at: YamlPath| -> Result<(), Located<ProgramError>> {
-        if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
-            return Err(Located::new(ProgramError::BadId { id: id.to_owned() }, at));
-        }
-        if ids.insert(id.to_owned(), kind).is_some() {
-            return Err(Located {
-                error: ProgramError::DuplicateId { id: id.to_owned() },
-                at,
-                first: places.get(id).cloned(),
-            });
-        }
-        places.insert(id.to_owned(), at);
-        Ok(())
-    };
+    let mut claim =
+        |id: &str, kind: IdKind, at: YamlPath| -> Result<(), Box<Located<ProgramError>>> {
+            if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
+                return Err(Located::new(ProgramError::BadId { id: id.to_owned() }, at));
+            }
+            if ids.insert(id.to_owned(), kind).is_some() {
+                return Err(Box::new(Located {
+                    error: ProgramError::DuplicateId { id: id.to_owned() },
+                    at,
+                    first: places.get(id).cloned(),
+                }));
+            }
+            places.insert(id.to_owned(), at);
+            Ok(())
+        };
     let root = YamlPath::default();
     for gate in case.gates.keys() {
         claim(gate, IdKind::Gate, root.key("gates").the_key(gate))?;
@@ -294,20 +297,20 @@ fn name_task(spec: &TaskSpec, default: impl FnOnce() -> String) -> Task {
 /// Claims a task's id; `original` is the task as written (to tell an explicit id from a
 /// default one), `at` its node.
 fn claim_task(
-    claim: &mut impl FnMut(&str, IdKind, YamlPath) -> Result<(), Located<ProgramError>>,
+    claim: &mut impl FnMut(&str, IdKind, YamlPath) -> Result<(), Box<Located<ProgramError>>>,
     spec: &TaskSpec,
     at: &YamlPath,
-) -> Result<(), Located<ProgramError>> {
+) -> Result<(), Box<Located<ProgramError>>> {
     match spec {
         TaskSpec::Full(Task { id: Some(id), .. }) => claim(id, IdKind::Task, at.clone()),
         _ => Err(Located::new(ProgramError::UnnamedTask, at.clone())),
     }
 }
 
-fn check_references(case: &Case, program: &Program) -> Result<(), Located<ProgramError>> {
+fn check_references(case: &Case, program: &Program) -> Result<(), Box<Located<ProgramError>>> {
     let ids = &program.ids;
     let root = YamlPath::default();
-    let gate = |name: &str, whose: &str, at: YamlPath| -> Result<(), Located<ProgramError>> {
+    let gate = |name: &str, whose: &str, at: YamlPath| -> Result<(), Box<Located<ProgramError>>> {
         match ids.get(name) {
             Some(IdKind::Gate) => Ok(()),
             _ => Err(Located::new(
@@ -379,7 +382,7 @@ fn check_references(case: &Case, program: &Program) -> Result<(), Located<Progra
                     at.key(kind).key("wait").index(j),
                 )?;
             }
-            Ok(())
+            Ok::<(), Box<Located<ProgramError>>>(())
         };
         match step {
             Step::Apply(s) | Step::ApplyAsync(s) => {
@@ -483,9 +486,9 @@ fn check_references(case: &Case, program: &Program) -> Result<(), Located<Progra
 
 fn check_task_gates(
     spec: &TaskSpec,
-    gate: &impl Fn(&str, &str, YamlPath) -> Result<(), Located<ProgramError>>,
+    gate: &impl Fn(&str, &str, YamlPath) -> Result<(), Box<Located<ProgramError>>>,
     at: &YamlPath,
-) -> Result<(), Located<ProgramError>> {
+) -> Result<(), Box<Located<ProgramError>>> {
     if let TaskSpec::Full(t) = spec {
         for (j, g) in t.wait.iter().enumerate() {
             gate(
