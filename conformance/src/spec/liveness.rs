@@ -536,3 +536,89 @@ fn waited_on(program: &Program, name: &str) -> bool {
             .values()
             .any(|r| matches!(r, GateRule::After(e) if *e == opened))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::spec::load::{Suite, load_str};
+
+    /// The errors of a one-case file with these `gates` and `steps` lines.
+    fn errors(gates: &str, steps: &str) -> Vec<String> {
+        let text = format!(
+            "format: 1
+area: blocking
+cases:
+  - id: T-1
+    claim: c.
+    cite: [{{source: pool.py:Pool}}]
+    tags: [contract]
+    gates: {{{gates}}}
+    steps:
+{steps}
+    expect: {{}}
+"
+        );
+        let mut suite = Suite::default();
+        load_str(Path::new("t.yaml"), &text, &mut suite);
+        suite.errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    #[test]
+    fn gates_that_can_open_are_accepted() {
+        let ok = [
+            // Opens after the task's own start or first wait: both come before the wait.
+            ("g: {after: t.start}", "      - apply: {task: {id: t, wait: [g]}}"),
+            ("g: {after: t.wait}", "      - apply: {task: {id: t, wait: [g]}}"),
+            // A rule that cannot fire, but an open step opens it.
+            (
+                "g: {after: t.end}",
+                "      - apply_async: {task: {id: t, wait: [g]}}\n      - open: {gate: g}",
+            ),
+            // A manual gate no step opens holds its task on purpose.
+            ("g: manual", "      - apply_async: {task: {id: t, wait: [g]}}"),
+            // A barrier nothing waits on is nobody's deadlock.
+            ("b: {when_waiting: 5}", "      - apply: {task: 1}"),
+            // A chain that ends: b opens after x ends, x waits on a, a opens after y starts.
+            (
+                "a: {after: y.start}, b: {after: x.end}",
+                "      - map: {tasks: [{id: x, wait: [a]}, {id: y, wait: [b]}]}",
+            ),
+            // Callbacks count as waiters.
+            (
+                "b: {when_waiting: 2}",
+                "      - apply_async: {task: {wait: [b]}, callback: {wait: [b]}}",
+            ),
+        ];
+        for (gates, steps) in ok {
+            assert_eq!(errors(gates, steps), Vec::<String>::new(), "{gates} / {steps}");
+        }
+    }
+
+    #[test]
+    fn gates_that_cannot_open_are_rejected_with_the_cause() {
+        let bad = [
+            (
+                "g: {after: t.exit}",
+                "      - apply: {task: {id: t, wait: [g], exit: 1}}",
+                "gate `g` can never open: it opens after `t.exit`; task `t` waits on gate `g` \
+                 first, which closes a cycle",
+            ),
+            (
+                "g: {after: s1.callback}",
+                "      - apply_async: {task: {wait: [g]}, error_callback: {}}",
+                "gate `g` can never open: it opens after `s1.callback`; step `s1` registers no \
+                 callback",
+            ),
+            (
+                "g: {after: s2.return}",
+                "      - apply_async: {task: {id: t, wait: [g]}}\n      - await: {event: t.end}",
+                "gate `g` can never open: it opens after `s2.return`; step `s2` awaits `t.end`; \
+                 task `t` waits on gate `g` first, which closes a cycle",
+            ),
+        ];
+        for (gates, steps, words) in bad {
+            assert_eq!(errors(gates, steps), [words], "{gates} / {steps}");
+        }
+    }
+}
