@@ -209,6 +209,24 @@ const CORPUS: &[(&str, usize, usize, &str)] = &[
         33,
         "the initializer waits on `g`, which is not a gate of this case",
     ),
+    (
+        "35-duplicate-gate.yaml",
+        11,
+        7,
+        "cases[0].gates: duplicate key `b` (first used at {dir}/35-duplicate-gate.yaml:10:7)",
+    ),
+    (
+        "36-duplicate-key-in-task.yaml",
+        12,
+        23,
+        "duplicate field `returns` (first used at {dir}/36-duplicate-key-in-task.yaml:12:35)",
+    ),
+    (
+        "37-barrier-size-wrong-type.yaml",
+        10,
+        25,
+        "invalid value: string \"three\", expected a number of waiters, or `processes`",
+    ),
     // Made by the test, not committed: one byte over the limit.
     (
         "99-too-large.yaml",

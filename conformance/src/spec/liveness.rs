@@ -568,15 +568,24 @@ cases:
     fn gates_that_can_open_are_accepted() {
         let ok = [
             // Opens after the task's own start or first wait: both come before the wait.
-            ("g: {after: t.start}", "      - apply: {task: {id: t, wait: [g]}}"),
-            ("g: {after: t.wait}", "      - apply: {task: {id: t, wait: [g]}}"),
+            (
+                "g: {after: t.start}",
+                "      - apply: {task: {id: t, wait: [g]}}",
+            ),
+            (
+                "g: {after: t.wait}",
+                "      - apply: {task: {id: t, wait: [g]}}",
+            ),
             // A rule that cannot fire, but an open step opens it.
             (
                 "g: {after: t.end}",
                 "      - apply_async: {task: {id: t, wait: [g]}}\n      - open: {gate: g}",
             ),
             // A manual gate no step opens holds its task on purpose.
-            ("g: manual", "      - apply_async: {task: {id: t, wait: [g]}}"),
+            (
+                "g: manual",
+                "      - apply_async: {task: {id: t, wait: [g]}}",
+            ),
             // A barrier nothing waits on is nobody's deadlock.
             ("b: {when_waiting: 5}", "      - apply: {task: 1}"),
             // A chain that ends: b opens after x ends, x waits on a, a opens after y starts.
@@ -591,7 +600,11 @@ cases:
             ),
         ];
         for (gates, steps) in ok {
-            assert_eq!(errors(gates, steps), Vec::<String>::new(), "{gates} / {steps}");
+            assert_eq!(
+                errors(gates, steps),
+                Vec::<String>::new(),
+                "{gates} / {steps}"
+            );
         }
     }
 

@@ -252,6 +252,10 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
                     message = stripped.to_owned();
                 }
             }
+            // A key written twice: say where its first use is.
+            if let Some(first) = first_use(text, &message) {
+                message = format!("{message} (first used at {}:{first})", file.display());
+            }
             suite.errors.push(SpecError {
                 file: file.to_path_buf(),
                 // Errors the parser cannot place (the end of the input) are the file's.
@@ -312,6 +316,19 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
             }
         }
     }
+}
+
+/// For serde's "duplicate field `k`" (a struct's key) or our "duplicate key `k`" (a map of
+/// names) at `path`, the `line:col` of the key's first use.
+fn first_use(text: &str, message: &str) -> Option<String> {
+    let (path, rest) = message.split_once(": ")?;
+    let key = ["duplicate field `", "duplicate key `"]
+        .iter()
+        .find_map(|w| rest.strip_prefix(w))?
+        .split('`')
+        .next()?;
+    let (line, column) = locate(text, &YamlPath::parse(path).the_key(key))?;
+    Some(format!("{line}:{column}"))
 }
 
 /// Every check of one case, in order: content, references between ids, `expect`, and gates

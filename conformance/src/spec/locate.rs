@@ -61,6 +61,29 @@ impl YamlPath {
     }
 }
 
+impl YamlPath {
+    /// Reads a path as serde's errors write it (`cases[0].steps[1].apply`), the inverse of
+    /// `Display` (`.` and `[` never occur in the keys of a path serde prints).
+    pub fn parse(text: &str) -> YamlPath {
+        let mut segs = Vec::new();
+        for part in text.split('.') {
+            let mut pieces = part.split('[');
+            if let Some(key) = pieces.next().filter(|k| !k.is_empty()) {
+                segs.push(Seg::Key(key.to_owned()));
+            }
+            for index in pieces {
+                if let Ok(n) = index.trim_end_matches(']').parse() {
+                    segs.push(Seg::Index(n));
+                }
+            }
+        }
+        YamlPath {
+            segs,
+            at_key: false,
+        }
+    }
+}
+
 impl fmt::Display for YamlPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, seg) in self.segs.iter().enumerate() {
@@ -327,6 +350,7 @@ cases:
         let id = path(&[k("cases"), Seg::Index(0), k("id")], false);
         assert_eq!(locate(TEXT, &id), Some((3, 9)));
         assert_eq!(id.to_string(), "cases[0].id");
+        assert_eq!(YamlPath::parse("cases[0].id"), id);
     }
 
     #[test]

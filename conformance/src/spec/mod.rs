@@ -11,6 +11,7 @@ pub mod program;
 pub mod step;
 pub mod suggest;
 pub mod task;
+pub mod unique;
 
 pub use check::CaseError;
 pub use load::{LoadedCase, MAX_FILE_BYTES, SpecError, SpecErrorKind, Suite, load_dir};
