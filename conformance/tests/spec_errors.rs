@@ -48,7 +48,7 @@ fn one_error_at(intact: &str, broken: &str, anchor: &str, token: &str) -> SpecEr
     std::fs::write(&broken_path, broken).expect("writing");
     std::fs::write(&intact_path, intact).expect("writing");
 
-    let Suite { cases, errors } = load_dir(dir.path());
+    let Suite { cases, errors, .. } = load_dir(dir.path());
 
     assert_eq!(errors.len(), 1, "{errors:#?}");
     let err = errors.into_iter().next().expect("one error");
@@ -78,6 +78,11 @@ fn a_typo_in_a_field_name_is_located() {
     let intact = blocking_yaml();
     let broken = edit(&intact, "\n    claim:", "\n    cliam:");
     let err = one_error_at(&intact, &broken, "cliam:", "cliam");
+    assert!(
+        err.message
+            .contains("unknown key `cliam` in a case; did you mean `claim`?"),
+        "the message names the closest key: {err}"
+    );
     assert!(err.message.contains("unknown field `cliam`"), "{err}");
     assert!(
         err.message.contains("`claim`"),
@@ -90,6 +95,11 @@ fn an_unknown_operation_is_located() {
     let intact = blocking_yaml();
     let broken = edit(&intact, "- apply: ", "- aply: ");
     let err = one_error_at(&intact, &broken, "- aply: ", "aply");
+    assert!(
+        err.message
+            .contains("unknown operation `aply`; did you mean `apply`?"),
+        "the message names the closest operation: {err}"
+    );
     assert!(err.message.contains("unknown variant `aply`"), "{err}");
     assert!(
         err.message.contains("`apply`"),

@@ -247,9 +247,9 @@ mod tests {
     #[test]
     fn a_found_case_states_the_first_difference_and_expects_the_oracle() {
         let case = program_case(0xE417, 1, 10, &BTreeSet::new());
-        let oracle = json!({"tasks": {"s1-0": {"runs": 1, "process": "worker"}}});
+        let oracle = json!({"tasks": {"s2-0": {"runs": 1, "process": "worker"}}});
         let differences = vec![Difference {
-            path: "tasks.s1-0.process".into(),
+            path: "tasks.s2-0.process".into(),
             oracle: Some(json!("worker")),
             target: Some(json!("parent")),
         }];
@@ -260,7 +260,7 @@ mod tests {
             original_steps: 9,
             shrink_runs: 3,
         };
-        let target = json!({"tasks": {"s1-0": {"runs": 1, "process": "parent"}}});
+        let target = json!({"tasks": {"s2-0": {"runs": 1, "process": "parent"}}});
         let text =
             case_file(&case, &oracle, &target, &differences, &provenance).expect("serializes");
         assert!(
@@ -268,7 +268,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# Reproduce the original program: cargo xtask fuzz"));
-        assert!(text.contains("#   tasks.s1-0.process: cpython-fork \"worker\", x \"parent\""));
+        assert!(text.contains("#   tasks.s2-0.process: cpython-fork \"worker\", x \"parent\""));
         let suite = load(&text);
         assert!(suite.errors.is_empty(), "{:#?}", suite.errors);
         let found = &suite.cases[0];
@@ -277,7 +277,7 @@ mod tests {
             found
                 .case
                 .claim
-                .contains("`tasks.s1-0.process` is \"worker\" on CPython")
+                .contains("`tasks.s2-0.process` is \"worker\" on CPython")
         );
         assert_eq!(found.case.expect, oracle);
     }

@@ -1,20 +1,26 @@
 //! Reading `spec/*.yaml`: parsing with locations, then semantic checks on each case.
 //!
-//! All YAML parsing of cases happens here. A file that fails to parse is reported with its
-//! path, line and column and skipped; every other file is still loaded, so one typo never
-//! hides the rest of the suite.
+//! All YAML parsing of cases happens here. Every problem is reported with its file, line and
+//! column, a parse error where the parser stopped, a semantic one at the key or value it is
+//! about (found by [`locate`]). A file that fails to parse is skipped and a case that fails a
+//! check is left out; every other file and case still loads, so one typo never hides the
+//! rest of the suite.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::model::{
-    Case, Count, FORMAT_VERSION, GateRule, PoolParams, Probe, START_METHODS, SpecFile,
-};
-use super::program::{Program, ProgramError, compile};
-use super::step::Step;
-use super::task::{ERROR_TYPES, ErrorSpec, Scalar, TaskSpec};
-use crate::versions::VersionError;
+use super::check::{CaseError, check_case};
+use super::expected::{ExpectError, check_expect};
+use super::liveness::{LivenessError, check_liveness};
+use super::locate::{YamlPath, locate};
+use super::model::{Case, FORMAT_VERSION, SpecFile};
+use super::program::{Located, Program, ProgramError, compile_located};
+use super::suggest::explain_parse_error;
+
+/// A spec file larger than this is refused unread: the largest real one is a few tens of
+/// KiB, and the loader keeps a file whole in memory (a few times over while parsing).
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// A case together with where it came from and its compiled program.
 #[derive(Debug, Clone)]
@@ -36,59 +42,6 @@ impl LoadedCase {
     }
 }
 
-/// What serde cannot check in a case: required content, registered names, well-formed
-/// tasks (the messages are pinned by `tests/spec_errors.rs` and the lint tests).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CaseError {
-    #[error("`id` is empty")]
-    EmptyId,
-    #[error("`claim` is empty")]
-    EmptyClaim,
-    #[error("`cite` needs at least one citation: every claim has evidence")]
-    NoCitation,
-    #[error("`tags` must contain exactly one of `contract` and `quirk`")]
-    KindTag,
-    #[error("`steps` is empty")]
-    NoSteps,
-    #[error("`pool.initargs` needs `pool.initializer`")]
-    InitargsWithoutInitializer,
-    #[error("`pool.uncallable_initializer` replaces `pool.initializer`; give one")]
-    TwoInitializers,
-    #[error("`pool.maxtasksperchild`: leave it out for unlimited; give a number or string")]
-    MaxtasksperchildType,
-    #[error("`pool.context`: unknown start method `{method}` (known: {})", START_METHODS.join(", "))]
-    UnknownStartMethod { method: String },
-    #[error("`versions.{language}`: {source}")]
-    Versions {
-        language: String,
-        #[source]
-        source: VersionError,
-    },
-    #[error("`expect` must be a map (a partial observation)")]
-    ExpectNotAMap,
-    #[error("gate `{gate}`: `when_waiting` must be at least 1")]
-    EmptyBarrier { gate: String },
-    #[error("an `order` probe needs at least two events")]
-    ShortOrder,
-    #[error("`args` is only for starmap, not {op}")]
-    ArgsNotStarmap { op: &'static str },
-    #[error("starmap `args` must have one entry per task")]
-    StarmapArgs,
-    #[error("unknown exception type `{kind}` (registered: {})", ERROR_TYPES.join(", "))]
-    UnknownErrorType { kind: String },
-    #[error("`apply` takes no callbacks")]
-    ApplyCallbacks,
-    #[error("`unserializable_item` is for the map family; apply takes `unserializable_arg`")]
-    UnserializableItemInApply,
-    #[error("`kwargs`: `{name}` is not an identifier")]
-    NotAnIdentifier { name: String },
-    #[error(
-        "task {task}: give at most one of returns, echo, echo_all, echo_initargs, blob, \
-         inherited, raises, exit, unserializable"
-    )]
-    Endings { task: String },
-}
-
 /// What kind of problem a [`SpecError`] is, with its cause: a caller can tell a file it
 /// could not read from one that does not parse, and both from a case that is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +53,15 @@ pub enum SpecErrorKind {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("the file has {size} bytes; a spec file may have at most {MAX_FILE_BYTES}")]
+    TooLarge { size: u64 },
+    /// The file is not UTF-8 (the position is the first byte that is not).
+    #[error("not UTF-8: {0}")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    /// The file holds no YAML document at all.
+    #[error("the file is empty: a spec file starts with `format: {FORMAT_VERSION}`")]
+    Empty,
     /// The YAML does not parse as a spec file (the error's location is in [`SpecError`]).
     #[error("{0}")]
     Parse(#[source] serde_yaml::Error),
@@ -115,9 +77,15 @@ pub enum SpecErrorKind {
     /// A case whose ids do not refer to each other properly.
     #[error(transparent)]
     Program(#[from] ProgramError),
+    /// A case whose `expect` names what the case does not have.
+    #[error(transparent)]
+    Expect(#[from] ExpectError),
+    /// A case with a gate that can never open or an `await` that can never return.
+    #[error(transparent)]
+    Liveness(#[from] LivenessError),
 }
 
-/// A problem with one spec file or case. Parse errors carry a line and column.
+/// A problem with one spec file or case, with its position whenever the file could be read.
 #[derive(Debug)]
 pub struct SpecError {
     pub file: PathBuf,
@@ -162,6 +130,23 @@ impl SpecError {
             kind,
         }
     }
+
+    /// The same error at a position.
+    fn at(mut self, position: Option<(usize, usize)>) -> SpecError {
+        if let Some((line, column)) = position {
+            self.line = Some(line);
+            self.column = Some(column);
+        }
+        self
+    }
+
+    /// `file:line:col`, or the file alone.
+    fn place(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", self.file.display()),
+            _ => self.file.display().to_string(),
+        }
+    }
 }
 
 /// Everything `spec/` holds: the cases that loaded and the errors of those that did not.
@@ -169,6 +154,9 @@ impl SpecError {
 pub struct Suite {
     pub cases: Vec<LoadedCase>,
     pub errors: Vec<SpecError>,
+    /// Where each loaded case's id is written (`file:line:col`), to say where a duplicate's
+    /// first use is.
+    id_places: HashMap<String, String>,
 }
 
 /// Loads every `*.yaml` file directly in `dir` except `claims.yaml`, `tags.yaml` and
@@ -200,38 +188,54 @@ pub fn load_dir(dir: &Path) -> Suite {
     };
     files.sort();
     for file in files {
-        match std::fs::read_to_string(&file) {
+        match read_file(&file) {
             Ok(text) => load_str(&file, &text, &mut suite),
-            Err(e) => suite.errors.push(SpecError::new(
-                &file,
-                None,
-                SpecErrorKind::Io {
-                    what: "cannot read",
-                    source: e,
-                },
-            )),
+            Err(e) => suite.errors.push(*e),
         }
     }
-    let mut seen = HashSet::new();
-    let mut dups = Vec::new();
-    suite.cases.retain(|c| {
-        if seen.insert(c.case.id.clone()) {
-            true
-        } else {
-            dups.push(SpecError::new(
-                &c.file,
-                Some(&c.case.id),
-                SpecErrorKind::DuplicateId,
-            ));
-            false
-        }
-    });
-    suite.errors.extend(dups);
     suite
+}
+
+/// Reads one spec file: at most [`MAX_FILE_BYTES`], and UTF-8.
+fn read_file(file: &Path) -> Result<String, Box<SpecError>> {
+    let io = |source| {
+        Box::new(SpecError::new(
+            file,
+            None,
+            SpecErrorKind::Io {
+                what: "cannot read",
+                source,
+            },
+        ))
+    };
+    let size = std::fs::metadata(file).map_err(io)?.len();
+    if size > MAX_FILE_BYTES {
+        let err = SpecError::new(file, None, SpecErrorKind::TooLarge { size });
+        return Err(Box::new(err.at(Some((1, 1)))));
+    }
+    let bytes = std::fs::read(file).map_err(io)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&bytes[..valid]);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let err = SpecError::new(file, None, SpecErrorKind::NotUtf8(e.utf8_error()));
+        Box::new(err.at(Some((line, column))))
+    })
 }
 
 /// Parses one file's text, adding its cases or its errors to `suite`.
 pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        suite
+            .errors
+            .push(SpecError::new(file, None, SpecErrorKind::Empty).at(Some((1, 1))));
+        return;
+    }
     let parsed: Result<SpecFile, serde_yaml::Error> =
         serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
             text,
@@ -248,178 +252,101 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
                     message = stripped.to_owned();
                 }
             }
+            // A key written twice: say where its first use is.
+            if let Some(first) = first_use(text, &message) {
+                message = format!("{message} (first used at {}:{first})", file.display());
+            }
             suite.errors.push(SpecError {
                 file: file.to_path_buf(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
+                // Errors the parser cannot place (the end of the input) are the file's.
+                line: Some(loc.as_ref().map_or(1, |l| l.line())),
+                column: Some(loc.as_ref().map_or(1, |l| l.column())),
                 case: None,
-                message,
+                message: explain_parse_error(&message),
                 kind: SpecErrorKind::Parse(e),
             });
             return;
         }
     };
+    let root = YamlPath::default();
     if spec.format != FORMAT_VERSION {
-        suite.errors.push(SpecError::new(
-            file,
-            None,
-            SpecErrorKind::Format { found: spec.format },
-        ));
+        let at = locate(text, &root.key("format"));
+        suite
+            .errors
+            .push(SpecError::new(file, None, SpecErrorKind::Format { found: spec.format }).at(at));
         return;
     }
-    for case in spec.cases {
-        let compiled = check_case(&case)
-            .map_err(SpecErrorKind::from)
-            .and_then(|()| compile(&case).map_err(SpecErrorKind::from));
-        match compiled {
-            Ok(program) => suite.cases.push(LoadedCase {
-                file: file.to_path_buf(),
-                area: spec.area,
-                case,
-                program,
-            }),
-            Err(kind) => suite
-                .errors
-                .push(SpecError::new(file, Some(&case.id), kind)),
+    for (index, case) in spec.cases.into_iter().enumerate() {
+        let case_at = root.key("cases").index(index);
+        let place = |path: &YamlPath| locate(text, &path.under(&case_at));
+        let error = |kind: SpecErrorKind, at: &YamlPath| {
+            SpecError::new(file, Some(&case.id), kind).at(place(at))
+        };
+        match check(&case) {
+            Ok(program) => {
+                let id_at = SpecError::new(file, None, SpecErrorKind::DuplicateId)
+                    .at(place(&root.key("id")));
+                if let Some(first) = suite.id_places.get(&case.id) {
+                    let mut dup = error(SpecErrorKind::DuplicateId, &root.key("id"));
+                    dup.message = format!("{} (first used at {first})", dup.message);
+                    suite.errors.push(dup);
+                    continue;
+                }
+                suite.id_places.insert(case.id.clone(), id_at.place());
+                suite.cases.push(LoadedCase {
+                    file: file.to_path_buf(),
+                    area: spec.area,
+                    case,
+                    program,
+                });
+            }
+            Err(located) => {
+                let Located {
+                    error: kind,
+                    at,
+                    first,
+                } = *located;
+                let mut err = error(kind, &at);
+                if let Some(first) = first {
+                    let first =
+                        SpecError::new(file, None, SpecErrorKind::DuplicateId).at(place(&first));
+                    err.message = format!("{} (first used at {})", err.message, first.place());
+                }
+                suite.errors.push(err);
+            }
         }
     }
 }
 
-/// Checks what serde cannot: required content, registered names, and well-formed tasks.
-/// References between ids are checked by [`compile`].
-fn check_case(case: &Case) -> Result<(), CaseError> {
-    if case.id.trim().is_empty() {
-        return Err(CaseError::EmptyId);
-    }
-    if case.claim.trim().is_empty() {
-        return Err(CaseError::EmptyClaim);
-    }
-    if case.cite.is_empty() {
-        return Err(CaseError::NoCitation);
-    }
-    let kinds = case
-        .tags
+/// For serde's "duplicate field `k`" (a struct's key) or our "duplicate key `k`" (a map of
+/// names) at `path`, the `line:col` of the key's first use.
+fn first_use(text: &str, message: &str) -> Option<String> {
+    let (path, rest) = message.split_once(": ")?;
+    let key = ["duplicate field `", "duplicate key `"]
         .iter()
-        .filter(|t| *t == "contract" || *t == "quirk")
-        .count();
-    if kinds != 1 {
-        return Err(CaseError::KindTag);
-    }
-    if case.steps.is_empty() {
-        return Err(CaseError::NoSteps);
-    }
-    check_pool(&case.pool)?;
-    for (language, range) in &case.versions {
-        crate::versions::Range::parse(range).map_err(|source| CaseError::Versions {
-            language: language.clone(),
-            source,
-        })?;
-    }
-    if !case.expect.is_object() {
-        return Err(CaseError::ExpectNotAMap);
-    }
-    for (name, rule) in &case.gates {
-        if let GateRule::WhenWaiting(Count::N(0)) = rule {
-            return Err(CaseError::EmptyBarrier { gate: name.clone() });
-        }
-    }
-    for probe in &case.observe {
-        if let Probe::Order { events, .. } = probe
-            && events.len() < 2
-        {
-            return Err(CaseError::ShortOrder);
-        }
-    }
-    let mut tasks: Vec<&TaskSpec> = Vec::new();
-    for step in &case.steps {
-        match step {
-            Step::Apply(s) | Step::ApplyAsync(s) => tasks.push(&s.task),
-            Step::Map(m)
-            | Step::MapAsync(m)
-            | Step::Imap(m)
-            | Step::ImapUnordered(m)
-            | Step::Starmap(m)
-            | Step::StarmapAsync(m) => {
-                let star = matches!(step, Step::Starmap(_) | Step::StarmapAsync(_));
-                if !star && !m.args.is_empty() {
-                    return Err(CaseError::ArgsNotStarmap { op: step.op() });
-                }
-                if star && !m.args.is_empty() && m.args.len() != m.tasks.len() {
-                    return Err(CaseError::StarmapArgs);
-                }
-                if let Some(err) = &m.then_raise {
-                    check_error_type(err)?;
-                }
-                tasks.extend(m.tasks.iter());
-            }
-            _ => {}
-        }
-        if let Step::Apply(s) = step
-            && (s.callback.is_some() || s.error_callback.is_some())
-        {
-            return Err(CaseError::ApplyCallbacks);
-        }
-        if let Step::Apply(s) | Step::ApplyAsync(s) = step {
-            if let TaskSpec::Full(t) = &s.task
-                && t.unserializable_item
-            {
-                return Err(CaseError::UnserializableItemInApply);
-            }
-            for name in s.kwargs.keys() {
-                let ident = name
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_alphabetic() || c == '_')
-                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
-                if !ident {
-                    return Err(CaseError::NotAnIdentifier { name: name.clone() });
-                }
-            }
-        }
-    }
-    let initializer = case.pool.initializer.clone().map(TaskSpec::Full);
-    for spec in tasks.into_iter().chain(initializer.as_ref()) {
-        let TaskSpec::Full(task) = spec else { continue };
-        if task.endings() > 1 {
-            return Err(CaseError::Endings {
-                task: task.id.clone().unwrap_or_else(|| "(unnamed)".to_owned()),
-            });
-        }
-        if let Some(err) = &task.raises {
-            check_error_type(err)?;
-        }
-    }
-    Ok(())
+        .find_map(|w| rest.strip_prefix(w))?
+        .split('`')
+        .next()?;
+    let (line, column) = locate(text, &YamlPath::parse(path).the_key(key))?;
+    Some(format!("{line}:{column}"))
 }
 
-/// The construction parameters a case may pass. Values a pool must refuse are allowed (their
-/// refusal is the observation); combinations that mean nothing are not.
-fn check_pool(pool: &PoolParams) -> Result<(), CaseError> {
-    if !pool.initargs.is_empty() && pool.initializer.is_none() {
-        return Err(CaseError::InitargsWithoutInitializer);
-    }
-    if pool.uncallable_initializer && pool.initializer.is_some() {
-        return Err(CaseError::TwoInitializers);
-    }
-    if let Some(Scalar::Null | Scalar::Bool(_)) = &pool.maxtasksperchild {
-        return Err(CaseError::MaxtasksperchildType);
-    }
-    if let Some(m) = &pool.context
-        && !START_METHODS.contains(&m.as_str())
-    {
-        return Err(CaseError::UnknownStartMethod { method: m.clone() });
-    }
-    Ok(())
-}
-
-fn check_error_type(err: &ErrorSpec) -> Result<(), CaseError> {
-    if ERROR_TYPES.contains(&err.kind.as_str()) {
-        Ok(())
-    } else {
-        Err(CaseError::UnknownErrorType {
-            kind: err.kind.clone(),
+/// Every check of one case, in order: content, references between ids, `expect`, and gates
+/// that can open.
+fn check(case: &Case) -> Result<Program, Box<Located<SpecErrorKind>>> {
+    fn kind<E: Into<SpecErrorKind>>(e: Located<E>) -> Box<Located<SpecErrorKind>> {
+        let Located { error, at, first } = e;
+        Box::new(Located {
+            error: error.into(),
+            at,
+            first,
         })
     }
+    check_case(case).map_err(|e| kind(*e))?;
+    let program = compile_located(case).map_err(|e| kind(*e))?;
+    check_expect(case, &program).map_err(|e| kind(*e))?;
+    check_liveness(&program).map_err(|e| kind(*e))?;
+    Ok(program)
 }
 
 #[cfg(test)]

@@ -1,13 +1,20 @@
 //! The behaviour cases: their format ([`model`], with its [`step`]s and [`task`]s), loading
 //! ([`load`]) and the program form drivers receive ([`program`]).
 
+pub mod check;
+pub mod expected;
+pub mod liveness;
 pub mod load;
+pub mod locate;
 pub mod model;
 pub mod program;
 pub mod step;
+pub mod suggest;
 pub mod task;
+pub mod unique;
 
-pub use load::{CaseError, LoadedCase, SpecError, SpecErrorKind, Suite, load_dir};
+pub use check::CaseError;
+pub use load::{LoadedCase, MAX_FILE_BYTES, SpecError, SpecErrorKind, Suite, load_dir};
 pub use model::*;
 pub use program::{EventRefError, IdKind, Program, ProgramError};
 pub use step::*;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::step::Step;
 use super::task::{Scalar, Task};
+use super::unique::unique_keys;
 
 /// Version of the case format described in `spec/README.md`. Bump on any change of meaning.
 pub const FORMAT_VERSION: u32 = 1;
@@ -90,7 +91,7 @@ pub struct Case {
     #[serde(default)]
     pub pool: PoolParams,
     /// Gates tasks and callbacks can wait on, and when the runner opens them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub gates: IndexMap<String, GateRule>,
     /// The program: pool operations run in order on the driver's main thread.
     pub steps: Vec<Step>,
@@ -106,7 +107,11 @@ pub struct Case {
     /// implementation in that language whose version is outside the range gets the status
     /// `not-applicable` instead of running the case: the claim is about behaviour that
     /// arrived (or left) in a given version of the reference.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
     pub versions: IndexMap<String, String>,
 }
 
@@ -275,11 +280,43 @@ impl Count {
 }
 
 /// A barrier's size: a number, or the pool's number of processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Count {
     N(u32),
     Word(CountWord),
+}
+
+impl<'de> Deserialize<'de> for Count {
+    // A visitor, not an untagged enum, so that a wrong value is named at its position
+    // instead of "data did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of waiters, or `processes`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Count, E> {
+                u32::try_from(n)
+                    .map(Count::N)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Count, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, w: &str) -> Result<Count, E> {
+                if w == "processes" {
+                    Ok(Count::Word(CountWord::Processes))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(w), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The symbolic barrier size.

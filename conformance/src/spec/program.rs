@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::locate::YamlPath;
 use super::model::{Case, GateRule, PoolParams, Probe};
 use super::step::{AwaitCond, OnHandle, Step};
 use super::task::{Task, TaskSpec};
@@ -83,6 +84,8 @@ pub enum ProgramError {
     UnnamedTask,
     #[error("{whose} waits on `{name}`, which is not a gate of this case")]
     NotAGate { whose: String, name: String },
+    #[error("step `{step}` opens `{name}`, which is not a gate of this case")]
+    OpenNotAGate { step: String, name: String },
     #[error("gate `{gate}`: {source}")]
     GateEvent {
         gate: String,
@@ -135,29 +138,72 @@ pub enum EventRefError {
     },
 }
 
+/// An error together with the node of the case it is about (a path relative to the case),
+/// and for a duplicate the node of the first use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<E> {
+    pub error: E,
+    pub at: YamlPath,
+    /// Where the same id (or name) was first used, for a duplicate.
+    pub first: Option<YamlPath>,
+}
+
+impl<E> Located<E> {
+    /// Boxed, as every `Err` that carries it: the error is large and made at most once per
+    /// case.
+    pub fn new(error: E, at: YamlPath) -> Box<Located<E>> {
+        Box::new(Located {
+            error,
+            at,
+            first: None,
+        })
+    }
+}
+
+/// The path of step `index` (whose operation is `op`) relative to the case: `steps[i].<op>`.
+pub fn step_path(index: usize, op: &str) -> YamlPath {
+    YamlPath::default().key("steps").index(index).key(op)
+}
+
 /// Compiles a case, checking that every id is unique and every reference resolves.
 pub fn compile(case: &Case) -> Result<Program, ProgramError> {
+    compile_located(case).map_err(|e| e.error)
+}
+
+/// [`compile`], saying which node of the case each error is about.
+pub fn compile_located(case: &Case) -> Result<Program, Box<Located<ProgramError>>> {
     let mut ids: BTreeMap<String, IdKind> = BTreeMap::new();
-    let mut claim = |id: &str, kind: IdKind| -> Result<(), ProgramError> {
-        if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
-            return Err(ProgramError::BadId { id: id.to_owned() });
-        }
-        if ids.insert(id.to_owned(), kind).is_some() {
-            return Err(ProgramError::DuplicateId { id: id.to_owned() });
-        }
-        Ok(())
-    };
+    let mut places: HashMap<String, YamlPath> = HashMap::new();
+    let mut claim =
+        |id: &str, kind: IdKind, at: YamlPath| -> Result<(), Box<Located<ProgramError>>> {
+            if id.is_empty() || id.contains(char::is_whitespace) || id.contains('.') {
+                return Err(Located::new(ProgramError::BadId { id: id.to_owned() }, at));
+            }
+            if ids.insert(id.to_owned(), kind).is_some() {
+                return Err(Box::new(Located {
+                    error: ProgramError::DuplicateId { id: id.to_owned() },
+                    at,
+                    first: places.get(id).cloned(),
+                }));
+            }
+            places.insert(id.to_owned(), at);
+            Ok(())
+        };
+    let root = YamlPath::default();
     for gate in case.gates.keys() {
-        claim(gate, IdKind::Gate)?;
+        claim(gate, IdKind::Gate, root.key("gates").the_key(gate))?;
     }
     let mut pool = case.pool.clone();
     if let Some(init) = &mut pool.initializer {
+        let at = root.key("pool").key("initializer");
+        let at = if init.id.is_some() { at.key("id") } else { at };
         let id = init.id.get_or_insert_with(|| "init".to_owned()).clone();
-        claim(&id, IdKind::Initializer)?;
+        claim(&id, IdKind::Initializer, at)?;
     }
 
     let mut steps = Vec::with_capacity(case.steps.len());
     for (index, step) in case.steps.iter().enumerate() {
+        let at = step_path(index, step.op());
         let step_id = step
             .explicit_id()
             .map(str::to_owned)
@@ -166,8 +212,9 @@ pub fn compile(case: &Case) -> Result<Program, ProgramError> {
         let (handle, callbacks) = match &mut step {
             Step::Apply(s) | Step::ApplyAsync(s) => {
                 s.id = Some(step_id.clone());
+                let task_at = at.key("task");
                 s.task = TaskSpec::Full(name_task(&s.task, || format!("{step_id}-0")));
-                claim_task(&mut claim, &s.task)?;
+                claim_task(&mut claim, &s.task, &task_at)?;
                 let is_async = s.callback.is_some() || s.error_callback.is_some();
                 (Some(HandleKind::Result), is_async)
             }
@@ -179,8 +226,9 @@ pub fn compile(case: &Case) -> Result<Program, ProgramError> {
             | Step::StarmapAsync(m) => {
                 m.id = Some(step_id.clone());
                 for (i, t) in m.tasks.iter_mut().enumerate() {
+                    let task_at = at.key("tasks").index(i);
                     *t = TaskSpec::Full(name_task(t, || format!("{step_id}-{i}")));
-                    claim_task(&mut claim, t)?;
+                    claim_task(&mut claim, t, &task_at)?;
                 }
                 let is_async = m.callback.is_some() || m.error_callback.is_some();
                 (Some(HandleKind::Result), is_async)
@@ -218,7 +266,12 @@ pub fn compile(case: &Case) -> Result<Program, ProgramError> {
             Step::Imap(_) | Step::ImapUnordered(_) => Some(HandleKind::Iterator),
             _ => None,
         };
-        claim(&step_id, IdKind::Step { handle, callbacks })?;
+        let id_at = if case.steps[index].explicit_id().is_some() {
+            at.key("id")
+        } else {
+            root.key("steps").index(index).the_key(step.op())
+        };
+        claim(&step_id, IdKind::Step { handle, callbacks }, id_at)?;
         steps.push(step);
     }
 
@@ -241,68 +294,101 @@ fn name_task(spec: &TaskSpec, default: impl FnOnce() -> String) -> Task {
     task
 }
 
+/// Claims a task's id; `original` is the task as written (to tell an explicit id from a
+/// default one), `at` its node.
 fn claim_task(
-    claim: &mut impl FnMut(&str, IdKind) -> Result<(), ProgramError>,
+    claim: &mut impl FnMut(&str, IdKind, YamlPath) -> Result<(), Box<Located<ProgramError>>>,
     spec: &TaskSpec,
-) -> Result<(), ProgramError> {
+    at: &YamlPath,
+) -> Result<(), Box<Located<ProgramError>>> {
     match spec {
-        TaskSpec::Full(Task { id: Some(id), .. }) => claim(id, IdKind::Task),
-        _ => Err(ProgramError::UnnamedTask),
+        TaskSpec::Full(Task { id: Some(id), .. }) => claim(id, IdKind::Task, at.clone()),
+        _ => Err(Located::new(ProgramError::UnnamedTask, at.clone())),
     }
 }
 
-fn check_references(case: &Case, program: &Program) -> Result<(), ProgramError> {
+fn check_references(case: &Case, program: &Program) -> Result<(), Box<Located<ProgramError>>> {
     let ids = &program.ids;
-    let gate = |name: &str, whose: &str| -> Result<(), ProgramError> {
+    let root = YamlPath::default();
+    let gate = |name: &str, whose: &str, at: YamlPath| -> Result<(), Box<Located<ProgramError>>> {
         match ids.get(name) {
             Some(IdKind::Gate) => Ok(()),
-            _ => Err(ProgramError::NotAGate {
-                whose: whose.to_owned(),
-                name: name.to_owned(),
-            }),
+            _ => Err(Located::new(
+                ProgramError::NotAGate {
+                    whose: whose.to_owned(),
+                    name: name.to_owned(),
+                },
+                at,
+            )),
         }
     };
     for (name, rule) in &program.gates {
         if let GateRule::After(event) = rule {
-            check_event_ref(ids, event).map_err(|source| ProgramError::GateEvent {
-                gate: name.clone(),
-                source,
+            check_event_ref(ids, event).map_err(|source| {
+                Located::new(
+                    ProgramError::GateEvent {
+                        gate: name.clone(),
+                        source,
+                    },
+                    root.key("gates").key(name).key("after"),
+                )
             })?;
         }
     }
-    for probe in &case.observe {
+    for (p, probe) in case.observe.iter().enumerate() {
         if let Probe::Order { name, events } = probe {
-            for e in events {
-                check_event_ref(ids, e).map_err(|source| ProgramError::OrderEvent {
-                    order: name.clone(),
-                    source,
+            for (j, e) in events.iter().enumerate() {
+                check_event_ref(ids, e).map_err(|source| {
+                    Located::new(
+                        ProgramError::OrderEvent {
+                            order: name.clone(),
+                            source,
+                        },
+                        root.key("observe")
+                            .index(p)
+                            .key("order")
+                            .key("events")
+                            .index(j),
+                    )
                 })?;
             }
         }
     }
     if let Some(init) = &program.pool.initializer {
-        for g in &init.wait {
-            gate(g, "the initializer")?;
+        let at = root.key("pool").key("initializer").key("wait");
+        for (j, g) in init.wait.iter().enumerate() {
+            gate(g, "the initializer", at.index(j))?;
         }
     }
     let mut seen_steps: HashMap<&str, Option<HandleKind>> = HashMap::new();
     let mut dropped = false;
-    for step in &program.steps {
+    for (index, step) in program.steps.iter().enumerate() {
+        let at = step_path(index, step.op());
         let id = step.explicit_id().unwrap_or_default();
         // Once the pool is dropped the driver holds nothing to call.
         if dropped && !matches!(step, Step::Open(_) | Step::Await(_)) {
-            return Err(ProgramError::AfterDrop {
-                step: id.to_owned(),
-            });
+            return Err(Located::new(
+                ProgramError::AfterDrop {
+                    step: id.to_owned(),
+                },
+                root.key("steps").index(index).the_key(step.op()),
+            ));
         }
+        let callback_gates = |cb: &Option<super::task::Callback>, kind: &str| {
+            for (j, g) in cb.iter().flat_map(|c| c.wait.iter()).enumerate() {
+                gate(
+                    g,
+                    &format!("a callback of `{id}`"),
+                    at.key(kind).key("wait").index(j),
+                )?;
+            }
+            Ok::<(), Box<Located<ProgramError>>>(())
+        };
         match step {
             Step::Apply(s) | Step::ApplyAsync(s) => {
-                check_task_gates(&s.task, &gate)?;
-                for cb in s.callback.iter().chain(&s.error_callback) {
-                    for g in &cb.wait {
-                        gate(g, &format!("a callback of `{id}`"))?;
-                    }
-                }
+                check_task_gates(&s.task, &gate, &at.key("task"))?;
+                callback_gates(&s.callback, "callback")?;
+                callback_gates(&s.error_callback, "error_callback")?;
             }
             Step::Map(m)
             | Step::MapAsync(m)
@@ -310,55 +396,81 @@ fn check_references(case: &Case, program: &Program) -> Result<(), ProgramError> 
             | Step::ImapUnordered(m)
             | Step::Starmap(m)
             | Step::StarmapAsync(m) => {
-                for t in &m.tasks {
-                    check_task_gates(t, &gate)?;
+                for (k, t) in m.tasks.iter().enumerate() {
+                    check_task_gates(t, &gate, &at.key("tasks").index(k))?;
                 }
-                for cb in m.callback.iter().chain(&m.error_callback) {
-                    for g in &cb.wait {
-                        gate(g, &format!("a callback of `{id}`"))?;
-                    }
-                }
+                callback_gates(&m.callback, "callback")?;
+                callback_gates(&m.error_callback, "error_callback")?;
                 if m.chunksize == Some(0) {
-                    return Err(ProgramError::ZeroChunksize {
-                        step: id.to_owned(),
-                    });
+                    return Err(Located::new(
+                        ProgramError::ZeroChunksize {
+                            step: id.to_owned(),
+                        },
+                        at.key("chunksize"),
+                    ));
                 }
             }
             Step::Get(h) | Step::Wait(h) | Step::Ready(h) | Step::Successful(h) => {
-                expect_handle(&seen_steps, h, HandleKind::Result, step.op())?;
+                expect_handle(&seen_steps, h, HandleKind::Result, step.op())
+                    .map_err(|e| Located::new(e, at.key("of")))?;
                 if matches!(step, Step::Ready(_) | Step::Successful(_)) && h.timeout.is_some() {
-                    return Err(ProgramError::NoTimeout {
-                        step: id.to_owned(),
-                        op: step.op(),
-                    });
+                    return Err(Located::new(
+                        ProgramError::NoTimeout {
+                            step: id.to_owned(),
+                            op: step.op(),
+                        },
+                        at.the_key("timeout"),
+                    ));
                 }
             }
             Step::Next(h) | Step::Collect(h) => {
-                expect_handle(&seen_steps, h, HandleKind::Iterator, step.op())?;
+                expect_handle(&seen_steps, h, HandleKind::Iterator, step.op())
+                    .map_err(|e| Located::new(e, at.key("of")))?;
                 if matches!(step, Step::Collect(_)) && h.timeout.is_some() {
-                    return Err(ProgramError::NoTimeout {
-                        step: id.to_owned(),
-                        op: "collect",
-                    });
+                    return Err(Located::new(
+                        ProgramError::NoTimeout {
+                            step: id.to_owned(),
+                            op: "collect",
+                        },
+                        at.the_key("timeout"),
+                    ));
                 }
             }
             Step::Drop(_) => dropped = true,
             Step::ExitWith(_) if !program.pool.with_block => {
-                return Err(ProgramError::ExitWithoutWithBlock);
+                return Err(Located::new(
+                    ProgramError::ExitWithoutWithBlock,
+                    root.key("steps").index(index).the_key(step.op()),
+                ));
             }
-            Step::Open(o) => gate(&o.gate, &format!("step `{id}`"))?,
+            Step::Open(o) if !matches!(ids.get(&o.gate), Some(IdKind::Gate)) => {
+                return Err(Located::new(
+                    ProgramError::OpenNotAGate {
+                        step: id.to_owned(),
+                        name: o.gate.clone(),
+                    },
+                    at.key("gate"),
+                ));
+            }
             Step::Await(AwaitCond {
                 event,
                 gate: g,
                 waiting,
                 ..
             }) => match (event, g, waiting) {
-                (Some(e), None, None) => check_event_ref(ids, e)?,
-                (None, Some(g), Some(n)) if *n > 0 => gate(g, &format!("step `{id}`"))?,
+                (Some(e), None, None) => {
+                    check_event_ref(ids, e).map_err(|e| Located::new(e.into(), at.key("event")))?
+                }
+                (None, Some(g), Some(n)) if *n > 0 => {
+                    gate(g, &format!("step `{id}`"), at.key("gate"))?;
+                }
                 _ => {
-                    return Err(ProgramError::BadAwait {
-                        step: id.to_owned(),
-                    });
+                    return Err(Located::new(
+                        ProgramError::BadAwait {
+                            step: id.to_owned(),
+                        },
+                        at,
+                    ));
                 }
             },
             _ => {}
@@ -374,11 +486,16 @@ fn check_references(case: &Case, program: &Program) -> Result<(), ProgramError> 
 
 fn check_task_gates(
     spec: &TaskSpec,
-    gate: &impl Fn(&str, &str) -> Result<(), ProgramError>,
-) -> Result<(), ProgramError> {
+    gate: &impl Fn(&str, &str, YamlPath) -> Result<(), Box<Located<ProgramError>>>,
+    at: &YamlPath,
+) -> Result<(), Box<Located<ProgramError>>> {
     if let TaskSpec::Full(t) = spec {
-        for g in &t.wait {
-            gate(g, &format!("task `{}`", t.id.as_deref().unwrap_or("?")))?;
+        for (j, g) in t.wait.iter().enumerate() {
+            gate(
+                g,
+                &format!("task `{}`", t.id.as_deref().unwrap_or("?")),
+                at.key("wait").index(j),
+            )?;
         }
     }
     Ok(())

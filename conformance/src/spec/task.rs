@@ -84,14 +84,58 @@ pub struct Blob {
 }
 
 /// Shorthand accepted wherever a task is: a scalar `v` means `{returns: v}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    untagged,
-    expecting = "a task: a scalar return value, or a map with keys among id, wait, returns, echo, echo_all, echo_initargs, blob, inherited, raises, exit, unserializable, unserializable_item"
-)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
 pub enum TaskSpec {
     Full(Task),
     Short(Scalar),
+}
+
+impl<'de> Deserialize<'de> for TaskSpec {
+    // A visitor, not an untagged enum: an untagged enum buffers the map and loses the
+    // position and the words of the error inside it (an unknown key names one it could not
+    // place); a map read as a `Task` keeps both.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TaskSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a task: a scalar return value, or a map with keys among id, wait, returns, \
+                     echo, echo_all, echo_initargs, blob, inherited, raises, exit, \
+                     unserializable, unserializable_item",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TaskSpec, A::Error> {
+                Task::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(TaskSpec::Full)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(Scalar::Null))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(Scalar::Null))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(Scalar::Bool(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(Scalar::Int(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(
+                    i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int),
+                ))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(Scalar::Float(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TaskSpec, E> {
+                Ok(TaskSpec::Short(Scalar::Str(v.to_owned())))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A JSON scalar.
