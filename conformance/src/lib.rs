@@ -14,10 +14,12 @@
 //! 5. [`report`] renders the run as JSON lines, Markdown and JUnit XML; [`html`] as a static
 //!    page.
 
+pub mod bounded_read;
 pub mod claims;
 pub mod coordinator;
 pub mod coverage;
 pub mod driver;
+pub mod driver_output;
 pub mod expect;
 pub mod expectations;
 pub mod fuzz;

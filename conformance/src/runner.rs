@@ -481,10 +481,13 @@ enum Execution {
 fn fault_status(fault: &DriverFault) -> Status {
     match fault {
         DriverFault::Timeout { .. } => Status::Timeout,
-        DriverFault::Handshake { .. } => Status::Error,
+        // Broke the protocol: the handshake, or a limit of the coordinator.
+        DriverFault::Handshake { .. } | DriverFault::CoordinatorLimit { .. } => Status::Error,
+        // Died, exited early, or printed something that is not protocol.
         DriverFault::Crashed { .. }
         | DriverFault::ExitedEarly { .. }
-        | DriverFault::Garbage { .. } => Status::Crash,
+        | DriverFault::Garbage { .. }
+        | DriverFault::StdoutLineTooLong { .. } => Status::Crash,
     }
 }
 
