@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded_read::bytes_in_words;
 use crate::driver_output::{Alarm, DriverOutput, Next};
-use crate::protocol::{FromDriver, ImplementationInfo, MAX_STDOUT_LINE, PROTOCOL_VERSION, ToDriver};
+use crate::protocol::{
+    FromDriver, ImplementationInfo, MAX_STDOUT_LINE, PROTOCOL_VERSION, ToDriver,
+};
 
 /// How to start a driver: a program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

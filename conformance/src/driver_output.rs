@@ -9,6 +9,7 @@
 //! limits, instead of at the liveness guard.
 
 use std::io::{BufReader, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -47,6 +48,9 @@ pub enum Next {
 pub struct DriverOutput {
     items: Receiver<Item>,
     alarm: Alarm,
+    /// Set once the reading thread passed its last item (the alarm's sender keeps the channel
+    /// connected after the thread is gone).
+    ended: AtomicBool,
 }
 
 impl DriverOutput {
@@ -75,7 +79,11 @@ impl DriverOutput {
                 }
             }
         });
-        DriverOutput { items, alarm }
+        DriverOutput {
+            items,
+            alarm,
+            ended: AtomicBool::new(false),
+        }
     }
 
     /// The alarm that interrupts [`DriverOutput::next`].
@@ -89,11 +97,20 @@ impl DriverOutput {
             if let Some(why) = self.alarm.take() {
                 return Next::Alarm(why);
             }
+            if self.ended.load(Ordering::SeqCst) {
+                return Next::Closed;
+            }
             let wait = deadline.saturating_duration_since(Instant::now());
             return match self.items.recv_timeout(wait) {
                 Ok(Item::Line(line)) => Next::Line(line),
-                Ok(Item::TooLong) => Next::TooLong,
-                Ok(Item::Closed) | Err(RecvTimeoutError::Disconnected) => Next::Closed,
+                Ok(Item::TooLong) => {
+                    self.ended.store(true, Ordering::SeqCst);
+                    Next::TooLong
+                }
+                Ok(Item::Closed) | Err(RecvTimeoutError::Disconnected) => {
+                    self.ended.store(true, Ordering::SeqCst);
+                    Next::Closed
+                }
                 Ok(Item::Wake) => continue,
                 Err(RecvTimeoutError::Timeout) => Next::Timeout,
             };

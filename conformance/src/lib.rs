@@ -29,6 +29,7 @@ pub mod lint;
 pub mod observe;
 pub mod protocol;
 pub mod report;
+pub mod report_fit;
 pub mod runner;
 pub mod smoke;
 pub mod snapshots;

@@ -532,6 +532,7 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
 
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let token = format!("{}/{}/{seq}", imp.name, lc.id());
+    coordinator.alarm_to(session.alarm());
     coordinator.begin_program(&token, &lc.program, session.info.default_processes);
     let deadline = Instant::now() + guard;
     let sent = session.send(&ToDriver::Run {
@@ -571,10 +572,15 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
         },
     };
     let history = coordinator.finish();
+    // A coordinator limit the driver went over after its answer still ends its session.
+    let failure = failure.or_else(|| session.take_alarm());
     let failure = failure.map(|fault| {
         if let Some(mut s) = slot.session.take() {
             s.kill();
         }
+        // The next driver gets a coordinator of its own: nothing the faulty one left open
+        // (connections, a half-sent report) counts against it.
+        slot.coordinator = None;
         (fault_status(&fault), fault.summary(), Some(fault))
     });
     Execution::Ran { history, failure }

@@ -240,7 +240,6 @@ fn fields_problems(
     }
 }
 
-
 /// Explains a message over one of the protocol's size limits (§2.3): a stdout line
 /// (`stdout: true`) or something sent to the coordinator; `what` is the fault's summary.
 pub(super) fn over_limit_finding(case: Option<&str>, stdout: bool, what: &str) -> Finding {
