@@ -234,3 +234,46 @@ pub struct Ack {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounded_read::bytes_in_words;
+
+    /// The limits table of PROTOCOL.md §2.3 states the constants: `(row's first words, limit)`.
+    #[test]
+    fn protocol_md_states_the_limits_of_the_code() {
+        let text = std::fs::read_to_string(crate::workspace_root().join("spec/PROTOCOL.md"))
+            .expect("spec/PROTOCOL.md");
+        let section = text
+            .split("### 2.3 Limits")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("PROTOCOL.md has a section 2.3 Limits");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| what"))
+            .map(|l| l.split(" | ").map(|c| c.trim_matches(['|', ' '])).collect())
+            .collect();
+        let expected = [
+            (
+                "one line of the driver's stdout",
+                bytes_in_words(MAX_STDOUT_LINE),
+            ),
+            ("one coordinator report", bytes_in_words(MAX_REPORT)),
+            (
+                "coordinator connections of one driver open at once",
+                MAX_CONNECTIONS.to_string(),
+            ),
+            (
+                "the reports of one case, summed",
+                bytes_in_words(MAX_CASE_REPORTS),
+            ),
+        ];
+        assert_eq!(rows.len(), expected.len(), "{rows:#?}");
+        for (row, (what, limit)) in rows.iter().zip(&expected) {
+            assert!(row[0].starts_with(what), "{row:?} is not about {what}");
+            assert_eq!(row[1], limit, "PROTOCOL.md §2.3 on {what}");
+        }
+    }
+}
