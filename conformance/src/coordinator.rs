@@ -5,19 +5,30 @@
 //! order respects causality: if process A reported X before it did something that let B report
 //! Y, then X precedes Y. Gates are opened here, by the case's rules or by `open` steps, never
 //! by a clock.
+//!
+//! What a driver sends is bounded (PROTOCOL.md §2.3): each report's size, the connections open
+//! at once, the bytes of reports per case. Going over a limit fails the case at once through
+//! the driver session's [`Alarm`]; reports that do not fit the program (unknown ids, events out
+//! of causal order) are refused and recorded as violations. Either way only the running case
+//! is failed.
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, Write};
+use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Ack, Report, ReportKind};
-use crate::spec::{Count, GateRule, Program};
+use crate::bounded_read::{Capped, bytes_in_words, read_line_capped};
+use crate::driver_output::Alarm;
+use crate::protocol::{Ack, MAX_CASE_REPORTS, MAX_CONNECTIONS, MAX_REPORT, Report, ReportKind};
+use crate::report_fit::misfit;
+use crate::spec::{Count, GateRule, IdKind, Program};
 
 /// One entry of a case's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,13 +83,25 @@ struct Gate {
     waiting: u32,
 }
 
+/// How many violations a history keeps: the first one is the reason, the rest are detail, and
+/// a driver sending malformed reports in a loop must not grow the list without end.
+const KEPT_VIOLATIONS: usize = 20;
+
 #[derive(Debug, Default)]
 struct State {
     /// The token of the running case; `None` between cases.
     token: Option<String>,
     gates: IndexMap<String, Gate>,
     history: History,
-    seen: HashSet<String>,
+    /// How many times each event reference (`a.start`, `s1.call`) was recorded.
+    counts: HashMap<String, u32>,
+    /// The running program's ids, to check reports against; `None` when the case was begun
+    /// without its program (`Coordinator::begin`).
+    ids: Option<BTreeMap<String, IdKind>>,
+    /// Bytes of reports accepted for the running case.
+    bytes: usize,
+    /// Raised when the driver goes over a limit; outlives the cases.
+    alarm: Option<Alarm>,
 }
 
 impl State {
@@ -89,10 +112,33 @@ impl State {
             kind,
         };
         if let Some(r) = event.reference() {
-            self.seen.insert(r);
+            *self.counts.entry(r).or_default() += 1;
         }
         self.history.events.push(event);
         self.apply_rules();
+    }
+
+    fn count(&self, reference: &str) -> u32 {
+        self.counts.get(reference).copied().unwrap_or(0)
+    }
+
+    /// Records a protocol violation of the running case (if any).
+    fn violation(&mut self, message: String) {
+        if self.token.is_some() && self.history.violations.len() < KEPT_VIOLATIONS {
+            self.history.violations.push(message);
+        }
+    }
+
+    /// Records that the driver went over a limit during the running case, and raises the
+    /// alarm that ends the case at once.
+    fn over_limit(&mut self, message: String) {
+        if self.token.is_none() {
+            return;
+        }
+        if let Some(alarm) = &self.alarm {
+            alarm.raise(message.clone());
+        }
+        self.violation(message);
     }
 
     fn open_gate(&mut self, name: &str) {
@@ -119,7 +165,7 @@ impl State {
                     GateRule::WhenWaiting(Count::N(n)) => g.waiting >= *n,
                     // Resolved by the runner before the case begins; unresolved never opens.
                     GateRule::WhenWaiting(Count::Word(_)) => false,
-                    GateRule::After(event) => self.seen.contains(event),
+                    GateRule::After(event) => self.counts.contains_key(event),
                 };
             due.then(|| name.clone())
         });
@@ -133,12 +179,38 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    /// The open connections (a clone of each stream, to shut it down when the coordinator is
+    /// dropped), by a number of their own.
+    connections: Mutex<(u64, HashMap<u64, UnixStream>)>,
+    /// Set when the coordinator is dropped: the accept loop ends.
+    closing: AtomicBool,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent data; keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn connections(&self) -> MutexGuard<'_, (u64, HashMap<u64, UnixStream>)> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a new connection in, unless [`MAX_CONNECTIONS`] are open already.
+    fn admit(&self, stream: &UnixStream) -> Option<u64> {
+        let clone = stream.try_clone().ok()?;
+        let mut guard = self.connections();
+        let (next, open) = &mut *guard;
+        if open.len() >= MAX_CONNECTIONS {
+            return None;
+        }
+        *next += 1;
+        open.insert(*next, clone);
+        Some(*next)
+    }
+
+    fn leave(&self, id: u64) {
+        self.connections().1.remove(&id);
     }
 }
 
@@ -160,15 +232,7 @@ impl Coordinator {
         let for_accept = Arc::clone(&shared);
         thread::Builder::new()
             .name("coordinator-accept".into())
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    let Ok(stream) = stream else { continue };
-                    let shared = Arc::clone(&for_accept);
-                    let _ = thread::Builder::new()
-                        .name("coordinator-conn".into())
-                        .spawn(move || serve(stream, &shared));
-                }
-            })?;
+            .spawn(move || accept(&listener, &for_accept))?;
         Ok(Coordinator {
             path,
             shared,
@@ -178,6 +242,12 @@ impl Coordinator {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Sends the limits this coordinator's driver goes over to `alarm` (the driver session's),
+    /// which ends the running case at once.
+    pub fn alarm_to(&self, alarm: Alarm) {
+        self.shared.lock().alarm = Some(alarm);
     }
 
     /// Starts recording a new case: forgets the previous one and sets up its gates.
@@ -208,11 +278,17 @@ impl Coordinator {
             })
             .collect();
         self.begin_with(token, &gates, processes);
+        self.shared.lock().ids = Some(program.ids.clone());
     }
 
     fn begin_with(&self, token: &str, gates: &IndexMap<String, GateRule>, processes: Option<u32>) {
         let mut st = self.shared.lock();
+        let alarm = st.alarm.take();
+        if let Some(a) = &alarm {
+            a.clear();
+        }
         *st = State {
+            alarm,
             token: Some(token.to_owned()),
             gates: gates
                 .iter()
@@ -243,25 +319,93 @@ impl Coordinator {
     }
 }
 
+impl Drop for Coordinator {
+    /// Ends every case, closes every connection and the accept loop: nothing a driver left
+    /// behind keeps a thread of the runner.
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.finish();
+        for stream in self.shared.connections().1.values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        // Wakes the accept loop, which then sees `closing`.
+        let _ = UnixStream::connect(&self.path);
+    }
+}
+
+/// Accepts connections until the coordinator is dropped, one thread per connection, at most
+/// [`MAX_CONNECTIONS`] at once.
+fn accept(listener: &UnixListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let Some(id) = shared.admit(&stream) else {
+            shared.lock().over_limit(format!(
+                "more than {MAX_CONNECTIONS} coordinator connections open at once (the \
+                 protocol's limit)"
+            ));
+            // A fresh socket's buffer takes this line without blocking; best effort anyway.
+            let _ = stream.set_nonblocking(true);
+            let _ = reply(&mut &stream, &nack("too many connections"));
+            continue;
+        };
+        let for_conn = Arc::clone(shared);
+        let spawned = thread::Builder::new()
+            .name("coordinator-conn".into())
+            .spawn(move || {
+                serve(stream, &for_conn);
+                for_conn.leave(id);
+            });
+        if spawned.is_err() {
+            shared.leave(id);
+        }
+    }
+}
+
+fn reply(writer: &mut impl Write, ack: &Ack) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(ack).map_err(std::io::Error::other)?;
+    text.push('\n');
+    writer.write_all(text.as_bytes())
+}
+
+/// Serves one connection: one report read (at most [`MAX_REPORT`] bytes), one reply written.
 fn serve(stream: UnixStream, shared: &Shared) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
+    let mut reader = BufReader::new(read_half);
     let mut writer = stream;
-    for line in BufReader::new(read_half).lines() {
-        let Ok(line) = line else { return };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let ack = handle(&line, shared);
-        let Ok(mut text) = serde_json::to_string(&ack) else {
-            return;
+    loop {
+        let ack = match read_line_capped(&mut reader, MAX_REPORT) {
+            Ok(Capped::Line(bytes)) if bytes.trim_ascii().is_empty() => continue,
+            Ok(Capped::Line(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(line) => handle(line, shared),
+                Err(e) => malformed(shared, &e.to_string(), &String::from_utf8_lossy(&bytes)),
+            },
+            Ok(Capped::TooLong) => {
+                shared.lock().over_limit(format!(
+                    "a coordinator report longer than {} (the protocol's limit)",
+                    bytes_in_words(MAX_REPORT)
+                ));
+                let _ = reply(&mut writer, &nack("report too long"));
+                return;
+            }
+            Ok(Capped::Eof) | Err(_) => return,
         };
-        text.push('\n');
-        if writer.write_all(text.as_bytes()).is_err() {
+        if reply(&mut writer, &ack).is_err() {
             return;
         }
     }
+}
+
+fn malformed(shared: &Shared, error: &str, line: &str) -> Ack {
+    let short: String = line.chars().take(200).collect();
+    shared
+        .lock()
+        .violation(format!("malformed report ({error}): {short}"));
+    nack("malformed report")
 }
 
 fn nack(reason: &str) -> Ack {
@@ -274,20 +418,27 @@ fn nack(reason: &str) -> Ack {
 fn handle(line: &str, shared: &Shared) -> Ack {
     let report: Report = match serde_json::from_str(line) {
         Ok(r) => r,
-        Err(e) => {
-            let mut st = shared.lock();
-            if st.token.is_some() {
-                let short: String = line.chars().take(200).collect();
-                st.history
-                    .violations
-                    .push(format!("malformed report ({e}): {short}"));
-            }
-            return nack("malformed report");
-        }
+        Err(e) => return malformed(shared, &e.to_string(), line),
     };
     let mut st = shared.lock();
     if st.token.as_deref() != Some(report.token.as_str()) {
         return nack("case over");
+    }
+    st.bytes = st.bytes.saturating_add(line.len());
+    if st.bytes > MAX_CASE_REPORTS {
+        st.over_limit(format!(
+            "more than {} of coordinator reports in one case (the protocol's limit)",
+            bytes_in_words(MAX_CASE_REPORTS)
+        ));
+        return nack("too many reports");
+    }
+    let found = st
+        .ids
+        .as_ref()
+        .and_then(|ids| misfit(ids, |r| st.count(r), &report.event));
+    if let Some(m) = found {
+        st.violation(m.violation);
+        return nack(m.reason);
     }
     let origin = Origin::Process {
         pid: report.pid,
@@ -300,9 +451,7 @@ fn handle(line: &str, shared: &Shared) -> Ack {
     match report.event {
         ReportKind::Wait { who, gate } => {
             let Some(g) = st.gates.get_mut(&gate) else {
-                st.history
-                    .violations
-                    .push(format!("`{who}` waited on unknown gate `{gate}`"));
+                st.violation(format!("`{who}` waited on unknown gate `{gate}`"));
                 return nack("unknown gate");
             };
             g.waiting += 1;
@@ -326,7 +475,7 @@ fn handle(line: &str, shared: &Shared) -> Ack {
             waiting,
         } => {
             let st = wait_while(shared, st, &token, |st| match (&until_event, &gate) {
-                (Some(e), _) => !st.seen.contains(e),
+                (Some(e), _) => !st.counts.contains_key(e),
                 (None, Some(g)) => st
                     .gates
                     .get(g)
@@ -337,9 +486,7 @@ fn handle(line: &str, shared: &Shared) -> Ack {
         }
         ReportKind::Open { gate } => {
             if !st.gates.contains_key(&gate) {
-                st.history
-                    .violations
-                    .push(format!("`open` of unknown gate `{gate}`"));
+                st.violation(format!("`open` of unknown gate `{gate}`"));
                 return nack("unknown gate");
             }
             st.open_gate(&gate);
@@ -385,110 +532,4 @@ fn live_ack(st: &State, token: &str) -> Ack {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn send(stream: &mut BufReader<UnixStream>, json: serde_json::Value) -> Ack {
-        let mut line = json.to_string();
-        line.push('\n');
-        stream.get_mut().write_all(line.as_bytes()).unwrap();
-        let mut reply = String::new();
-        stream.read_line(&mut reply).unwrap();
-        serde_json::from_str(&reply).unwrap()
-    }
-
-    fn connect(c: &Coordinator) -> BufReader<UnixStream> {
-        BufReader::new(UnixStream::connect(c.path()).unwrap())
-    }
-
-    #[test]
-    fn a_barrier_gate_releases_all_waiters_at_once_and_records_causally() {
-        let c = Coordinator::start().unwrap();
-        let mut gates = IndexMap::new();
-        gates.insert("b".to_owned(), GateRule::WhenWaiting(Count::N(2)));
-        c.begin("t1", &gates);
-        let waiters: Vec<_> = ["x", "y"]
-            .into_iter()
-            .map(|who| {
-                let mut s = connect(&c);
-                thread::spawn(move || {
-                    send(
-                        &mut s,
-                        serde_json::json!({"token":"t1","pid":1,"thread":who,"event":"wait","who":who,"gate":"b"}),
-                    )
-                })
-            })
-            .collect();
-        for w in waiters {
-            assert!(w.join().unwrap().ok);
-        }
-        let h = c.finish();
-        let refs: Vec<_> = h.events.iter().filter_map(Event::reference).collect();
-        assert_eq!(refs.len(), 3);
-        assert_eq!(
-            refs[2], "b.open",
-            "the gate opens only after both waits: {refs:?}"
-        );
-    }
-
-    #[test]
-    fn stale_reports_are_refused_and_pending_waits_end_with_the_case() {
-        let c = Coordinator::start().unwrap();
-        let mut gates = IndexMap::new();
-        gates.insert("never".to_owned(), GateRule::Manual);
-        c.begin("t1", &gates);
-        let mut s = connect(&c);
-        let waiter = thread::spawn(move || {
-            send(
-                &mut s,
-                serde_json::json!({"token":"t1","pid":1,"thread":1,"event":"wait","who":"a","gate":"never"}),
-            )
-        });
-        // Let the wait be recorded before the case ends: poll the history, not a clock (the
-        // deadline only keeps a broken coordinator from hanging the test suite).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while c.shared.lock().history.events.is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the wait was never recorded"
-            );
-            thread::yield_now();
-        }
-        c.finish();
-        assert!(!waiter.join().unwrap().ok);
-        let mut s = connect(&c);
-        let ack = send(
-            &mut s,
-            serde_json::json!({"token":"t1","pid":1,"thread":1,"event":"start","task":"a"}),
-        );
-        assert!(!ack.ok);
-    }
-
-    #[test]
-    fn after_rules_chain() {
-        let c = Coordinator::start().unwrap();
-        let mut gates = IndexMap::new();
-        gates.insert("g1".to_owned(), GateRule::After("a.end".into()));
-        gates.insert("g2".to_owned(), GateRule::After("g1.open".into()));
-        c.begin("t", &gates);
-        let mut s = connect(&c);
-        let end = serde_json::json!({"token":"t","pid":1,"thread":1,"event":"end","task":"a","outcome":{"returned":1}});
-        assert!(send(&mut s, end).ok);
-        let refs: Vec<_> = c
-            .finish()
-            .events
-            .iter()
-            .filter_map(Event::reference)
-            .collect();
-        assert_eq!(refs, ["a.end", "g1.open", "g2.open"]);
-    }
-
-    #[test]
-    fn malformed_reports_are_violations() {
-        let c = Coordinator::start().unwrap();
-        c.begin("t", &IndexMap::new());
-        let mut s = connect(&c);
-        assert!(!send(&mut s, serde_json::json!({"token":"t","what":1})).ok);
-        assert_eq!(c.finish().violations.len(), 1);
-    }
-}
+mod tests;

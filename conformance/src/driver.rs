@@ -6,8 +6,8 @@
 //! the fault is reported for that case only. A session is restarted lazily for the next case.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::io::{Read, Write};
+use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,7 +16,11 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{FromDriver, ImplementationInfo, PROTOCOL_VERSION, ToDriver};
+use crate::bounded_read::bytes_in_words;
+use crate::driver_output::{Alarm, DriverOutput, Next};
+use crate::protocol::{
+    FromDriver, ImplementationInfo, MAX_STDOUT_LINE, PROTOCOL_VERSION, ToDriver,
+};
 
 /// How to start a driver: a program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,6 +55,12 @@ pub enum DriverFault {
     Garbage { line: String },
     /// The handshake failed: wrong protocol version or a malformed hello.
     Handshake { message: String },
+    /// A stdout line went over the protocol's limit (`limit` bytes): something that is not
+    /// protocol, like garbage, but cut off before the runner holds all of it.
+    StdoutLineTooLong { limit: usize },
+    /// The driver went over one of the coordinator's limits (a report's size, the number of
+    /// connections, the reports of one case); `message` says which.
+    CoordinatorLimit { message: String },
 }
 
 impl DriverFault {
@@ -79,6 +89,13 @@ impl DriverFault {
                 line.chars().take(120).collect::<String>()
             ),
             DriverFault::Handshake { message } => format!("handshake failed: {message}"),
+            DriverFault::StdoutLineTooLong { limit } => format!(
+                "stdout line longer than {} (the protocol's limit); process group killed",
+                bytes_in_words(*limit)
+            ),
+            DriverFault::CoordinatorLimit { message } => {
+                format!("coordinator protocol violated: {message}; process group killed")
+            }
         }
     }
 }
@@ -89,7 +106,7 @@ pub struct DriverSession {
     handle: duct::Handle,
     pgid: Pid,
     stdin: os_pipe::PipeWriter,
-    lines: Receiver<std::io::Result<String>>,
+    output: DriverOutput,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     /// Closed (disconnected) when the stderr reader reached end of file.
     stderr_done: Receiver<()>,
@@ -126,15 +143,7 @@ impl DriverSession {
         let pid = *handle.pids().first().ok_or_else(|| crashed("no pid"))?;
         let pgid = Pid::from_raw(pid as i32);
 
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout_r).lines() {
-                let stop = line.is_err();
-                if tx.send(line).is_err() || stop {
-                    return;
-                }
-            }
-        });
+        let output = DriverOutput::spawn(stdout_r);
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
         let sink = Arc::clone(&stderr);
         let (stderr_eof, stderr_done) = channel::<()>();
@@ -157,7 +166,7 @@ impl DriverSession {
             handle,
             pgid,
             stdin: stdin_w,
-            lines,
+            output,
             stderr,
             stderr_done,
             info: ImplementationInfo {
@@ -231,18 +240,26 @@ impl DriverSession {
     pub fn receive(&mut self, deadline: Instant) -> Result<FromDriver, DriverFault> {
         let started = Instant::now();
         let wait = deadline.saturating_duration_since(started);
-        match self.lines.recv_timeout(wait) {
-            Ok(Ok(line)) => match serde_json::from_str::<FromDriver>(&line) {
+        match self.output.next(deadline) {
+            Next::Line(line) => match serde_json::from_str::<FromDriver>(&line) {
                 Ok(msg) => Ok(msg),
                 Err(_) => {
                     self.kill();
                     Err(DriverFault::Garbage { line })
                 }
             },
-            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => {
-                Err(self.death_fault(Instant::now() + Duration::from_secs(5)))
+            Next::TooLong => {
+                self.kill();
+                Err(DriverFault::StdoutLineTooLong {
+                    limit: MAX_STDOUT_LINE,
+                })
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Next::Alarm(message) => {
+                self.kill();
+                Err(DriverFault::CoordinatorLimit { message })
+            }
+            Next::Closed => Err(self.death_fault(Instant::now() + Duration::from_secs(5))),
+            Next::Timeout => {
                 let stderr = self.dump_stacks();
                 self.kill();
                 Err(DriverFault::Timeout {
@@ -251,6 +268,20 @@ impl DriverSession {
                 })
             }
         }
+    }
+
+    /// The alarm the coordinator raises when this driver goes over one of its limits; it ends
+    /// a [`DriverSession::receive`] at once.
+    pub fn alarm(&self) -> Alarm {
+        self.output.alarm()
+    }
+
+    /// An alarm raised after the last [`DriverSession::receive`] returned (the driver went over
+    /// a limit after its answer): the fault, after killing the driver.
+    pub fn take_alarm(&mut self) -> Option<DriverFault> {
+        let message = self.output.alarm().take()?;
+        self.kill();
+        Some(DriverFault::CoordinatorLimit { message })
     }
 
     /// Asks a hung driver for its threads' stacks ([`DUMP_SIGNAL`]) and returns its stderr

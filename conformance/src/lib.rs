@@ -15,11 +15,13 @@
 //!    page.
 
 pub mod atomic_write;
+pub mod bounded_read;
 pub mod cancel;
 pub mod claims;
 pub mod coordinator;
 pub mod coverage;
 pub mod driver;
+pub mod driver_output;
 pub mod expect;
 pub mod expectations;
 pub mod fuzz;
@@ -29,6 +31,7 @@ pub mod lint;
 pub mod observe;
 pub mod protocol;
 pub mod report;
+pub mod report_fit;
 pub mod runner;
 pub mod smoke;
 pub mod snapshots;

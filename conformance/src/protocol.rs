@@ -8,6 +8,23 @@ use crate::spec::Program;
 /// Version of `spec/PROTOCOL.md`. A driver speaking another version is refused at handshake.
 pub const PROTOCOL_VERSION: u32 = 2;
 
+/// The longest line the runner reads from a driver's stdout, `\n` not counted (PROTOCOL.md
+/// §2.3). The longest any built-in driver writes is a `hello` of 747 bytes.
+pub const MAX_STDOUT_LINE: usize = 1 << 20;
+
+/// The longest report the coordinator reads, `\n` not counted (PROTOCOL.md §2.3). The
+/// longest any built-in driver sent, over the suite and 400 fuzzed programs, is 4,238 bytes.
+pub const MAX_REPORT: usize = 256 << 10;
+
+/// The most coordinator connections open at once for one driver (PROTOCOL.md §2.3). Drivers
+/// connect lazily, one connection per reporting process or thread: at most 19 were seen at
+/// once, summed over four drivers running side by side.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// The most bytes of reports the coordinator accepts for one case (PROTOCOL.md §2.3). The
+/// biggest history of the suite is about 8 KB.
+pub const MAX_CASE_REPORTS: usize = 8 << 20;
+
 /// A message from the runner to a driver (one JSON line on the driver's stdin).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -216,4 +233,47 @@ pub struct Ack {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounded_read::bytes_in_words;
+
+    /// The limits table of PROTOCOL.md §2.3 states the constants: `(row's first words, limit)`.
+    #[test]
+    fn protocol_md_states_the_limits_of_the_code() {
+        let text = std::fs::read_to_string(crate::workspace_root().join("spec/PROTOCOL.md"))
+            .expect("spec/PROTOCOL.md");
+        let section = text
+            .split("### 2.3 Limits")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("PROTOCOL.md has a section 2.3 Limits");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| what"))
+            .map(|l| l.split(" | ").map(|c| c.trim_matches(['|', ' '])).collect())
+            .collect();
+        let expected = [
+            (
+                "one line of the driver's stdout",
+                bytes_in_words(MAX_STDOUT_LINE),
+            ),
+            ("one coordinator report", bytes_in_words(MAX_REPORT)),
+            (
+                "coordinator connections of one driver open at once",
+                MAX_CONNECTIONS.to_string(),
+            ),
+            (
+                "the reports of one case, summed",
+                bytes_in_words(MAX_CASE_REPORTS),
+            ),
+        ];
+        assert_eq!(rows.len(), expected.len(), "{rows:#?}");
+        for (row, (what, limit)) in rows.iter().zip(&expected) {
+            assert!(row[0].starts_with(what), "{row:?} is not about {what}");
+            assert_eq!(row[1], limit, "PROTOCOL.md §2.3 on {what}");
+        }
+    }
 }

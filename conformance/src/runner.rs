@@ -526,10 +526,13 @@ enum Execution {
 fn fault_status(fault: &DriverFault) -> Status {
     match fault {
         DriverFault::Timeout { .. } => Status::Timeout,
-        DriverFault::Handshake { .. } => Status::Error,
+        // Broke the protocol: the handshake, or a limit of the coordinator.
+        DriverFault::Handshake { .. } | DriverFault::CoordinatorLimit { .. } => Status::Error,
+        // Died, exited early, or printed something that is not protocol.
         DriverFault::Crashed { .. }
         | DriverFault::ExitedEarly { .. }
-        | DriverFault::Garbage { .. } => Status::Crash,
+        | DriverFault::Garbage { .. }
+        | DriverFault::StdoutLineTooLong { .. } => Status::Crash,
     }
 }
 
@@ -580,6 +583,7 @@ fn execute(
 
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let token = format!("{}/{}/{seq}", imp.name, lc.id());
+    coordinator.alarm_to(session.alarm());
     coordinator.begin_program(&token, &lc.program, session.info.default_processes);
     let deadline = Instant::now() + guard;
     // Until the answer: a cancelled run kills this driver, which ends the wait below.
@@ -622,10 +626,15 @@ fn execute(
     };
     drop(in_flight);
     let history = coordinator.finish();
+    // A coordinator limit the driver went over after its answer still ends its session.
+    let failure = failure.or_else(|| session.take_alarm());
     let failure = failure.map(|fault| {
         if let Some(mut s) = slot.session.take() {
             s.kill();
         }
+        // The next driver gets a coordinator of its own: nothing the faulty one left open
+        // (connections, a half-sent report) counts against it.
+        slot.coordinator = None;
         (fault_status(&fault), fault.summary(), Some(fault))
     });
     Execution::Ran { history, failure }

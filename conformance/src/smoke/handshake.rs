@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::finding::{Finding, Mistake};
-use super::messages::line_finding;
+use super::messages::{line_finding, over_limit_finding};
 use super::report::Entry;
 use super::text::{join_ticked, stderr_details};
 use crate::driver::{DriverFault, DriverSession};
@@ -185,6 +185,8 @@ pub(super) fn handshake_finding(
             ),
         ),
         DriverFault::Garbage { line } => line_finding(line, None, true),
+        DriverFault::StdoutLineTooLong { .. } => over_limit_finding(None, true, &fault.summary()),
+        DriverFault::CoordinatorLimit { .. } => over_limit_finding(None, false, &fault.summary()),
         DriverFault::Handshake { message } => {
             if let Some(rest) = message.strip_prefix("driver speaks protocol ") {
                 let theirs = rest.split(',').next().unwrap_or(rest);

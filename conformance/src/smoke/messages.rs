@@ -240,6 +240,29 @@ fn fields_problems(
     }
 }
 
+/// Explains a message over one of the protocol's size limits (§2.3): a stdout line
+/// (`stdout: true`) or something sent to the coordinator; `what` is the fault's summary.
+pub(super) fn over_limit_finding(case: Option<&str>, stdout: bool, what: &str) -> Finding {
+    let (mistake, advice) = if stdout {
+        (
+            Mistake::StdoutGarbage,
+            "A driver's stdout carries only its short protocol messages, each on one line \
+             ending with a newline; send bulk output to stderr.",
+        )
+    } else {
+        (
+            Mistake::ProtocolViolation,
+            "Each report is one short JSON line, and each process or thread keeps one \
+             connection open while it reports.",
+        )
+    };
+    Finding::new(
+        mistake,
+        case,
+        format!("{what}. {advice} spec/PROTOCOL.md §2.3 lists the limits."),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

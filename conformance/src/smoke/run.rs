@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::events::diagnose_run;
 use super::finding::{Finding, Mistake};
-use super::messages::line_finding;
+use super::messages::{line_finding, over_limit_finding};
 use super::report::Entry;
 use super::text::{stderr_details, tail};
 use crate::coordinator::{Coordinator, Event, History, Origin};
@@ -208,6 +208,12 @@ pub(super) fn run_fault_finding(
             Some(case),
             format!("unexpected handshake failure during a run: {message}"),
         ),
+        DriverFault::StdoutLineTooLong { .. } => {
+            over_limit_finding(Some(case), true, &fault.summary())
+        }
+        DriverFault::CoordinatorLimit { .. } => {
+            over_limit_finding(Some(case), false, &fault.summary())
+        }
     }
 }
 
