@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::{Coordinator, History};
-use crate::driver::{DriverFault, DriverSession};
+use crate::driver::{DriverFault, DriverSession, Unstarted};
 use crate::expect::first_mismatch;
 use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
 use crate::spec::{Area, LoadedCase, Step};
+use crate::supervisor::left_behind_note;
 use crate::verdict::{Status, Verdict};
 
 /// How to run the matrix.
@@ -136,13 +137,18 @@ pub fn run_matrix(
     let infos: Mutex<HashMap<usize, (ImplementationInfo, Vec<String>)>> =
         Mutex::new(HashMap::new());
     let (tx, rx) = mpsc::channel();
+    // (implementation, case, processes left behind) of sessions ended at the end of the run.
+    let (left_tx, left_rx) = mpsc::channel();
     thread::scope(|s| {
         for _ in 0..options.jobs.max(1) {
             let tx = tx.clone();
+            let left_tx = left_tx.clone();
             let queue = &queue;
             let infos = &infos;
             s.spawn(move || {
                 let mut slots: HashMap<usize, Slot> = HashMap::new();
+                // The last case each implementation's session ran here.
+                let mut last: HashMap<usize, usize> = HashMap::new();
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((i, c, r)) = next else { break };
@@ -152,6 +158,7 @@ pub fn run_matrix(
                         session: None,
                     });
                     let (result, _) = run_one(slot, imp, expectations, &cases[c], options);
+                    last.insert(i, c);
                     if let Some(session) = &slot.session {
                         infos
                             .lock()
@@ -166,20 +173,25 @@ pub fn run_matrix(
                         break;
                     }
                 }
-                for (_, slot) in slots {
+                for (i, slot) in slots {
                     if let Some(session) = slot.session {
-                        session.stop();
+                        let left = session.stop();
+                        if let (true, Some(&c)) = (left > 0, last.get(&i)) {
+                            let _ = left_tx.send((i, c, left));
+                        }
                     }
                 }
             });
         }
     });
     drop(tx);
+    drop(left_tx);
 
     let mut grouped: HashMap<(usize, usize), Vec<(u32, CaseResult)>> = HashMap::new();
     for (i, c, r, result) in rx {
         grouped.entry((i, c)).or_default().push((r, result));
     }
+    let left: Vec<(usize, usize, usize)> = left_rx.into_iter().collect();
     let mut results = Vec::new();
     for c in 0..cases.len() {
         for i in 0..impls.len() {
@@ -192,6 +204,9 @@ pub fn run_matrix(
                 continue;
             };
             let rest: Vec<CaseResult> = runs.collect();
+            for (_, _, n) in left.iter().filter(|(li, lc, _)| (*li, *lc) == (i, c)) {
+                first.reason = with_note(first.reason.take(), *n);
+            }
             if let Some(note) = instability(&first, &rest) {
                 first.unstable = Some(note);
                 first.verdict = Verdict::Unexpected;
@@ -213,6 +228,14 @@ pub fn run_matrix(
         implementations,
         results,
         wall: started.elapsed(),
+    }
+}
+
+/// `reason` with the note that the driver left `left` processes outside its group.
+fn with_note(reason: Option<String>, left: usize) -> Option<String> {
+    match (reason, left_behind_note(left)) {
+        (Some(r), Some(note)) => Some(format!("{r}; {note}")),
+        (reason, note) => reason.or(note),
     }
 }
 
@@ -380,11 +403,10 @@ impl WarmDriver {
         )
     }
 
-    /// Stops the driver politely (it is killed with its group if it does not comply).
-    pub fn stop(self) {
-        if let Some(session) = self.slot.session {
-            session.stop();
-        }
+    /// Stops the driver politely (it is killed with its group if it does not comply);
+    /// returns how many processes it had left outside its group (all killed).
+    pub fn stop(self) -> usize {
+        self.slot.session.map_or(0, DriverSession::stop)
     }
 }
 
@@ -499,14 +521,15 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
         return Execution::NoDriver("no coordinator".into());
     };
     if slot.session.is_none() {
-        match DriverSession::start(&imp.command, guard) {
+        match DriverSession::start_contained(&imp.command, guard) {
             Ok(s) => slot.session = Some(s),
-            Err(fault) => {
+            Err(Unstarted { fault, left_behind }) => {
+                let reason = format!("driver did not start: {}", fault.summary());
                 return Execution::Ran {
                     history: History::default(),
                     failure: Some((
                         fault_status(&fault),
-                        format!("driver did not start: {}", fault.summary()),
+                        with_note(Some(reason), left_behind).unwrap_or_default(),
                         Some(fault),
                     )),
                 };
@@ -569,10 +592,9 @@ fn execute(slot: &mut Slot, imp: &Implementation, lc: &LoadedCase, guard: Durati
     };
     let history = coordinator.finish();
     let failure = failure.map(|fault| {
-        if let Some(mut s) = slot.session.take() {
-            s.kill();
-        }
-        (fault_status(&fault), fault.summary(), Some(fault))
+        let left = slot.session.take().map_or(0, |mut s| s.kill());
+        let reason = with_note(Some(fault.summary()), left).unwrap_or_default();
+        (fault_status(&fault), reason, Some(fault))
     });
     Execution::Ran { history, failure }
 }
