@@ -11,6 +11,12 @@
 //! Then it exits as the driver did (same code, or the same signal re-raised), so the runner
 //! classifies a crash exactly as without it. [`DUMP_SIGNAL`] is forwarded to the driver's
 //! group. Signals are taken synchronously from a `signalfd`: no handler, no `unsafe`.
+//!
+//! The signals it takes that way stay blocked in every child it spawns (std leaves the mask
+//! as it is), and a driver must start with none blocked. With no `unsafe` there is no code
+//! between fork and exec, so the driver is started through this binary again
+//! (`--exec-driver`): it clears the mask, then becomes the driver with `exec`, keeping its
+//! pid and process group.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -34,7 +40,8 @@ const END: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
 
 struct Args {
     report: String,
-    parent: i32,
+    /// `None` in `--exec-driver` mode.
+    parent: Option<i32>,
     program: String,
     args: Vec<String>,
 }
@@ -44,15 +51,15 @@ fn parse_args() -> Option<Args> {
     let (mut report, mut parent) = (None, None);
     loop {
         match it.next()?.as_str() {
-            "--report" => report = Some(it.next()?),
-            "--parent" => parent = it.next()?.parse().ok(),
+            "--report" | "--exec-driver" => report = Some(it.next()?),
+            "--parent" => parent = Some(it.next()?.parse().ok()?),
             "--" => break,
             _ => return None,
         }
     }
     Some(Args {
         report: report?,
-        parent: parent?,
+        parent,
         program: it.next()?,
         args: it.collect(),
     })
@@ -66,7 +73,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    match supervise(&args) {
+    let Some(parent) = args.parent else {
+        return become_driver(&args);
+    };
+    match supervise(&args, parent) {
         Ok(status) => mirror(status),
         Err(e) => {
             eprintln!("poolspec-supervisor: {e}");
@@ -76,7 +86,7 @@ fn main() -> ExitCode {
 }
 
 /// Runs the driver to the end of its session and cleans up; the driver's status.
-fn supervise(args: &Args) -> Result<Option<WaitStatus>, String> {
+fn supervise(args: &Args, parent: i32) -> Result<Option<WaitStatus>, String> {
     let mut report = File::options()
         .append(true)
         .open(&args.report)
@@ -90,24 +100,22 @@ fn supervise(args: &Args) -> Result<Option<WaitStatus>, String> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| format!("blocking signals: {e}"))?;
     prctl::set_pdeathsig(PARENT_DEATH).map_err(|e| format!("PR_SET_PDEATHSIG: {e}"))?;
-    if getppid().as_raw() != args.parent {
+    if getppid().as_raw() != parent {
         return Ok(None); // the runner died before we could notice: nothing started yet
     }
     let signals = SignalFd::new(&mask).map_err(|e| format!("signalfd: {e}"))?;
 
-    // std resets the signal mask in the child, so the driver starts with nothing blocked.
-    let driver = match Command::new(&args.program)
+    let me = std::env::current_exe().map_err(|e| format!("finding myself: {e}"))?;
+    let driver = Command::new(me)
+        .arg("--exec-driver")
+        .arg(&args.report)
+        .arg("--")
+        .arg(&args.program)
         .args(&args.args)
         .process_group(0)
         .spawn()
-    {
-        Ok(child) => Pid::from_raw(child.id() as i32),
-        Err(e) => {
-            let message = format!("cannot start `{}`: {e}", args.program);
-            let _ = Record::SpawnError { message }.append(&mut report);
-            return Ok(Some(WaitStatus::Exited(getpid(), 127)));
-        }
-    };
+        .map_err(|e| format!("starting the driver: {e}"))?;
+    let driver = Pid::from_raw(driver.id() as i32);
     let _ = Record::Driver {
         pid: driver.as_raw(),
     }
@@ -135,7 +143,7 @@ fn supervise(args: &Args) -> Result<Option<WaitStatus>, String> {
                 let _ = killpg(driver, DUMP_SIGNAL);
             }
             Some(s) if s == PARENT_DEATH => {
-                if getppid().as_raw() != args.parent {
+                if getppid().as_raw() != parent {
                     break;
                 }
             }
@@ -145,6 +153,18 @@ fn supervise(args: &Args) -> Result<Option<WaitStatus>, String> {
     }
     clean_up(driver, &mut status, &mut report);
     Ok(status)
+}
+
+/// `--exec-driver`: clears the signal mask and becomes the driver; returns only when it
+/// cannot, having said why in the report file.
+fn become_driver(args: &Args) -> ExitCode {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let e = Command::new(&args.program).args(&args.args).exec();
+    let message = format!("cannot start `{}`: {e}", args.program);
+    if let Ok(mut report) = File::options().append(true).open(&args.report) {
+        let _ = Record::SpawnError { message }.append(&mut report);
+    }
+    ExitCode::from(127)
 }
 
 /// Reaps children (`block`: wait for one); records the driver's status when it is reaped.
