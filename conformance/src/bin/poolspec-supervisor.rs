@@ -27,6 +27,7 @@ use conformance::driver::DUMP_SIGNAL;
 use conformance::supervisor::{Record, children_of};
 use nix::errno::Errno;
 use nix::sys::prctl;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, raise, sigprocmask};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -235,9 +236,16 @@ fn mirror(status: Option<WaitStatus>) -> ExitCode {
     match status {
         Some(WaitStatus::Exited(_, code)) => ExitCode::from(code as u8),
         Some(WaitStatus::Signaled(_, signal, _)) => {
+            // The driver's core file, if any, is the one worth having: none of ours.
+            if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_CORE) {
+                let _ = setrlimit(Resource::RLIMIT_CORE, 0, hard);
+            }
             let mut one = SigSet::empty();
             one.add(signal);
             let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&one), None);
+            // Twice: std's handler for SIGSEGV and SIGBUS (stack overflow detection) only
+            // restores the default action on a signal that is not its guard page's.
+            let _ = raise(signal);
             let _ = raise(signal);
             // Still here: the signal is ignored in this process (inherited SIG_IGN).
             ExitCode::from(128 + signal as u8)
