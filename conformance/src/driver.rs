@@ -242,25 +242,21 @@ impl DriverSession {
                 self.capabilities = capabilities;
                 Ok(())
             }
-            FromDriver::Hello { protocol, .. } => {
-                Err(DriverFault::Handshake {
-                    message: format!(
-                        "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}{}",
-                        if protocol < PROTOCOL_VERSION {
-                            " (spec/PROTOCOL.md, \"What changed in protocol 2\", lists what \
+            FromDriver::Hello { protocol, .. } => Err(DriverFault::Handshake {
+                message: format!(
+                    "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}{}",
+                    if protocol < PROTOCOL_VERSION {
+                        " (spec/PROTOCOL.md, \"What changed in protocol 2\", lists what \
                              an older driver must add)"
-                        } else {
-                            ""
-                        }
-                    ),
-                })
-            }
+                    } else {
+                        ""
+                    }
+                ),
+            }),
             FromDriver::Error { message, .. } => Err(DriverFault::Handshake { message }),
-            other => {
-                Err(DriverFault::Handshake {
-                    message: format!("expected a hello, got {other:?}"),
-                })
-            }
+            other => Err(DriverFault::Handshake {
+                message: format!("expected a hello, got {other:?}"),
+            }),
         }
     }
 
@@ -306,7 +302,7 @@ impl DriverSession {
     }
 
     /// Asks a hung driver for its threads' stacks ([`DUMP_SIGNAL`], which the supervisor
-    /// forwards to the driver's group) and returns its stderr after a short grace period.
+    /// forwards to the driver) and returns its stderr after a short grace period.
     /// Drivers that do not handle the signal just die of it, which is what happens to them
     /// next anyway.
     fn dump_stacks(&mut self) -> String {

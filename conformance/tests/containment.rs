@@ -189,7 +189,11 @@ fn check(h: Hostile) -> Duration {
         .collect();
     assert_eq!(pids.len(), h.pids, "{}: {text:?}", h.script);
     for pid in pids {
-        assert!(!alive_with_marker(pid, &marker), "{}: {pid} alive", h.script);
+        assert!(
+            !alive_with_marker(pid, &marker),
+            "{}: {pid} alive",
+            h.script
+        );
     }
 
     let statuses: Vec<Status> = run.results.iter().map(|r| r.status).collect();

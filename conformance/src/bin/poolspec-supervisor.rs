@@ -9,8 +9,9 @@
 //! child it has, however it got there, until it has none; the processes it had to kill
 //! outside the driver's group go to the report file (`conformance::supervisor::Record`).
 //! Then it exits as the driver did (same code, or the same signal re-raised), so the runner
-//! classifies a crash exactly as without it. [`DUMP_SIGNAL`] is forwarded to the driver's
-//! group. Signals are taken synchronously from a `signalfd`: no handler, no `unsafe`.
+//! classifies a crash exactly as without it. [`DUMP_SIGNAL`] is forwarded to the driver
+//! process (not its group: PROTOCOL.md §6). Signals are taken synchronously from a
+//! `signalfd`: no handler, no `unsafe`.
 //!
 //! The signals it takes that way stay blocked in every child it spawns (std leaves the mask
 //! as it is), and a driver must start with none blocked. With no `unsafe` there is no code
@@ -95,7 +96,10 @@ fn supervise(args: &Args, parent: i32) -> Result<Option<WaitStatus>, String> {
     prctl::set_child_subreaper(true).map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
     // Blocked before anything can send them, so none is lost: the signalfd delivers them.
     let mut mask = SigSet::empty();
-    for s in END.into_iter().chain([Signal::SIGCHLD, DUMP_SIGNAL, PARENT_DEATH]) {
+    for s in END
+        .into_iter()
+        .chain([Signal::SIGCHLD, DUMP_SIGNAL, PARENT_DEATH])
+    {
         mask.add(s);
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
@@ -141,13 +145,11 @@ fn supervise(args: &Args, parent: i32) -> Result<Option<WaitStatus>, String> {
         };
         match signal {
             Some(s) if s == DUMP_SIGNAL => {
-                let _ = killpg(driver, DUMP_SIGNAL);
+                let _ = kill(driver, DUMP_SIGNAL);
             }
-            Some(s) if s == PARENT_DEATH => {
-                if getppid().as_raw() != parent {
-                    break;
-                }
-            }
+            // Only the runner's thread that started us ended when the parent is still the
+            // runner's process: no reason to stop.
+            Some(s) if s == PARENT_DEATH && getppid().as_raw() != parent => break,
             Some(s) if END.contains(&s) => break,
             _ => {} // SIGCHLD: reaped at the top of the loop
         }
