@@ -168,9 +168,12 @@ impl DriverSession {
         for (k, v) in &cmd.env {
             expr = expr.env(k, v);
         }
-        let handle = expr
-            .start()
-            .map_err(|e| crashed(&format!("cannot start `{}`: {e}", binary.display())))?;
+        let handle = expr.start().map_err(|e| {
+            crashed(&format!(
+                "supervisor `{}` did not start: {e}",
+                binary.display()
+            ))
+        })?;
         // The expression held our copies of the child's pipe ends; they are gone with it, so
         // EOF on stdout means the driver (and every process sharing its stdout) is gone.
         drop(expr);
