@@ -233,11 +233,11 @@ fn a_grandchild_in_a_new_session_is_killed_with_the_hung_driver() {
 
 #[test]
 fn a_double_forked_daemon_and_its_worker_are_killed_and_the_crash_is_prompt() {
+    // A crash, not a timeout (`check` asserts the status): the daemon holds the driver's
+    // stdout open, so without the supervisor killing it no end of file would come before the
+    // liveness guard.
     for _ in 0..SHORT_RUNS {
-        let took = check(ESCAPE_DAEMON);
-        // A crash, not a timeout: the daemon holds the driver's stdout open, so without the
-        // supervisor killing it no end of file would come before the liveness guard.
-        assert!(took < GUARD, "{took:?}");
+        check(ESCAPE_DAEMON);
     }
     let marker = unique_marker("escape-daemon-reason");
     let dir = tempfile::tempdir().expect("temp dir");
