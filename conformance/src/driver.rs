@@ -1,9 +1,11 @@
 //! Starting and supervising one driver process.
 //!
-//! A driver runs in its own process group, so that the pool workers it starts (our
-//! grandchildren, which duct cannot see) die with it. Every wait on the driver is bounded by a
-//! liveness guard; when one expires, or the driver misbehaves, the whole group is killed and
-//! the fault is reported for that case only. A session is restarted lazily for the next case.
+//! A driver runs under `poolspec-supervisor` ([`crate::supervisor`]), in its own process
+//! group, so that the pool workers it starts (our grandchildren, which duct cannot see) die
+//! with it, and so does whatever left that group. Every wait on the driver is bounded by a
+//! liveness guard; when one expires, or the driver misbehaves, the session ends: the
+//! supervisor kills the group and every descendant, and the fault is reported for that case
+//! only. A session is restarted lazily for the next case.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use duct::unix::HandleExt;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,7 @@ use crate::driver_output::{Alarm, DriverOutput, Next};
 use crate::protocol::{
     FromDriver, ImplementationInfo, MAX_STDOUT_LINE, PROTOCOL_VERSION, ToDriver,
 };
+use crate::supervisor::{self, ReportFile};
 
 /// How to start a driver: a program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,8 +107,13 @@ impl DriverFault {
 /// A running driver that completed its handshake.
 #[derive(Debug)]
 pub struct DriverSession {
+    /// The supervisor, which runs the driver.
     handle: duct::Handle,
+    /// The supervisor's pid, leading its own process group (the driver leads another).
     pgid: Pid,
+    report: ReportFile,
+    /// Processes killed outside the driver's group, once the session has ended.
+    left_behind: Option<usize>,
     stdin: os_pipe::PipeWriter,
     output: DriverOutput,
     stderr: Arc<Mutex<VecDeque<u8>>>,
@@ -116,13 +125,55 @@ pub struct DriverSession {
 
 const STDERR_KEEP: usize = 16 * 1024;
 
+/// How long the supervisor may take to clean up after it is asked to end the session
+/// (milliseconds, normally) before it is killed with what it reported.
+const SUPERVISOR_BOUND: Duration = Duration::from_secs(10);
+
+/// A driver that did not complete its handshake: why, and how many processes it had left
+/// outside its group by then (all killed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unstarted {
+    pub fault: DriverFault,
+    pub left_behind: usize,
+}
+
 impl DriverSession {
-    /// Starts the driver in a new process group and performs the handshake.
+    /// Starts the driver under its supervisor and performs the handshake.
     pub fn start(cmd: &DriverCommand, guard: Duration) -> Result<DriverSession, DriverFault> {
+        DriverSession::start_contained(cmd, guard).map_err(|u| u.fault)
+    }
+
+    /// [`DriverSession::start`], also saying what a driver that did not start left behind.
+    pub fn start_contained(
+        cmd: &DriverCommand,
+        guard: Duration,
+    ) -> Result<DriverSession, Unstarted> {
+        let unstarted = |fault| Unstarted {
+            fault,
+            left_behind: 0,
+        };
+        let binary = supervisor::binary()
+            .map_err(|e| unstarted(crashed(&format!("no {}: {e}", supervisor::SUPERVISOR_BIN))))?;
+        let report = ReportFile::new().map_err(|e| unstarted(crashed(&e.to_string())))?;
+        let mut session = DriverSession::spawn(cmd, binary, report).map_err(unstarted)?;
+        match session.handshake(guard) {
+            Ok(()) => Ok(session),
+            Err(fault) => Err(Unstarted {
+                fault,
+                left_behind: session.kill(),
+            }),
+        }
+    }
+
+    fn spawn(
+        cmd: &DriverCommand,
+        binary: &std::path::Path,
+        report: ReportFile,
+    ) -> Result<DriverSession, DriverFault> {
         let (stdin_r, stdin_w) = os_pipe::pipe().map_err(|e| crashed(&format!("pipe: {e}")))?;
         let (stdout_r, stdout_w) = os_pipe::pipe().map_err(|e| crashed(&format!("pipe: {e}")))?;
         let (stderr_r, stderr_w) = os_pipe::pipe().map_err(|e| crashed(&format!("pipe: {e}")))?;
-        let mut expr = duct::cmd(&cmd.program, &cmd.args)
+        let mut expr = duct::cmd(binary, report.command(&cmd.program, &cmd.args))
             .stdin_file(stdin_r)
             .stdout_file(stdout_w)
             .stderr_file(stderr_w)
@@ -134,9 +185,12 @@ impl DriverSession {
         for (k, v) in &cmd.env {
             expr = expr.env(k, v);
         }
-        let handle = expr
-            .start()
-            .map_err(|e| crashed(&format!("cannot start `{}`: {e}", cmd.program)))?;
+        let handle = expr.start().map_err(|e| {
+            crashed(&format!(
+                "supervisor `{}` did not start: {e}",
+                binary.display()
+            ))
+        })?;
         // The expression held our copies of the child's pipe ends; they are gone with it, so
         // EOF on stdout means the driver (and every process sharing its stdout) is gone.
         drop(expr);
@@ -162,9 +216,11 @@ impl DriverSession {
             }
         });
 
-        let mut session = DriverSession {
+        Ok(DriverSession {
             handle,
             pgid,
+            report,
+            left_behind: None,
             stdin: stdin_w,
             output,
             stderr,
@@ -180,48 +236,43 @@ impl DriverSession {
                 default_processes: None,
             },
             capabilities: Vec::new(),
-        };
-        session.send(&ToDriver::Hello {
+        })
+    }
+
+    /// Hello and its answer (the caller ends the session on a fault).
+    fn handshake(&mut self, guard: Duration) -> Result<(), DriverFault> {
+        self.send(&ToDriver::Hello {
             protocol: PROTOCOL_VERSION,
         })?;
-        match session.receive(Instant::now() + guard)? {
+        match self.receive(Instant::now() + guard)? {
             FromDriver::Hello {
                 protocol,
                 implementation,
                 capabilities,
             } if protocol == PROTOCOL_VERSION => {
-                session.info = implementation;
-                session.capabilities = capabilities;
-                Ok(session)
+                self.info = implementation;
+                self.capabilities = capabilities;
+                Ok(())
             }
-            FromDriver::Hello { protocol, .. } => {
-                session.kill();
-                Err(DriverFault::Handshake {
-                    message: format!(
-                        "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}{}",
-                        if protocol < PROTOCOL_VERSION {
-                            " (spec/PROTOCOL.md, \"What changed in protocol 2\", lists what \
+            FromDriver::Hello { protocol, .. } => Err(DriverFault::Handshake {
+                message: format!(
+                    "driver speaks protocol {protocol}, this runner speaks {PROTOCOL_VERSION}{}",
+                    if protocol < PROTOCOL_VERSION {
+                        " (spec/PROTOCOL.md, \"What changed in protocol 2\", lists what \
                              an older driver must add)"
-                        } else {
-                            ""
-                        }
-                    ),
-                })
-            }
-            FromDriver::Error { message, .. } => {
-                session.kill();
-                Err(DriverFault::Handshake { message })
-            }
-            other => {
-                session.kill();
-                Err(DriverFault::Handshake {
-                    message: format!("expected a hello, got {other:?}"),
-                })
-            }
+                    } else {
+                        ""
+                    }
+                ),
+            }),
+            FromDriver::Error { message, .. } => Err(DriverFault::Handshake { message }),
+            other => Err(DriverFault::Handshake {
+                message: format!("expected a hello, got {other:?}"),
+            }),
         }
     }
 
-    /// The process group id (equal to the driver's pid).
+    /// The supervisor's process group id (equal to its pid); the driver leads another group.
     pub fn pgid(&self) -> i32 {
         self.pgid.as_raw()
     }
@@ -284,11 +335,12 @@ impl DriverSession {
         Some(DriverFault::CoordinatorLimit { message })
     }
 
-    /// Asks a hung driver for its threads' stacks ([`DUMP_SIGNAL`]) and returns its stderr
-    /// after a short grace period. Drivers that do not handle the signal just die of it,
-    /// which is what happens to them next anyway.
+    /// Asks a hung driver for its threads' stacks ([`DUMP_SIGNAL`], which the supervisor
+    /// forwards to the driver) and returns its stderr after a short grace period.
+    /// Drivers that do not handle the signal just die of it, which is what happens to them
+    /// next anyway.
     fn dump_stacks(&mut self) -> String {
-        let _ = nix::sys::signal::kill(self.pgid, DUMP_SIGNAL);
+        let _ = self.handle.send_signal(DUMP_SIGNAL as i32);
         // A grace period for a diagnostic, not a correctness wait: the dump is best effort.
         std::thread::sleep(Duration::from_millis(300));
         self.stderr_text()
@@ -307,6 +359,12 @@ impl DriverSession {
         // escaped the group could keep the pipe open).
         let _ = self.stderr_done.recv_timeout(Duration::from_millis(500));
         let stderr = self.stderr_text();
+        if let Some(message) = self.report.read().spawn_error {
+            return DriverFault::Crashed {
+                status: message,
+                stderr,
+            };
+        }
         match status {
             Some(s) if s.success() => DriverFault::ExitedEarly { stderr },
             Some(s) => DriverFault::Crashed {
@@ -326,19 +384,43 @@ impl DriverSession {
         String::from_utf8_lossy(&q.iter().copied().collect::<Vec<_>>()).into_owned()
     }
 
-    /// Asks the driver to stop, then kills whatever is left of its process group.
-    pub fn stop(mut self) {
+    /// Asks the driver to stop, then ends the session; returns how many processes were
+    /// killed outside the driver's group.
+    pub fn stop(mut self) -> usize {
         let _ = self.send(&ToDriver::Stop);
         let _ = self
             .handle
             .wait_deadline(Instant::now() + Duration::from_secs(5));
-        self.kill();
+        self.kill()
     }
 
-    /// Kills the whole process group and reaps the driver.
-    pub fn kill(&mut self) {
-        let _ = killpg(self.pgid, Signal::SIGKILL);
-        let _ = self.handle.wait();
+    /// Ends the session: the supervisor kills the driver's group and every descendant and
+    /// exits. Returns how many processes it killed outside the driver's group (the same
+    /// number on every later call).
+    pub fn kill(&mut self) -> usize {
+        if let Some(n) = self.left_behind {
+            return n;
+        }
+        // duct never signals a child it has reaped, so a recycled pid is safe.
+        let _ = self.handle.send_signal(Signal::SIGTERM as i32);
+        let finished = self
+            .handle
+            .wait_deadline(Instant::now() + SUPERVISOR_BOUND)
+            .ok()
+            .flatten()
+            .is_some();
+        let report = self.report.read();
+        if !finished {
+            // Last resort: the supervisor itself is stuck.
+            let _ = self.handle.kill();
+            for group in report.groups() {
+                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+            }
+            let _ = self.handle.wait();
+        }
+        let n = report.killed.len();
+        self.left_behind = Some(n);
+        n
     }
 }
 
@@ -351,10 +433,12 @@ impl DriverSession {
 }
 
 /// Ends a driver from a thread that does not own its session ([`DriverSession::kill_switch`]):
-/// the group gets what [`Drop`] sends it, the owner's blocked `receive` sees the driver gone,
-/// and the owner then cleans up through [`DriverSession::kill`]. Use it only while the
-/// owner waits on the driver (`cancel::Cancel::in_flight`), so that the group id cannot have
-/// been reused.
+/// the supervisor gets SIGTERM and kills the driver's group and every descendant, the
+/// owner's blocked `receive` sees the driver gone, and the owner then collects what the
+/// supervisor reported through [`DriverSession::kill`]. Never SIGKILL: a supervisor killed
+/// outright could not clean up, and what detached from the driver would outlive the run. Use
+/// it only while the owner waits on the driver (`cancel::Cancel::in_flight`): the supervisor
+/// is not reaped before then, so its pid cannot have been reused.
 #[derive(Debug, Clone, Copy)]
 pub struct KillSwitch {
     pgid: Pid,
@@ -362,13 +446,13 @@ pub struct KillSwitch {
 
 impl KillSwitch {
     pub fn kill(&self) {
-        let _ = killpg(self.pgid, Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(self.pgid, Signal::SIGTERM);
     }
 }
 
 impl Drop for DriverSession {
     fn drop(&mut self) {
-        let _ = killpg(self.pgid, Signal::SIGKILL);
+        self.kill();
     }
 }
 

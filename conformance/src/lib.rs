@@ -36,6 +36,7 @@ pub mod runner;
 pub mod smoke;
 pub mod snapshots;
 pub mod spec;
+pub mod supervisor;
 pub mod verdict;
 pub mod versions;
 pub mod yaml;

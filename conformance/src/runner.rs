@@ -20,13 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
 use crate::coordinator::{Coordinator, History};
-use crate::driver::{DriverFault, DriverSession};
+use crate::driver::{DriverFault, DriverSession, Unstarted};
 use crate::expect::first_mismatch;
 use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
 use crate::spec::{Area, LoadedCase, Step};
+use crate::supervisor::left_behind_note;
 use crate::verdict::{Status, Verdict};
 
 /// How to run the matrix.
@@ -154,13 +155,18 @@ pub fn run_matrix_until(
     let infos: Mutex<HashMap<usize, (ImplementationInfo, Vec<String>)>> =
         Mutex::new(HashMap::new());
     let (tx, rx) = mpsc::channel();
+    // (implementation, case, processes left behind) of sessions ended at the end of the run.
+    let (left_tx, left_rx) = mpsc::channel();
     thread::scope(|s| {
         for _ in 0..options.jobs.max(1) {
             let tx = tx.clone();
+            let left_tx = left_tx.clone();
             let queue = &queue;
             let infos = &infos;
             s.spawn(move || {
                 let mut slots: HashMap<usize, Slot> = HashMap::new();
+                // The last case each implementation's session ran here.
+                let mut last: HashMap<usize, usize> = HashMap::new();
                 loop {
                     if cancel.is_cancelled() {
                         break;
@@ -173,6 +179,7 @@ pub fn run_matrix_until(
                         session: None,
                     });
                     let (result, _) = run_one(slot, imp, expectations, &cases[c], options, cancel);
+                    last.insert(i, c);
                     if let Some(session) = &slot.session {
                         infos
                             .lock()
@@ -192,12 +199,15 @@ pub fn run_matrix_until(
                         break;
                     }
                 }
-                for (_, slot) in slots {
+                for (i, slot) in slots {
                     if let Some(mut session) = slot.session {
-                        if cancel.is_cancelled() {
-                            session.kill();
+                        let left = if cancel.is_cancelled() {
+                            session.kill()
                         } else {
-                            session.stop();
+                            session.stop()
+                        };
+                        if let (true, Some(&c)) = (left > 0, last.get(&i)) {
+                            let _ = left_tx.send((i, c, left));
                         }
                     }
                 }
@@ -205,11 +215,13 @@ pub fn run_matrix_until(
         }
     });
     drop(tx);
+    drop(left_tx);
 
     let mut grouped: HashMap<(usize, usize), Vec<(u32, CaseResult)>> = HashMap::new();
     for (i, c, r, result) in rx {
         grouped.entry((i, c)).or_default().push((r, result));
     }
+    let left: Vec<(usize, usize, usize)> = left_rx.into_iter().collect();
     let mut results = Vec::new();
     for c in 0..cases.len() {
         for i in 0..impls.len() {
@@ -227,6 +239,9 @@ pub fn run_matrix_until(
                 continue;
             };
             let rest: Vec<CaseResult> = runs.collect();
+            for (_, _, n) in left.iter().filter(|(li, lc, _)| (*li, *lc) == (i, c)) {
+                first.reason = with_note(first.reason.take(), *n);
+            }
             if let Some(note) = instability(&first, &rest) {
                 first.unstable = Some(note);
                 first.verdict = Verdict::Unexpected;
@@ -256,6 +271,14 @@ pub fn run_matrix_until(
 fn discard(result: &CaseResult) {
     if let Some(path) = &result.history {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// `reason` with the note that the driver left `left` processes outside its group.
+fn with_note(reason: Option<String>, left: usize) -> Option<String> {
+    match (reason, left_behind_note(left)) {
+        (Some(r), Some(note)) => Some(format!("{r}; {note}")),
+        (reason, note) => reason.or(note),
     }
 }
 
@@ -424,11 +447,10 @@ impl WarmDriver {
         )
     }
 
-    /// Stops the driver politely (it is killed with its group if it does not comply).
-    pub fn stop(self) {
-        if let Some(session) = self.slot.session {
-            session.stop();
-        }
+    /// Stops the driver politely (it is killed with its group if it does not comply);
+    /// returns how many processes it had left outside its group (all killed).
+    pub fn stop(self) -> usize {
+        self.slot.session.map_or(0, DriverSession::stop)
     }
 }
 
@@ -553,14 +575,15 @@ fn execute(
         return Execution::NoDriver("no coordinator".into());
     };
     if slot.session.is_none() {
-        match DriverSession::start(&imp.command, guard) {
+        match DriverSession::start_contained(&imp.command, guard) {
             Ok(s) => slot.session = Some(s),
-            Err(fault) => {
+            Err(Unstarted { fault, left_behind }) => {
+                let reason = format!("driver did not start: {}", fault.summary());
                 return Execution::Ran {
                     history: History::default(),
                     failure: Some((
                         fault_status(&fault),
-                        format!("driver did not start: {}", fault.summary()),
+                        with_note(Some(reason), left_behind).unwrap_or_default(),
                         Some(fault),
                     )),
                 };
@@ -629,13 +652,12 @@ fn execute(
     // A coordinator limit the driver went over after its answer still ends its session.
     let failure = failure.or_else(|| session.take_alarm());
     let failure = failure.map(|fault| {
-        if let Some(mut s) = slot.session.take() {
-            s.kill();
-        }
+        let left = slot.session.take().map_or(0, |mut s| s.kill());
         // The next driver gets a coordinator of its own: nothing the faulty one left open
         // (connections, a half-sent report) counts against it.
         slot.coordinator = None;
-        (fault_status(&fault), fault.summary(), Some(fault))
+        let reason = with_note(Some(fault.summary()), left).unwrap_or_default();
+        (fault_status(&fault), reason, Some(fault))
     });
     Execution::Ran { history, failure }
 }

@@ -430,7 +430,11 @@ fn the_real_driver_passes_and_leaves_nothing_behind() {
     let during = during.into_inner().expect("lock");
     let leaders: Vec<i32> = during
         .iter()
-        .filter(|(_, cmdline, leader)| *leader && cmdline.contains("cpython_driver.py"))
+        .filter(|(_, cmdline, leader)| {
+            *leader
+                && cmdline.contains("cpython_driver.py")
+                && !cmdline.contains("poolspec-supervisor")
+        })
         .map(|(pid, _, _)| *pid)
         .collect();
     assert_eq!(

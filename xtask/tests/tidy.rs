@@ -27,6 +27,7 @@ fn root() -> PathBuf {
 /// The crate roots of the workspace, each with its modules.
 const CRATE_ROOTS: &[&str] = &[
     "conformance/src/lib.rs",
+    "conformance/src/bin/poolspec-supervisor.rs",
     "pool-ref/src/lib.rs",
     "pool-ref/src/bin/pool-ref-driver/main.rs",
     "pool-ref/src/bin/pool-ref-bench.rs",
