@@ -228,6 +228,7 @@ fn interrupt_a_run(signal: Signal) {
     // No process of the run is left: the hanging driver and its pool's workers were killed.
     let reaped_by = Instant::now() + REAP_DEADLINE;
     while !marked_processes(&marker).is_empty() && Instant::now() < reaped_by {
+        // Polling interval of a bounded wait on a condition; no verdict rests on it.
         std::thread::sleep(Duration::from_millis(50));
     }
     let left = marked_processes(&marker);
