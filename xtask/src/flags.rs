@@ -6,8 +6,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{ArgAction, Args, ValueEnum};
 use conformance::implementations;
+use conformance::report::terminal::TerminalOptions;
+use conformance::report::terminal::style::ColorChoice;
 
 /// `--case PATTERN`: which cases run.
 #[derive(Args, Debug, Clone, Default)]
@@ -53,6 +55,65 @@ impl Progress {
     /// Whether to draw a bar: not asked to keep quiet, and stderr is a terminal.
     pub fn bar_wanted(&self) -> bool {
         !self.no_progress && std::io::stderr().is_terminal()
+    }
+}
+
+/// How much `cargo xtask conformance` prints, and whether in colour.
+#[derive(Args, Debug, Clone)]
+pub struct Output {
+    /// -v: a line per finished cell (to stderr) and per expected failure, and the cases
+    /// observed differently from the oracle; -vv: the expected failures with their diffs.
+    #[arg(long, short, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Print one line: how many cells ran, and the ids of the unexpected results.
+    #[arg(long, short, conflicts_with_all = ["verbose", "show", "matrix"])]
+    pub quiet: bool,
+    /// Show more: `expected` shows every expected failure in full, with its diff.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub show: Vec<Show>,
+    /// Print the full matrix: a row per case, a column per implementation.
+    #[arg(long)]
+    pub matrix: bool,
+    /// Colour labels and headings: auto (when stdout is a terminal; NO_COLOR and
+    /// CLICOLOR_FORCE are honoured), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+/// What `--show` adds.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// Every expected failure in full (reason, diff against the oracle, history).
+    Expected,
+}
+
+/// `--color WHEN`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Output {
+    /// The terminal view's options; colour decided by the flag, the environment and whether
+    /// stdout is a terminal.
+    pub fn terminal(&self) -> TerminalOptions {
+        let choice = match self.color {
+            Color::Auto => ColorChoice::Auto,
+            Color::Always => ColorChoice::Always,
+            Color::Never => ColorChoice::Never,
+        };
+        TerminalOptions {
+            verbosity: self.verbose,
+            show_expected: self.show.contains(&Show::Expected),
+            matrix: self.matrix,
+            color: choice.wanted(
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::env::var_os("CLICOLOR_FORCE").as_deref(),
+                std::io::stdout().is_terminal(),
+            ),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! `cargo xtask conformance`: the main job. Runs the selected cases on the selected
-//! implementations, prints the matrix and its summary, writes the reports under
-//! `target/conformance/` (or `--out`), and exits by the rule in `outcome.rs`. Its maintenance
+//! implementations, writes the reports under `target/conformance/` (or `--out`), prints a
+//! summary and the unexpected results (`print.rs`), and exits by the rule in `outcome.rs`. Its maintenance
 //! subcommands (`lint`, `schema`, `claims`, `coverage`, `smoke`) live in `maintenance.rs`;
 //! the selection flags it shares with `bench`, in `select.rs`; Ctrl-C, in `interrupt.rs`.
 //!
@@ -9,25 +9,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use conformance::cancel::Cancel;
-use conformance::claims::ClaimsFile;
-use conformance::implementations;
 use conformance::report;
-use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix_until};
+use conformance::runner::{CaseResult, RunOptions, run_matrix_until};
 use conformance::snapshots::{self, SnapshotMode};
-use conformance::spec::LoadedCase;
-use conformance::verdict::Status;
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::flags::{Guards, Progress};
+use crate::flags::{Guards, Output, Progress};
 
 pub mod interrupt;
 pub mod maintenance;
 pub mod outcome;
+pub mod print;
 pub mod select;
 
 use maintenance::Maintenance;
@@ -53,9 +48,8 @@ pub struct ConformanceArgs {
     jobs: Option<usize>,
     #[command(flatten)]
     progress: Progress,
-    /// Print only the summary, not the matrix.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    output: Output,
     /// Regression snapshots: compare each cell's status and observation with
     /// DIR/<implementation>/<case>.yaml (recording missing ones); any change is unexpected.
     #[arg(long, value_name = "DIR")]
@@ -67,9 +61,6 @@ pub struct ConformanceArgs {
     /// there are removed when the run starts).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Print a line for every finished cell (to stderr).
-    #[arg(long, short)]
-    verbose: bool,
 }
 
 pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
@@ -103,7 +94,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         options.jobs = j.max(1);
     }
     let total = (cases.len() * impls.len()) as u64 * u64::from(options.repeat);
-    eprintln!(
+    let header = format!(
         "poolspec: {} cases × {} implementations{}",
         cases.len(),
         impls.len(),
@@ -115,27 +106,9 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     );
     let cancel = Cancel::new();
     interrupt::watch(cancel.clone())?;
-    let bar = progress_bar(total, &c.progress);
-    let on_result = |r: &CaseResult| {
-        bar.set_message(format!("{} on {}", r.case, r.implementation));
-        bar.inc(1);
-        if c.verbose {
-            let line = format!(
-                "poolspec: finished {} on {}: {} ({} ms)",
-                r.case,
-                r.implementation,
-                r.status.as_str(),
-                r.duration_ms
-            );
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
-        }
-    };
-    let mut matrix = run_matrix_until(&cases, &impls, &options, &on_result, &cancel);
-    bar.finish_and_clear();
+    let events = print::Events::start(&header, total, &c.progress, &c.output);
+    let mut matrix = run_matrix_until(&cases, &impls, &options, &|r: &CaseResult| events.finished(r), &cancel);
+    events.finish();
     let planned = cases.len() * impls.len();
     let interruption = cancel.interruption(matrix.results.len(), planned);
     if let Some(i) = &interruption {
@@ -153,111 +126,27 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    if !c.quiet {
-        print!("{}", report::terminal_matrix(&matrix, &cases));
-        let details = report::details(&matrix);
-        if !details.is_empty() {
-            println!("\n{details}");
-        }
-    }
-    if let Some(s) = &snapshots {
-        println!("\n{}", s.render().trim_end());
-    }
     let model = report::Model::new(&matrix, &cases).interrupted(interruption.clone());
     let paths = report::write_model(&out_dir, &model)?;
-    if interruption.is_none() {
-        // Claims whose evidence never ran would read as unconfirmed.
-        print_claims(root, &matrix, &cases);
-    }
-    let diffs = report::differences(&matrix, &cases);
-    if !diffs.is_empty() {
-        println!(
-            "\nObservations that differ from {}:",
-            implementations::ORACLE
-        );
-        for (case, imps) in diffs {
-            println!("  {case:10} {}", imps.join(", "));
-        }
-    }
-    println!("\nCompliance (status pass):");
-    print!("{}", report::compliance_lines(&matrix));
     let outcome = Outcome {
         cells: matrix.results.len(),
         unexpected: matrix.unexpected().count(),
         spec_errors,
-        interrupted: interruption.map(|i| Interrupted {
-            signal: i.signal,
+        interrupted: interruption.as_ref().map(|i| Interrupted {
+            signal: i.signal.clone(),
             planned: i.planned,
         }),
     };
-    print_summary(&matrix, &paths, &outcome);
-    Ok(outcome.ending().exit_code())
-}
-
-fn progress_bar(total: u64, progress: &Progress) -> ProgressBar {
-    if !progress.bar_wanted() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}")
-    {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-/// The seed claims and whether this run's evidence for each passed on the reference.
-fn print_claims(root: &Path, matrix: &MatrixRun, cases: &[LoadedCase]) {
-    let Ok(claims) = ClaimsFile::load(&root.join("spec/claims.yaml"), cases) else {
-        return;
+    let ending = print::Ending {
+        // Claims whose evidence never ran would read as unconfirmed.
+        claims: interruption
+            .is_none()
+            .then(|| print::Claims::of(root, &matrix, &cases))
+            .flatten(),
+        snapshots: snapshots.as_ref(),
+        paths: &paths,
+        outcome: &outcome,
     };
-    let oracle = implementations::ORACLE;
-    if matrix.implementations.iter().all(|i| i.name != oracle) {
-        return;
-    }
-    println!("\nSeed claims (settled on {oracle}; full table in spec/CLAIMS.md):");
-    for claim in &claims.claims {
-        let confirmed = claim.cases.iter().all(|id| {
-            matrix
-                .result(id, oracle)
-                .is_some_and(|r| r.status == Status::Pass)
-        });
-        println!(
-            "  {:8} {:7} {}{}",
-            claim.id,
-            format!("{:?}", claim.verdict).to_lowercase(),
-            claim.says,
-            if confirmed {
-                ""
-            } else {
-                "  [evidence did not pass in this run]"
-            }
-        );
-    }
-}
-
-fn print_summary(matrix: &MatrixRun, paths: &report::ReportPaths, outcome: &Outcome) {
-    let c = report::counts(matrix);
-    println!(
-        "\n{}",
-        serde_json::to_string(&c["per_implementation"]).unwrap_or_default()
-    );
-    println!(
-        "{} cells in {:.1} s; {} unexpected{}. Reports: {}, {}, {}, {}",
-        outcome.cells,
-        matrix.wall.as_secs_f64(),
-        outcome.unexpected,
-        if outcome.spec_errors > 0 {
-            format!("; {} spec files or cases did not load", outcome.spec_errors)
-        } else {
-            String::new()
-        },
-        paths.jsonl.display(),
-        paths.markdown.display(),
-        paths.junit.display(),
-        paths.html.display()
-    );
-    println!("{}", outcome.closing_line());
+    print!("{}", print::ending(&model, &c.output, &ending));
+    Ok(outcome.ending().exit_code())
 }
