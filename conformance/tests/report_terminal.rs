@@ -71,7 +71,10 @@ fn an_unexpected_failure_shows_its_reason_and_diff_without_any_flag() {
     let run = with_one_unexpected("WRK-001");
     let cases = cases(&run);
     let text = render(&run, &cases, TerminalOptions::default());
-    assert!(text.contains("WRK-001 on cpython-threadpool: FAIL"), "{text}");
+    assert!(
+        text.contains("WRK-001 on cpython-threadpool: FAIL"),
+        "{text}"
+    );
     assert!(text.contains("  why: "), "{text}");
     assert!(text.contains("--- cpython-fork"), "{text}");
     insta::assert_snapshot!("one_unexpected", text);

@@ -108,6 +108,7 @@ impl Output {
             verbosity: self.verbose,
             show_expected: self.show.contains(&Show::Expected),
             matrix: self.matrix,
+            differences: false,
             color: choice.wanted(
                 std::env::var_os("NO_COLOR").as_deref(),
                 std::env::var_os("CLICOLOR_FORCE").as_deref(),

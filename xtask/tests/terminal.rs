@@ -56,7 +56,11 @@ fn a_green_run_is_short_and_ends_with_the_closing_line() {
     let text = stdout(&run(&[], None, None));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() <= 40, "{text}");
-    assert_eq!(lines.last(), Some(&"conformance: 2 passed, 0 failed"), "{text}");
+    assert_eq!(
+        lines.last(),
+        Some(&"conformance: 2 passed, 0 failed"),
+        "{text}"
+    );
     assert!(lines[lines.len() - 2].starts_with("Reports in "), "{text}");
     assert!(text.contains("1 expected failure,"), "{text}");
     // No diff of the expected failure without -vv.

@@ -107,7 +107,13 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     let cancel = Cancel::new();
     interrupt::watch(cancel.clone())?;
     let events = print::Events::start(&header, total, &c.progress, &c.output);
-    let mut matrix = run_matrix_until(&cases, &impls, &options, &|r: &CaseResult| events.finished(r), &cancel);
+    let mut matrix = run_matrix_until(
+        &cases,
+        &impls,
+        &options,
+        &|r: &CaseResult| events.finished(r),
+        &cancel,
+    );
     events.finish();
     let planned = cases.len() * impls.len();
     let interruption = cancel.interruption(matrix.results.len(), planned);
@@ -138,6 +144,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         }),
     };
     let ending = print::Ending {
+        differences: c.select.interpreters || !c.select.interpreter_paths.is_empty(),
         // Claims whose evidence never ran would read as unconfirmed.
         claims: interruption
             .is_none()

@@ -81,6 +81,8 @@ fn progress_bar(total: u64, progress: &Progress) -> ProgressBar {
 
 /// What the ending shows besides the model.
 pub struct Ending<'a> {
+    /// List the cases observed differently from the oracle (an `--interpreters` run).
+    pub differences: bool,
     pub claims: Option<Claims>,
     pub snapshots: Option<&'a SnapshotSummary>,
     pub paths: &'a ReportPaths,
@@ -90,12 +92,13 @@ pub struct Ending<'a> {
 /// The text printed on stdout once the run is over.
 pub fn ending(model: &Model<'_>, output: &Output, end: &Ending<'_>) -> String {
     if output.quiet {
-        return format!(
-            "{}\n",
-            terminal::quiet_line(model, end.outcome.spec_errors)
-        );
+        return format!("{}\n", terminal::quiet_line(model, end.outcome.spec_errors));
     }
-    let mut out = terminal::render(model, &output.terminal());
+    let options = terminal::TerminalOptions {
+        differences: end.differences,
+        ..output.terminal()
+    };
+    let mut out = terminal::render(model, &options);
     if let Some(s) = end.snapshots {
         let _ = writeln!(out, "\n{}", s.render().trim_end());
     }
@@ -118,7 +121,10 @@ pub fn ending(model: &Model<'_>, output: &Output, end: &Ending<'_>) -> String {
 /// `Reports in DIR: report.jsonl, summary.md, junit.xml, report.html`.
 fn reports_line(p: &ReportPaths) -> String {
     let files = [&p.jsonl, &p.markdown, &p.junit, &p.html];
-    let dir = p.jsonl.parent().filter(|d| files.iter().all(|f| f.parent() == Some(*d)));
+    let dir = p
+        .jsonl
+        .parent()
+        .filter(|d| files.iter().all(|f| f.parent() == Some(*d)));
     if let Some(dir) = dir {
         let names: Vec<String> = files
             .iter()

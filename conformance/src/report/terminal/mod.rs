@@ -5,7 +5,8 @@
 //! display. The default output of a green run fits a screen: the per-implementation summary
 //! ([`summary`]), one line about the expected failures, and the full detail of every
 //! *unexpected* result ([`listing`]), last, next to the closing line. `-v` lists the expected
-//! failures one line each and the cases whose observation differs from the oracle's; `-vv` (or
+//! failures one line each and the cases whose observation differs from the oracle's (always
+//! shown in an `--interpreters` run); `-vv` (or
 //! `--show expected`) shows the expected failures in full; `--matrix` prints the whole
 //! [`matrix`] first; `-q` is [`quiet_line`]. Colour ([`style`]) only marks labels and headings.
 
@@ -33,6 +34,9 @@ pub struct TerminalOptions {
     pub show_expected: bool,
     /// `--matrix`: the whole matrix first.
     pub matrix: bool,
+    /// The cases observed differently from the oracle, whatever the verbosity (the point of
+    /// an `--interpreters` run).
+    pub differences: bool,
     pub color: bool,
 }
 
@@ -61,7 +65,11 @@ pub fn render(model: &Model<'_>, options: &TerminalOptions) -> String {
                 out.push_str(&listing::detail(c, style));
             }
         } else if options.verbosity >= 1 {
-            let _ = writeln!(out, "\n{} (-vv shows their diffs):", style.heading(&heading));
+            let _ = writeln!(
+                out,
+                "\n{} (-vv shows their diffs):",
+                style.heading(&heading)
+            );
             out.push_str(&listing::expected_lines(&expected, style));
         } else {
             let _ = writeln!(
@@ -72,7 +80,7 @@ pub fn render(model: &Model<'_>, options: &TerminalOptions) -> String {
         }
     }
 
-    if options.verbosity >= 1 {
+    if options.verbosity >= 1 || options.differences {
         let diffs = model.differences();
         if !diffs.is_empty() {
             let heading = format!("Observations that differ from {ORACLE}:");

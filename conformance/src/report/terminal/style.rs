@@ -28,9 +28,7 @@ impl ColorChoice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto if no_color.is_some_and(|v| !v.is_empty()) => false,
-            ColorChoice::Auto if clicolor_force.is_some_and(|v| !v.is_empty() && v != "0") => {
-                true
-            }
+            ColorChoice::Auto if clicolor_force.is_some_and(|v| !v.is_empty() && v != "0") => true,
             ColorChoice::Auto => stdout_is_terminal,
         }
     }

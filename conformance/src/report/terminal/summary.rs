@@ -28,7 +28,10 @@ pub fn render(model: &Model<'_>, style: Style) -> String {
     );
     let _ = writeln!(out, "{}", style.heading(&heading));
     if let Some(i) = &model.interruption {
-        let line = format!("{}: the counts are of the cells that finished", i.describe());
+        let line = format!(
+            "{}: the counts are of the cells that finished",
+            i.describe()
+        );
         let _ = writeln!(out, "{}", style.bad(&line));
     }
     let name_w = model
@@ -91,7 +94,10 @@ fn areas_not_passing(model: &Model<'_>, implementation: &str) -> Vec<String> {
     for (kind, areas) in kinds {
         let mut line = format!("{}:", kind.label());
         for (n, (area, count)) in areas.iter().enumerate() {
-            let item = format!(" {area} {count}{}", if n + 1 < areas.len() { "," } else { "" });
+            let item = format!(
+                " {area} {count}{}",
+                if n + 1 < areas.len() { "," } else { "" }
+            );
             if line.len() + item.len() > WIDTH {
                 lines.push(line);
                 line = " ".repeat(kind.label().len() + 1);
