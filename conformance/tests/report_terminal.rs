@@ -125,6 +125,14 @@ fn quiet_is_one_line_with_the_unexpected_ids() {
     let both = format!("{green}\n{red}\n");
     insta::assert_snapshot!("quiet", both);
     assert!(!green.contains('\n') && !red.contains('\n'));
+    // Every cell unexpected: twenty ids, then how many more.
+    let mut run = recorded();
+    for r in &mut run.results {
+        r.verdict = Verdict::Unexpected;
+    }
+    let all = terminal::quiet_line(&Model::new(&run, &[]), 0);
+    assert!(all.ends_with(", and 100 more"), "{all}");
+    assert_eq!(all.matches(" on ").count(), 20, "{all}");
 }
 
 #[test]
