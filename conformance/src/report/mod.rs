@@ -1,5 +1,5 @@
 //! Rendering a run: one typed model ([`model`]) and its views, each a module of its own that
-//! imports only the model: the terminal matrix and details ([`terminal`]), `report.jsonl`
+//! imports only the model: what the terminal shows ([`terminal`]), `report.jsonl`
 //! ([`jsonl`], also read back), `summary.md` ([`markdown`]), `junit.xml` ([`junit`]) and
 //! `report.html` ([`html`]). [`write_all`] writes the files.
 //!

@@ -8,7 +8,7 @@
 //! failures one line each and the cases whose observation differs from the oracle's (always
 //! shown in an `--interpreters` run); `-vv` (or
 //! `--show expected`) shows the expected failures in full; `--matrix` prints the whole
-//! [`matrix`] first; `-q` is [`quiet_line`]. Colour ([`style`]) only marks labels and headings.
+//! [`mod@matrix`] first; `-q` is [`quiet_line`]. Colour ([`style`]) only marks labels and headings.
 
 pub mod listing;
 pub mod matrix;
