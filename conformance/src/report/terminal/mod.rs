@@ -6,9 +6,9 @@
 //! ([`summary`]), one line about the expected failures, and the full detail of every
 //! *unexpected* result ([`listing`]), last, next to the closing line. `-v` lists the expected
 //! failures one line each and the cases whose observation differs from the oracle's (always
-//! shown in an `--interpreters` run); `-vv` (or
-//! `--show expected`) shows the expected failures in full; `--matrix` prints the whole
-//! [`mod@matrix`] first; `-q` is [`quiet_line`]. Colour ([`style`]) only marks labels and headings.
+//! shown in an `--interpreters` run); `-vv` (or `--show expected`) shows the expected failures
+//! in full; `--matrix` prints the whole [`mod@matrix`] first; `-q` is [`quiet_line`]. Colour
+//! ([`style`]) only marks labels and headings.
 
 pub mod listing;
 pub mod matrix;
