@@ -66,7 +66,11 @@ pub fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
     let builtin = (!select.spec_only).then_some(builtin.as_path());
     let suite = load_folders(builtin, &select.spec)?;
     if !select.spec.is_empty() {
-        let folders: Vec<String> = select.spec.iter().map(|d| d.display().to_string()).collect();
+        let folders: Vec<String> = select
+            .spec
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         eprintln!(
             "poolspec: cases of {}{}",
             if select.spec_only { "" } else { "spec/, " },
