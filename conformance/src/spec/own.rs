@@ -97,6 +97,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_built_in_suite_refuses_what_only_own_cases_use() {
+        let text = "id: X-1\nclaim: c.\ncite: [{source: pool.py:Pool}]\ntags: [contract]\n\
+                    oracle: snapshots\napplies_to: [mine]\npool: {extension: {a: 1}}\n\
+                    steps: [{extension: {name: b}}]\nexpect: {}\n";
+        let case: Case = serde_yaml::with::singleton_map_recursive::deserialize(
+            serde_yaml::Deserializer::from_str(text),
+        )
+        .expect("a case");
+        assert_eq!(
+            builtin_refusals(&case),
+            [
+                "`oracle: snapshots`",
+                "`applies_to`",
+                "`pool.extension`",
+                "an `extension` step"
+            ]
+        );
+        assert_eq!(extension_names(&case), ["a", "b"]);
+    }
+
+    #[test]
     fn identifiers() {
         assert!(is_identifier("soft_timeout"));
         assert!(is_identifier("_x1"));
