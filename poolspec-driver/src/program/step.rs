@@ -426,6 +426,25 @@ impl Serialize for Step {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_extension_step_reads_and_is_unsupported_by_default() {
+        let body = serde_json::json!({"id": "s3", "name": "tasks_submitted", "args": [1], "kwargs": {"k": true}, "on": "h"});
+        let step = Step::parse(3, EXTENSION_OP, &body).expect("an extension step");
+        assert_eq!(step.op(), "extension");
+        assert_eq!(step.id(), Some("s3"));
+        let Step::Extension(call) = &step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(call.on.as_deref(), Some("h"));
+        assert_eq!(
+            call.unsupported().message,
+            "step 's3': this pool has no extension 'tasks_submitted' (the capability \
+             ext:tasks_submitted is not declared)"
+        );
+        let back = serde_json::to_value(&step).expect("serializes");
+        assert_eq!(back, serde_json::json!({ "extension": body }));
+    }
+
     /// Where CPython's lazily read iterable raises, by chunk size (verified on CPython 3.11:
     /// chunksize 2 and 7 items give 6 values, then the exception).
     #[test]
