@@ -127,7 +127,7 @@ fn the_worked_example_passes_on_counting_pool_and_is_not_applicable_elsewhere() 
     let text = std::fs::read_to_string(out.path().join("report.jsonl")).expect("report.jsonl");
     let read = report::read(&text).expect("a valid report");
     let folder = own_folder().display().to_string();
-    assert_eq!(read.header.spec_folders, [folder.clone()]);
+    assert_eq!(read.header.spec_folders, std::slice::from_ref(&folder));
     assert_eq!(read.header.suite_hash, suite_hash(&suite.cases));
     assert!(
         read.records
