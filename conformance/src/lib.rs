@@ -14,6 +14,7 @@
 //! 5. [`report`] renders the run as JSON lines, Markdown and JUnit XML; [`html`] as a static
 //!    page.
 
+pub mod applicability;
 pub mod atomic_write;
 pub mod bounded_read;
 pub mod cancel;

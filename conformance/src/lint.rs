@@ -3,13 +3,13 @@
 //! Also run by `cargo test`, so a dangling reference cannot land.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::claims::ClaimsFile;
 use crate::coverage::{CoverageFile, cpython_test_source};
 use crate::expectations::ExpectationFile;
 use crate::interpreters::find_python;
-use crate::spec::{Suite, json_schema, load_dir};
+use crate::spec::{LoadedCase, Source, Suite, json_schema, load_folders};
 use crate::yaml::YamlError;
 
 /// The tags a case may carry (besides none), from `spec/tags.yaml`.
@@ -17,6 +17,17 @@ pub fn load_tags(root: &Path) -> Result<Vec<String>, YamlError> {
     let path = root.join("spec/tags.yaml");
     let map: indexmap::IndexMap<String, String> = crate::yaml::read_yaml(&path)?;
     Ok(map.into_keys().collect())
+}
+
+/// The tags an added folder registers in its own `tags.yaml` (none when it has none).
+fn own_tags(dir: &Path) -> Vec<String> {
+    let path = dir.join("tags.yaml");
+    if !path.is_file() {
+        return Vec::new();
+    }
+    crate::yaml::read_yaml::<indexmap::IndexMap<String, String>>(&path)
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// An error and its causes on one line, `a: b: c` (as anyhow's `{:#}` shows them): the
@@ -33,25 +44,63 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 
 /// Every problem found, one line each; empty means clean.
 pub fn lint(root: &Path) -> (Suite, Vec<String>) {
-    let suite = load_dir(&root.join("spec"));
+    lint_folders(root, &[])
+}
+
+/// [`lint`] of the built-in suite together with added spec folders (`--spec DIR`): their
+/// cases load with the built-in ones (an id used in two folders is an error), and their tags
+/// may come from the folder's own `tags.yaml` too. The derived files (claims, coverage) are
+/// the built-in suite's alone.
+pub fn lint_folders(root: &Path, added: &[PathBuf]) -> (Suite, Vec<String>) {
+    let suite = match load_folders(Some(&root.join("spec")), added) {
+        Ok(suite) => suite,
+        Err(e) => return (Suite::default(), vec![e.to_string()]),
+    };
     let mut problems: Vec<String> = suite.errors.iter().map(ToString::to_string).collect();
     let ids: Vec<&str> = suite.cases.iter().map(|c| c.id()).collect();
+    let builtin: Vec<LoadedCase> = suite
+        .cases
+        .iter()
+        .filter(|c| c.source.is_builtin())
+        .cloned()
+        .collect();
 
     match load_tags(root) {
         Ok(tags) => {
             for c in &suite.cases {
+                let own = match &c.source {
+                    Source::Added(dir) => own_tags(dir),
+                    Source::BuiltIn => Vec::new(),
+                };
                 for t in &c.case.tags {
-                    if !tags.contains(t) {
+                    if !tags.contains(t) && !own.contains(t) {
                         problems.push(format!(
-                            "{}: case {}: tag `{t}` is not in spec/tags.yaml",
+                            "{}: case {}: tag `{t}` is not in spec/tags.yaml{}",
                             c.file.display(),
-                            c.id()
+                            c.id(),
+                            if c.source.is_builtin() {
+                                ""
+                            } else {
+                                " nor in the folder's own tags.yaml"
+                            }
                         ));
                     }
                 }
             }
         }
         Err(e) => problems.push(with_causes(&e)),
+    }
+    for c in &builtin {
+        let refused = crate::spec::own::builtin_refusals(&c.case);
+        if !refused.is_empty() {
+            problems.push(format!(
+                "{}: case {}: {} only in an added spec folder (--spec DIR): CPython judges \
+                 every case of spec/",
+                c.file.display(),
+                c.id(),
+                refused.join(", ")
+            ));
+        }
     }
     for c in &suite.cases {
         let prefix = c.id().split('-').next().unwrap_or_default();
@@ -128,9 +177,9 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
         }
     }
 
-    match ClaimsFile::load(&root.join("spec/claims.yaml"), &suite.cases) {
+    match ClaimsFile::load(&root.join("spec/claims.yaml"), &builtin) {
         Ok(claims) => {
-            for c in &suite.cases {
+            for c in &builtin {
                 let seeds: Vec<&str> = c
                     .case
                     .cite
@@ -156,7 +205,7 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
                     }
                 }
             }
-            let want = claims.render(&suite.cases);
+            let want = claims.render(&builtin);
             let have = std::fs::read_to_string(root.join("spec/CLAIMS.md")).unwrap_or_default();
             if want != have {
                 problems.push(
@@ -167,9 +216,9 @@ pub fn lint(root: &Path) -> (Suite, Vec<String>) {
         Err(e) => problems.push(with_causes(&e)),
     }
 
-    match CoverageFile::load(&root.join("spec/coverage.yaml"), &suite.cases) {
+    match CoverageFile::load(&root.join("spec/coverage.yaml"), &builtin) {
         Ok(coverage) => {
-            let want = coverage.render(&suite.cases);
+            let want = coverage.render(&builtin);
             let have = std::fs::read_to_string(root.join("spec/COVERAGE.md")).unwrap_or_default();
             if want != have {
                 problems.push(

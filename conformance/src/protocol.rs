@@ -25,6 +25,11 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// biggest history of the suite is about 8 KB.
 pub const MAX_CASE_REPORTS: usize = 8 << 20;
 
+/// The prefix of an extension's capability (PROTOCOL.md §3.5): `ext:soft_timeout` promises
+/// that the driver passes the constructor argument, or calls the method, `soft_timeout`. Any
+/// name after the prefix is a known capability.
+pub const EXTENSION_CAPABILITY: &str = "ext:";
+
 /// A message from the runner to a driver (one JSON line on the driver's stdin).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

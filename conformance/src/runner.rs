@@ -304,7 +304,14 @@ fn instability(first: &CaseResult, rest: &[CaseResult]) -> Option<String> {
 /// Capabilities a case needs: its `requires`, plus every operation it uses.
 pub fn needed_capabilities(case: &LoadedCase) -> BTreeSet<String> {
     let mut need: BTreeSet<String> = case.case.requires.iter().cloned().collect();
-    for step in &case.program.steps {
+    // An extension needs `ext:NAME`, not an op of its own.
+    need.extend(crate::applicability::extension_capabilities(case));
+    for step in case
+        .program
+        .steps
+        .iter()
+        .filter(|s| !matches!(s, Step::Extension(_)))
+    {
         need.insert(step.op().to_owned());
     }
     if crate::observe::tasks(&case.program)
@@ -485,7 +492,11 @@ fn run_one(
         .base()
         .mul_f64(options.timeout_multiplier.max(0.01));
 
-    let outcome = execute(slot, imp, lc, guard, cancel);
+    // A case about another implementation's extension is not run at all.
+    let outcome = match crate::applicability::outside_applies_to(lc, &imp.name) {
+        Some(why) => Execution::NotApplicable(why),
+        None => execute(slot, imp, lc, guard, cancel),
+    };
     let mut raw = None;
     match outcome {
         Execution::Unsupported(missing) => {

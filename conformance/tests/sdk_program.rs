@@ -75,6 +75,11 @@ fn the_sdk_reads_and_writes_back_every_program_the_runner_sends() {
     assert!(extra.errors.is_empty(), "{:#?}", extra.errors);
     assert_eq!(extra.cases.len(), 2);
     suite.cases.extend(extra.cases);
+    // The worked example of a maintainer's own cases: extension steps and arguments.
+    let own = conformance::spec::load_folders(None, &[root.join("fixtures/own-cases/spec")])
+        .expect("fixtures/own-cases/spec");
+    assert!(own.errors.is_empty(), "{:#?}", own.errors);
+    suite.cases.extend(own.cases);
 
     let mut failures = Vec::new();
     for case in &suite.cases {

@@ -30,3 +30,10 @@ fn run_check(script: &str) {
 fn the_teardown_releases_only_an_orphaned_result_lock() {
     run_check("orphaned_lock.py");
 }
+
+/// A Pool-like class's extensions are found by reflection: its own constructor arguments and
+/// methods, nothing of Pool's.
+#[test]
+fn extensions_are_discovered_from_the_class() {
+    run_check("extensions.py");
+}

@@ -167,8 +167,8 @@ pub use blob::{blob, bytes_summary};
 pub use coord::{Ack, Coord, CoordError, Event, abort_connections, close_connections, thread_id};
 pub use exception::{ERROR_TYPES, ErrorSpec, Exception, NEUTRAL_KINDS};
 pub use program::{
-    AwaitCond, Blob, Callback, Ending, FEATURES, MapCall, OPS, OnHandle, OpenGate, Plain,
-    PoolParams, Program, ProgramError, Step, Submit, Task,
+    AwaitCond, Blob, Callback, EXTENSION_OP, Ending, ExtensionCall, FEATURES, MapCall, OPS,
+    OnHandle, OpenGate, Plain, PoolParams, Program, ProgramError, Step, Submit, Task,
 };
 pub use repr::{py_bytes_repr, py_float_repr, py_repr, py_repr_str, py_value_repr, truthy};
 pub use serve::{Driver, Implementation, PROTOCOL, claim_stdout, serve, serve_io};

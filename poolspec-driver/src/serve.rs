@@ -36,6 +36,15 @@ pub trait Driver {
     /// `unsupported`, without sending it.
     fn capabilities(&self) -> Vec<String>;
 
+    /// The pool's extensions (PROTOCOL.md §3.5): constructor arguments
+    /// ([`PoolParams::extension`](crate::PoolParams)) and methods
+    /// ([`Step::Extension`](crate::Step)) it has beyond Pool's. Each is declared in the
+    /// handshake as the capability `ext:NAME`, so the runner sends a case using it. Default:
+    /// none, and every such case is `unsupported`.
+    fn extensions(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Runs one program on a fresh pool (spec/PROTOCOL.md §5): make the pool, run the steps,
     /// tear the pool down so that no worker survives; [`run_program`](crate::run_program)
     /// does all but the pool-specific parts. `Ok` is answered `done`, also when the steps
@@ -233,7 +242,13 @@ impl<D: Driver, W: Write> Session<'_, D, W> {
             return Some(2);
         }
         let implementation = self.driver.implementation();
-        let capabilities = self.driver.capabilities();
+        let mut capabilities = self.driver.capabilities();
+        for name in self.driver.extensions() {
+            let capability = format!("ext:{name}");
+            if !capabilities.contains(&capability) {
+                capabilities.push(capability);
+            }
+        }
         self.send(&json!({
             "type": "hello",
             "protocol": PROTOCOL,

@@ -211,6 +211,7 @@ fn loaded(case: &Case) -> Result<LoadedCase, ProgramError> {
     let program = compile(case)?;
     Ok(LoadedCase {
         file: PathBuf::from("<fuzz>"),
+        source: crate::spec::Source::BuiltIn,
         area: Area::Ordering,
         case: case.clone(),
         program,

@@ -32,6 +32,9 @@ pub struct Header {
     pub cases: usize,
     pub oracle: String,
     pub implementations: Vec<ImplementationReport>,
+    /// The folders added with `--spec DIR`, as given (none: the built-in suite alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spec_folders: Vec<String>,
 }
 
 /// One cell, as written: the result, its type, and its diff against the oracle.
@@ -43,6 +46,9 @@ struct RecordOut<'a> {
     kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     diff_against_oracle: Option<&'a str>,
+    /// The added folder the case came from (absent: the built-in `spec/`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spec_folder: Option<String>,
 }
 
 /// One cell, as read.
@@ -51,6 +57,8 @@ pub struct Record {
     #[serde(flatten)]
     pub result: CaseResult,
     pub diff_against_oracle: Option<String>,
+    #[serde(default)]
+    pub spec_folder: Option<String>,
 }
 
 /// The last line: the run ended, whole (`complete`) or interrupted.
@@ -133,6 +141,7 @@ pub fn render(model: &Model<'_>) -> String {
         cases: model.cases.len(),
         oracle: ORACLE.into(),
         implementations: model.run.implementations.clone(),
+        spec_folders: model.spec_folders(),
     };
     push_line(&mut out, &header);
     for cell in &model.cells {
@@ -142,6 +151,7 @@ pub fn render(model: &Model<'_>) -> String {
                 result: cell.result,
                 kind: "result",
                 diff_against_oracle: cell.diff(),
+                spec_folder: model.added_folder_of(&cell.result.case),
             },
         );
     }

@@ -6,7 +6,7 @@
 //! here, so no view re-derives (and no two views disagree about) any of them.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use similar::TextDiff;
 use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::runner::{CaseResult, ImplementationReport, MatrixRun};
-use crate::spec::LoadedCase;
+use crate::spec::{LoadedCase, Source};
 use crate::verdict::{Status, Verdict};
 
 /// The kind of a cell: the one vocabulary of labels every view uses.
@@ -308,6 +308,12 @@ impl<'a> Model<'a> {
                 .entry((r.case.as_str(), r.implementation.as_str()))
                 .or_insert(n);
         }
+        // A case whose oracle is the maintainer's snapshots is never diffed against CPython.
+        let own_oracle: HashSet<&str> = cases
+            .iter()
+            .filter(|c| !c.case.oracle.is_cpython())
+            .map(LoadedCase::id)
+            .collect();
         let cells = run
             .results
             .iter()
@@ -315,7 +321,11 @@ impl<'a> Model<'a> {
                 result: r,
                 kind: CellKind::of(r),
                 run,
-                diff: OnceCell::new(),
+                diff: if own_oracle.contains(r.case.as_str()) {
+                    OnceCell::from(None)
+                } else {
+                    OnceCell::new()
+                },
             })
             .collect();
         let implementations = run
@@ -371,6 +381,25 @@ impl<'a> Model<'a> {
         suite_hash(self.cases)
     }
 
+    /// The folders added with `--spec DIR` that cases of the run came from, in order.
+    pub fn spec_folders(&self) -> Vec<String> {
+        let mut folders: Vec<String> = Vec::new();
+        for c in self.cases {
+            if let Source::Added(_) = &c.source
+                && !folders.contains(&c.source.describe())
+            {
+                folders.push(c.source.describe());
+            }
+        }
+        folders
+    }
+
+    /// The added folder the case `id` came from; `None` for a built-in case.
+    pub fn added_folder_of(&self, id: &str) -> Option<String> {
+        let case = self.cases.iter().find(|c| c.id() == id)?;
+        (!case.source.is_builtin()).then(|| case.source.describe())
+    }
+
     /// The implementations' names, in column order.
     pub fn names(&self) -> Vec<&'a str> {
         self.run
@@ -419,6 +448,17 @@ pub fn suite_hash(cases: &[LoadedCase]) -> String {
             serde_json::to_string(&c.program).unwrap_or_default(),
             c.case.expect
         );
+        // An added case's metadata, never its folder's path: the same cases give the same
+        // hash on every machine, and the built-in suite's hash is what it always was.
+        let text = if c.source.is_builtin() {
+            text
+        } else {
+            format!(
+                "{text}added\n{:?}\n{}\n",
+                c.case.oracle,
+                c.case.applies_to.join(",")
+            )
+        };
         for b in text.bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -462,6 +502,7 @@ pub fn diff_against_oracle(run: &MatrixRun, result: &CaseResult) -> Option<Strin
 pub fn differences(run: &MatrixRun, cases: &[LoadedCase]) -> Vec<(String, Vec<String>)> {
     cases
         .iter()
+        .filter(|c| c.case.oracle.is_cpython())
         .filter_map(|c| {
             let oracle = run.result(c.id(), ORACLE)?;
             let differing: Vec<String> = run

@@ -15,6 +15,7 @@ use super::expected::{ExpectError, check_expect};
 use super::liveness::{LivenessError, check_liveness};
 use super::locate::{YamlPath, locate};
 use super::model::{Case, FORMAT_VERSION, SpecFile};
+use super::own::{OwnError, check_own};
 use super::program::{Located, Program, ProgramError, compile_located};
 use super::suggest::explain_parse_error;
 
@@ -22,10 +23,35 @@ use super::suggest::explain_parse_error;
 /// KiB, and the loader keeps a file whole in memory (a few times over while parsing).
 pub const MAX_FILE_BYTES: u64 = 4 << 20;
 
+/// Which spec folder a case came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// The built-in suite, `spec/`.
+    BuiltIn,
+    /// A folder added with `--spec DIR`, as given on the command line.
+    Added(PathBuf),
+}
+
+impl Source {
+    /// `spec/`, or the added folder as given.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::BuiltIn => "spec/".to_owned(),
+            Source::Added(dir) => dir.display().to_string(),
+        }
+    }
+
+    pub fn is_builtin(&self) -> bool {
+        *self == Source::BuiltIn
+    }
+}
+
 /// A case together with where it came from and its compiled program.
 #[derive(Debug, Clone)]
 pub struct LoadedCase {
     pub file: PathBuf,
+    /// The spec folder of `file`.
+    pub source: Source,
     pub area: super::model::Area,
     pub case: Case,
     pub program: Program,
@@ -71,6 +97,21 @@ pub enum SpecErrorKind {
     /// Two cases share an id.
     #[error("duplicate case id: ids are permanent and unique across spec/")]
     DuplicateId,
+    /// A case of one spec folder has the id of a case of another.
+    #[error(
+        "case id collides with a case of {first}: ids are unique across spec/ and every \
+         added folder (--spec), so give this case an id of its own"
+    )]
+    IdCollision { first: String },
+    /// The built-in `spec/` names an area that is not one of its own.
+    #[error(
+        "unknown area `{area}` (the built-in areas: {}); only an added folder (--spec) names its own",
+        super::area::BUILTIN_AREAS.map(super::area::Area::as_str).join(", ")
+    )]
+    OwnArea { area: String },
+    /// A malformed extension or `applies_to`.
+    #[error(transparent)]
+    Own(#[from] OwnError),
     /// A case that parsed but is not valid.
     #[error(transparent)]
     Case(#[from] CaseError),
@@ -154,15 +195,21 @@ impl SpecError {
 pub struct Suite {
     pub cases: Vec<LoadedCase>,
     pub errors: Vec<SpecError>,
-    /// Where each loaded case's id is written (`file:line:col`), to say where a duplicate's
-    /// first use is.
-    id_places: HashMap<String, String>,
+    /// Where each loaded case's id is written (`file:line:col`) and in which folder, to say
+    /// where a duplicate's first use is.
+    id_places: HashMap<String, (String, Source)>,
 }
 
 /// Loads every `*.yaml` file directly in `dir` except `claims.yaml`, `tags.yaml` and
 /// `coverage.yaml`, in file name order.
 pub fn load_dir(dir: &Path) -> Suite {
     let mut suite = Suite::default();
+    load_dir_into(dir, &Source::BuiltIn, &mut suite);
+    suite
+}
+
+/// [`load_dir`] into `suite`, the cases being of `source`.
+pub fn load_dir_into(dir: &Path, source: &Source, suite: &mut Suite) {
     let mut files = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -183,17 +230,16 @@ pub fn load_dir(dir: &Path) -> Suite {
                     source: e,
                 },
             ));
-            return suite;
+            return;
         }
     };
     files.sort();
     for file in files {
         match read_file(&file) {
-            Ok(text) => load_str(&file, &text, &mut suite),
+            Ok(text) => load_str_in(&file, &text, source, suite),
             Err(e) => suite.errors.push(*e),
         }
     }
-    suite
 }
 
 /// Reads one spec file: at most [`MAX_FILE_BYTES`], and UTF-8.
@@ -225,8 +271,13 @@ fn read_file(file: &Path) -> Result<String, Box<SpecError>> {
     })
 }
 
-/// Parses one file's text, adding its cases or its errors to `suite`.
+/// Parses one file's text of the built-in suite, adding its cases or its errors to `suite`.
 pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
+    load_str_in(file, text, &Source::BuiltIn, suite);
+}
+
+/// [`load_str`] for a file of `source`.
+pub fn load_str_in(file: &Path, text: &str, source: &Source, suite: &mut Suite) {
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -276,6 +327,14 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
             .push(SpecError::new(file, None, SpecErrorKind::Format { found: spec.format }).at(at));
         return;
     }
+    if source.is_builtin() && !spec.area.is_builtin() {
+        let area = spec.area.as_str().to_owned();
+        let at = locate(text, &root.key("area"));
+        suite
+            .errors
+            .push(SpecError::new(file, None, SpecErrorKind::OwnArea { area }).at(at));
+        return;
+    }
     for (index, case) in spec.cases.into_iter().enumerate() {
         let case_at = root.key("cases").index(index);
         let place = |path: &YamlPath| locate(text, &path.under(&case_at));
@@ -286,15 +345,25 @@ pub fn load_str(file: &Path, text: &str, suite: &mut Suite) {
             Ok(program) => {
                 let id_at = SpecError::new(file, None, SpecErrorKind::DuplicateId)
                     .at(place(&root.key("id")));
-                if let Some(first) = suite.id_places.get(&case.id) {
-                    let mut dup = error(SpecErrorKind::DuplicateId, &root.key("id"));
+                if let Some((first, first_source)) = suite.id_places.get(&case.id) {
+                    let kind = if first_source == source {
+                        SpecErrorKind::DuplicateId
+                    } else {
+                        SpecErrorKind::IdCollision {
+                            first: first_source.describe(),
+                        }
+                    };
+                    let mut dup = error(kind, &root.key("id"));
                     dup.message = format!("{} (first used at {first})", dup.message);
                     suite.errors.push(dup);
                     continue;
                 }
-                suite.id_places.insert(case.id.clone(), id_at.place());
+                suite
+                    .id_places
+                    .insert(case.id.clone(), (id_at.place(), source.clone()));
                 suite.cases.push(LoadedCase {
                     file: file.to_path_buf(),
+                    source: source.clone(),
                     area: spec.area,
                     case,
                     program,
@@ -343,6 +412,7 @@ fn check(case: &Case) -> Result<Program, Box<Located<SpecErrorKind>>> {
         })
     }
     check_case(case).map_err(|e| kind(*e))?;
+    check_own(case).map_err(|e| kind(*e))?;
     let program = compile_located(case).map_err(|e| kind(*e))?;
     check_expect(case, &program).map_err(|e| kind(*e))?;
     check_liveness(&program).map_err(|e| kind(*e))?;

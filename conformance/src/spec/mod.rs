@@ -1,12 +1,15 @@
 //! The behaviour cases: their format ([`model`], with its [`step`]s and [`task`]s), loading
 //! ([`load`]) and the program form drivers receive ([`program`]).
 
+pub mod area;
 pub mod check;
 pub mod expected;
+pub mod folders;
 pub mod liveness;
 pub mod load;
 pub mod locate;
 pub mod model;
+pub mod own;
 pub mod program;
 pub mod step;
 pub mod suggest;
@@ -14,7 +17,8 @@ pub mod task;
 pub mod unique;
 
 pub use check::CaseError;
-pub use load::{LoadedCase, MAX_FILE_BYTES, SpecError, SpecErrorKind, Suite, load_dir};
+pub use folders::{FolderError, load_folders};
+pub use load::{LoadedCase, MAX_FILE_BYTES, Source, SpecError, SpecErrorKind, Suite, load_dir};
 pub use model::*;
 pub use program::{EventRefError, IdKind, Program, ProgramError};
 pub use step::*;

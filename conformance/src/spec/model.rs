@@ -9,6 +9,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::area::Area;
 use super::step::Step;
 use super::task::{Scalar, Task};
 use super::unique::unique_keys;
@@ -26,47 +27,6 @@ pub struct SpecFile {
     pub area: Area,
     /// The cases, in the order they are reported.
     pub cases: Vec<Case>,
-}
-
-/// The areas of Pool behaviour. One file of `spec/` per area.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Area {
-    Blocking,
-    Ordering,
-    Concurrency,
-    CallbackProcess,
-    Errors,
-    Timeouts,
-    Lifecycle,
-    Workers,
-    Chunking,
-    Iteration,
-    Faults,
-    Arguments,
-    Construction,
-}
-
-impl Area {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Area::Blocking => "blocking",
-            Area::Ordering => "ordering",
-            Area::Concurrency => "concurrency",
-            Area::CallbackProcess => "callback-process",
-            Area::Errors => "errors",
-            Area::Timeouts => "timeouts",
-            Area::Lifecycle => "lifecycle",
-            Area::Workers => "workers",
-            Area::Chunking => "chunking",
-            Area::Iteration => "iteration",
-            Area::Faults => "faults",
-            Area::Arguments => "arguments",
-            Area::Construction => "construction",
-        }
-    }
 }
 
 /// One behaviour case: one claim, its evidence, a program, and what must be observed.
@@ -113,6 +73,33 @@ pub struct Case {
         deserialize_with = "unique_keys"
     )]
     pub versions: IndexMap<String, String>,
+    /// Only for an added spec folder (`--spec DIR`): the implementations the claim is about,
+    /// each a name or a name's prefix (`python:counting_pool`). Any other implementation gets
+    /// `not-applicable`. Empty: every implementation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applies_to: Vec<String>,
+    /// What judges the claim: CPython (the default, and the only oracle of the built-in
+    /// suite), or, only in an added spec folder, the maintainer's own `--snapshots DIR`.
+    #[serde(default, skip_serializing_if = "Oracle::is_cpython")]
+    pub oracle: Oracle,
+}
+
+/// What a case's observations are compared with besides its `expect`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Oracle {
+    /// CPython's Pool: reports diff every implementation's observation against `cpython-fork`.
+    #[default]
+    Cpython,
+    /// The maintainer's own regression snapshots (`--snapshots DIR`): CPython has no such
+    /// behaviour, so no report diffs the case against it.
+    Snapshots,
+}
+
+impl Oracle {
+    pub fn is_cpython(&self) -> bool {
+        *self == Oracle::Cpython
+    }
 }
 
 /// Evidence for a claim. Exactly one of the fields is set.
@@ -169,6 +156,14 @@ pub struct PoolParams {
     /// block with the `exit_with` step.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub with_block: bool,
+    /// Constructor arguments Pool does not have (`soft_timeout: 5`): keyword names to JSON
+    /// values, passed to the pool's constructor. Each needs the capability `ext:NAME`.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
+    pub extension: IndexMap<String, serde_json::Value>,
 }
 
 /// `Pool(processes=...)`: a number (possibly one the pool must refuse), or the pool's own

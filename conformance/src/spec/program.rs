@@ -259,6 +259,10 @@ pub fn compile_located(case: &Case) -> Result<Program, Box<Located<ProgramError>
                 a.id = Some(step_id.clone());
                 (None, false)
             }
+            Step::Extension(e) => {
+                e.id = Some(step_id.clone());
+                (None, false)
+            }
         };
         // Only the async variants hand out a handle.
         let handle = match &step {
@@ -434,6 +438,24 @@ fn check_references(case: &Case, program: &Program) -> Result<(), Box<Located<Pr
                         },
                         at.the_key("timeout"),
                     ));
+                }
+            }
+            Step::Extension(e) => {
+                if let Some(of) = &e.on
+                    && !matches!(seen_steps.get(of.as_str()), Some(Some(_)))
+                {
+                    let error = match seen_steps.get(of.as_str()) {
+                        Some(_) => ProgramError::NotAHandle {
+                            op: "extension",
+                            of: of.clone(),
+                            want: "a handle",
+                        },
+                        None => ProgramError::NoSuchStep {
+                            op: "extension",
+                            of: of.clone(),
+                        },
+                    };
+                    return Err(Located::new(error, at.key("on")));
                 }
             }
             Step::Drop(_) => dropped = true,

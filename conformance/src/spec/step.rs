@@ -60,6 +60,10 @@ pub enum Step {
     Open(OpenGate),
     /// Block the main thread until a condition holds (reported like any other step).
     Await(AwaitCond),
+    /// A call Pool does not have (`pool.NAME(*args, **kwargs)`, or on a handle with `on`),
+    /// observed like any call: its returned value or raised exception. Needs the capability
+    /// `ext:NAME`; only an added spec folder (`--spec DIR`) may use it.
+    Extension(ExtensionCall),
 }
 
 /// Arguments of `apply` and `apply_async`.
@@ -154,6 +158,29 @@ pub struct OpenGate {
     pub gate: String,
 }
 
+/// The `extension` step: a method Pool does not have, on the pool or on a handle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The method's name (an identifier); the capability it needs is `ext:NAME`.
+    pub name: String,
+    /// Positional arguments: JSON values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<serde_json::Value>,
+    /// Keyword arguments: names (identifiers) to JSON values.
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
+    pub kwargs: IndexMap<String, serde_json::Value>,
+    /// Call it on the handle this earlier step returned instead of on the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+}
+
 /// The `await` step: wait until an event was recorded, or until a gate has `waiting` waiters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +221,7 @@ impl Step {
             Step::Drop(_) => "drop",
             Step::Open(_) => "open",
             Step::Await(_) => "await",
+            Step::Extension(_) => "extension",
         }
     }
 
@@ -235,6 +263,7 @@ impl Step {
             | Step::Drop(p) => p.id.as_deref(),
             Step::Open(o) => o.id.as_deref(),
             Step::Await(a) => a.id.as_deref(),
+            Step::Extension(e) => e.id.as_deref(),
         }
     }
 }

@@ -61,6 +61,9 @@ pub enum ProgramError {
     /// `pool.context` is not a string.
     #[error("pool.context is not a string: {0}")]
     Context(Value),
+    /// `pool.extension` is not an object.
+    #[error("pool.extension is not an object: {0}")]
+    Extension(Value),
 }
 
 /// A program the driver cannot read is the driver's failure to run it, with this message.

@@ -13,10 +13,12 @@ mod step;
 mod task;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use error::ProgramError;
-pub use step::{AwaitCond, MapCall, OPS, OnHandle, OpenGate, Plain, Step, Submit};
+pub use step::{
+    AwaitCond, EXTENSION_OP, ExtensionCall, MapCall, OPS, OnHandle, OpenGate, Plain, Step, Submit,
+};
 pub use task::{Blob, Callback, Ending, Task};
 
 use crate::repr::truthy;
@@ -121,6 +123,11 @@ pub struct PoolParams {
     /// part of it) and leaves it with `exit_with`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub with_block: bool,
+    /// Constructor arguments the pool has beyond Pool's (PROTOCOL.md §3.5), by name: the
+    /// runner sends them only to a driver declaring `ext:NAME` for each
+    /// ([`Driver::extensions`](crate::Driver::extensions)).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub extension: Map<String, Value>,
 }
 
 impl PoolParams {
@@ -158,7 +165,7 @@ impl Program {
                     let step = step.clone();
                     return Err(ProgramError::NotOneKey { n, step });
                 };
-                if !OPS.contains(&op.as_str()) {
+                if !OPS.contains(&op.as_str()) && op != step::EXTENSION_OP {
                     let op = op.clone();
                     return Err(ProgramError::UnknownOp { n, op });
                 }
@@ -195,6 +202,11 @@ impl Program {
             Some(Value::String(m)) => Some(m.clone()),
             Some(v) => return Err(ProgramError::Context(v.clone())),
         };
+        let extension = match params.get("extension") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(v) => return Err(ProgramError::Extension(v.clone())),
+        };
         Ok(Program {
             id: program.get("id").and_then(Value::as_str).map(str::to_owned),
             pool: PoolParams {
@@ -205,6 +217,7 @@ impl Program {
                 uncallable_initializer: params.get("uncallable_initializer").is_some_and(truthy),
                 context,
                 with_block: params.get("with_block").is_some_and(truthy),
+                extension,
             },
             steps,
         })

@@ -36,6 +36,10 @@ pub const OPS: &[&str] = &[
     "await",
 ];
 
+/// The op of a call the pool has beyond Pool's (PROTOCOL.md §3.5). Not in [`OPS`]: a case
+/// with it needs the capability `ext:NAME` of its method, not the op.
+pub const EXTENSION_OP: &str = "extension";
+
 /// One step (spec/README.md §6).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -71,6 +75,38 @@ pub enum Step {
     Open(OpenGate),
     /// Handled by [`run_steps`](crate::run_steps) itself.
     Await(AwaitCond),
+    /// A method Pool does not have (PROTOCOL.md §3.5), on the pool or on a handle. A driver
+    /// receives it only for the extensions it declares; one that declares none answers it
+    /// with [`ExtensionCall::unsupported`].
+    Extension(ExtensionCall),
+}
+
+/// `extension`: `target.NAME(*args, **kwargs)`, where the target is the pool, or the handle
+/// step `on` returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub kwargs: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+}
+
+impl ExtensionCall {
+    /// The failure of a driver asked for an extension it does not have (the Python SDK's
+    /// message): the runner sends it only when the driver declares `ext:NAME`.
+    pub fn unsupported(&self) -> crate::Failure {
+        crate::Failure::new(format!(
+            "step {}: this pool has no extension {} (the capability ext:{} is not declared)",
+            py_repr(self.id.as_ref().map(|i| Value::String(i.clone())).as_ref()),
+            crate::repr::py_repr_str(&self.name),
+            self.name
+        ))
+    }
 }
 
 /// `apply` and `apply_async`: `pool.apply(f, (descriptor, *args, [blob], [unserializable]),
@@ -239,6 +275,7 @@ impl Step {
             Step::Drop(_) => "drop",
             Step::Open(_) => "open",
             Step::Await(_) => "await",
+            Step::Extension(_) => EXTENSION_OP,
         }
     }
 
@@ -266,6 +303,7 @@ impl Step {
             | Step::Drop(p) => p.id.as_deref(),
             Step::Open(o) => o.id.as_deref(),
             Step::Await(a) => a.id.as_deref(),
+            Step::Extension(e) => e.id.as_deref(),
         }
     }
 
@@ -341,6 +379,7 @@ impl Step {
             "drop" => Step::Drop(plain(v)?),
             "open" => Step::Open(serde_json::from_value(v).map_err(typed)?),
             "await" => Step::Await(serde_json::from_value(v).map_err(typed)?),
+            EXTENSION_OP => Step::Extension(serde_json::from_value(v).map_err(typed)?),
             other => {
                 let op = other.to_owned();
                 return Err(ProgramError::UnknownOp { n, op });
@@ -377,6 +416,7 @@ impl Serialize for Step {
             | Step::Drop(b) => m.serialize_entry(op, b)?,
             Step::Open(b) => m.serialize_entry(op, b)?,
             Step::Await(b) => m.serialize_entry(op, b)?,
+            Step::Extension(b) => m.serialize_entry(op, b)?,
         }
         m.end()
     }
@@ -385,6 +425,25 @@ impl Serialize for Step {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extension_step_reads_and_is_unsupported_by_default() {
+        let body = serde_json::json!({"id": "s3", "name": "tasks_submitted", "args": [1], "kwargs": {"k": true}, "on": "h"});
+        let step = Step::parse(3, EXTENSION_OP, &body).expect("an extension step");
+        assert_eq!(step.op(), "extension");
+        assert_eq!(step.id(), Some("s3"));
+        let Step::Extension(call) = &step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(call.on.as_deref(), Some("h"));
+        assert_eq!(
+            call.unsupported().message,
+            "step 's3': this pool has no extension 'tasks_submitted' (the capability \
+             ext:tasks_submitted is not declared)"
+        );
+        let back = serde_json::to_value(&step).expect("serializes");
+        assert_eq!(back, serde_json::json!({ "extension": body }));
+    }
 
     /// Where CPython's lazily read iterable raises, by chunk size (verified on CPython 3.11:
     /// chunksize 2 and 7 items give 6 values, then the exception).

@@ -2,7 +2,7 @@
 //! and the files derived from them (regenerated, or compared with `--check`), plus `smoke`,
 //! whose flags and work live in `smoke.rs`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -17,7 +17,7 @@ use crate::smoke::{self, SmokeArgs};
 #[derive(Subcommand, Debug)]
 pub enum Maintenance {
     /// Check spec/ and fixtures/: ids, citations, tags, and every reference between files.
-    Lint,
+    Lint(LintArgs),
     /// Check a new driver: its handshake and a few trivial cases, explaining every protocol
     /// mistake found (`smoke --impl exec:./my-driver`).
     Smoke(SmokeArgs),
@@ -29,6 +29,14 @@ pub enum Maintenance {
     Coverage(Check),
 }
 
+/// `lint`'s flags.
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// Also check this folder of your own cases, with the built-in ones (repeatable).
+    #[arg(long, value_name = "DIR")]
+    spec: Vec<PathBuf>,
+}
+
 /// `--check`: compare with the committed file instead of writing it.
 #[derive(Args, Debug)]
 pub struct Check {
@@ -38,7 +46,7 @@ pub struct Check {
 
 pub fn run(root: &Path, command: &Maintenance) -> Result<ExitCode> {
     match command {
-        Maintenance::Lint => run_lint(root),
+        Maintenance::Lint(args) => run_lint(root, &args.spec),
         Maintenance::Smoke(args) => smoke::run(root, args),
         Maintenance::Schema(c) => schema(root, c.check),
         Maintenance::Claims(c) => claims(root, c.check),
@@ -46,8 +54,8 @@ pub fn run(root: &Path, command: &Maintenance) -> Result<ExitCode> {
     }
 }
 
-fn run_lint(root: &Path) -> Result<ExitCode> {
-    let (suite, problems) = lint::lint(root);
+fn run_lint(root: &Path, added: &[PathBuf]) -> Result<ExitCode> {
+    let (suite, problems) = lint::lint_folders(root, added);
     for p in &problems {
         println!("{p}");
     }

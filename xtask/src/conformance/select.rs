@@ -7,16 +7,20 @@ use anyhow::{Result, bail};
 use clap::Args;
 use conformance::expectations::ExpectationFile;
 use conformance::implementations::{self, Implementation};
-use conformance::spec::{LoadedCase, load_dir};
+use conformance::spec::{LoadedCase, load_folders};
 
 use crate::flags::CaseFilter;
 
 #[derive(Args, Debug)]
 pub struct Select {
-    /// Load the cases from this folder instead of spec/ (scratch cases being written; their
-    /// ids need no expectation entries, snapshots or coverage).
+    /// Also load the cases of this folder, beside spec/ (repeatable): your own cases, with
+    /// their own ids and areas, `applies_to`, `oracle: snapshots` and extensions.
     #[arg(long, value_name = "DIR")]
-    pub spec: Option<PathBuf>,
+    pub spec: Vec<PathBuf>,
+    /// Run only the cases of the --spec folders, not the built-in spec/ (their ids need no
+    /// entries in the built-in expectation files).
+    #[arg(long, requires = "spec")]
+    pub spec_only: bool,
     #[command(flatten)]
     pub cases: CaseFilter,
     /// Only cases of this area (repeatable).
@@ -58,7 +62,21 @@ pub struct Prepared {
 
 /// Loads what `select` names, printing every spec error.
 pub fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
-    let suite = load_dir(&select.spec.clone().unwrap_or_else(|| root.join("spec")));
+    let builtin = root.join("spec");
+    let builtin = (!select.spec_only).then_some(builtin.as_path());
+    let suite = load_folders(builtin, &select.spec)?;
+    if !select.spec.is_empty() {
+        let folders: Vec<String> = select
+            .spec
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        eprintln!(
+            "poolspec: cases of {}{}",
+            if select.spec_only { "" } else { "spec/, " },
+            folders.join(", ")
+        );
+    }
     for e in &suite.errors {
         eprintln!("spec error: {e}");
     }
@@ -85,14 +103,14 @@ pub fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
     }
     let mut with_expectations = Vec::new();
     for imp in impls {
-        let file = match (&select.expectations, &select.spec) {
+        let file = match (&select.expectations, select.spec_only) {
             (Some(path), _) => ExpectationFile::load(path, &imp.name, &all_ids)?,
-            // Scratch cases: the committed expectation files name the suite's cases.
-            (None, Some(_)) => ExpectationFile {
+            // Only own cases: the committed expectation files name the suite's cases.
+            (None, true) => ExpectationFile {
                 implementation: imp.name.clone(),
                 ..ExpectationFile::default()
             },
-            (None, None) => {
+            (None, false) => {
                 ExpectationFile::load_for(&root.join("fixtures/expectations"), &imp.name, &all_ids)?
             }
         };

@@ -90,6 +90,8 @@ pub fn legalize(raw: &RawProgram, id: &str, excluded: &BTreeSet<Feature>) -> Cas
         tags: vec!["contract".to_owned(), "fuzz".to_owned()],
         requires: Vec::new(),
         versions: IndexMap::new(),
+        applies_to: Vec::new(),
+        oracle: Default::default(),
         pool: raw.pool.clone(),
         gates: gates
             .into_iter()
@@ -143,7 +145,8 @@ impl Model {
                     }));
                 }
             }
-            Step::Await(_) => {}
+            // Neither is generated: the fuzzer compares with CPython, which has no extensions.
+            Step::Await(_) | Step::Extension(_) => {}
         }
     }
 }

@@ -312,5 +312,7 @@ pub fn execute(
                 py_repr_str(step.op())
             )));
         }
+        // pool-ref has no extension; it declares none, so the runner never sends one.
+        Step::Extension(call) => return Err(call.unsupported()),
     })
 }
