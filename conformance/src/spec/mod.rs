@@ -2,6 +2,7 @@
 //! ([`load`]) and the program form drivers receive ([`program`]).
 
 pub mod check;
+pub mod describe;
 pub mod expected;
 pub mod liveness;
 pub mod load;
