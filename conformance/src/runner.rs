@@ -656,7 +656,8 @@ fn execute(
         // The next driver gets a coordinator of its own: nothing the faulty one left open
         // (connections, a half-sent report) counts against it.
         slot.coordinator = None;
-        let reason = with_note(Some(fault.summary()), left).unwrap_or_default();
+        let reason = crate::pending::fault_reason(&fault, &lc.program, &history);
+        let reason = with_note(Some(reason), left).unwrap_or_default();
         (fault_status(&fault), reason, Some(fault))
     });
     Execution::Ran { history, failure }
