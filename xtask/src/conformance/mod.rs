@@ -25,6 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::flags::{Guards, Progress};
 
+pub mod explain;
 pub mod interrupt;
 pub mod maintenance;
 pub mod outcome;
@@ -163,7 +164,10 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     if let Some(s) = &snapshots {
         println!("\n{}", s.render().trim_end());
     }
-    let model = report::Model::new(&matrix, &cases).interrupted(interruption.clone());
+    let oracle = report::OracleSnapshots::committed(root);
+    let model = report::Model::new(&matrix, &cases)
+        .interrupted(interruption.clone())
+        .oracle(&oracle);
     let paths = report::write_model(&out_dir, &model)?;
     if interruption.is_none() {
         // Claims whose evidence never ran would read as unconfirmed.
