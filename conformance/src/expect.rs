@@ -10,8 +10,8 @@
 
 use serde_json::Value;
 
-use crate::spec::Program;
 use crate::spec::describe::step_label;
+use crate::spec::{LoadedCase, Program};
 
 /// Names a key met on the way down (`parent` path, `key`), or `None` to keep it as it is.
 type Labeler<'a> = &'a dyn Fn(&str, &str) -> Option<String>;
@@ -29,6 +29,11 @@ pub fn first_mismatch_in(program: &Program, expected: &Value, observed: &Value) 
         _ => None,
     };
     walk(expected, observed, "expect", &label)
+}
+
+/// [`first_mismatch_in`] of a loaded case's own expectations and program.
+pub fn first_mismatch_of(case: &LoadedCase, observed: &Value) -> Option<String> {
+    first_mismatch_in(&case.program, &case.case.expect, observed)
 }
 
 fn walk(expected: &Value, observed: &Value, path: &str, label: Labeler<'_>) -> Option<String> {

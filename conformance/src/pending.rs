@@ -90,7 +90,12 @@ pub fn pending(program: &Program, history: &History) -> Vec<String> {
     // Steps (one at most: the main thread runs them), then tasks and callbacks in program
     // order, so that the reason does not depend on which process reported first.
     let position = |begun: &Begun| -> (u8, usize) {
-        let step_at = |id: &str| program.steps.iter().position(|s| s.explicit_id() == Some(id));
+        let step_at = |id: &str| {
+            program
+                .steps
+                .iter()
+                .position(|s| s.explicit_id() == Some(id))
+        };
         match begun {
             Begun::Step(id) => (0, step_at(id).unwrap_or(usize::MAX)),
             Begun::Task(id) => (

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::Cancel;
 use crate::coordinator::{Coordinator, History};
 use crate::driver::{DriverFault, DriverSession, Unstarted};
-use crate::expect::first_mismatch_in;
+use crate::expect::first_mismatch_of;
 use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
@@ -520,7 +520,7 @@ fn run_one(
                     ));
                 }
                 None => {
-                    if let Some(mismatch) = first_mismatch_in(&lc.program, &lc.case.expect, &value) {
+                    if let Some(mismatch) = first_mismatch_of(lc, &value) {
                         result.status = Status::Fail;
                         result.reason = Some(mismatch);
                     }

@@ -155,7 +155,10 @@ fn without_a_report_the_claim_and_program_are_still_explained() {
         statuses: Statuses::Missing("no report yet at target/conformance/report.jsonl".into()),
         only: None,
     });
-    assert!(text.starts_with("WRK-004 (workers, contract; spec/workers.yaml)\n"), "{text}");
+    assert!(
+        text.starts_with("WRK-004 (workers, contract; spec/workers.yaml)\n"),
+        "{text}"
+    );
     assert!(text.contains("  steps: s1  apply of t\n"), "{text}");
     assert!(
         text.ends_with("\nresults: no report yet at target/conformance/report.jsonl\n"),

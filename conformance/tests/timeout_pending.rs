@@ -52,7 +52,8 @@ fn a_timeout_names_the_step_that_never_returned_and_the_task_on_its_gate() {
     let reason = result.reason.as_deref().unwrap_or("");
     assert!(
         reason.contains("liveness guard (2.0 s)")
-            && reason.contains("; pending: s2 (get on h, started), task held (waiting on gate never)"),
+            && reason
+                .contains("; pending: s2 (get on h, started), task held (waiting on gate never)"),
         "{reason}"
     );
 }

@@ -18,7 +18,10 @@ fn explain_reruns_one_case_and_explains_it_from_that_run() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.starts_with("LIF-015 (lifecycle, contract; spec/lifecycle.yaml)\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("LIF-015 (lifecycle, contract; spec/lifecycle.yaml)\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("\nprogram:\n"), "{stdout}");
     assert!(
         stdout.contains("results (from this run):\n  cpython-fork  pass\n"),
@@ -33,7 +36,10 @@ fn explain_without_a_report_explains_the_case_and_says_there_is_none() {
     let out = explain(&["ORD-004", "--report", &report.display().to_string()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("  steps: it  imap of t0, t1, t2\n"), "{stdout}");
+    assert!(
+        stdout.contains("  steps: it  imap of t0, t1, t2\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("\nresults: no report yet at "), "{stdout}");
 }
 

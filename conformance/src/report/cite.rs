@@ -196,7 +196,9 @@ mod tests {
         );
         assert_eq!(
             doc.link.as_deref(),
-            Some("https://docs.python.org/3/library/multiprocessing.html#multiprocessing.pool.Pool.apply")
+            Some(
+                "https://docs.python.org/3/library/multiprocessing.html#multiprocessing.pool.Pool.apply"
+            )
         );
         assert_eq!(doc.quote.as_deref(), Some("It blocks."));
         let source = cite(&Citation::Source("pool.py:Pool.map".into()), &index);
@@ -209,7 +211,10 @@ mod tests {
             unknown.link.as_deref(),
             Some("https://github.com/python/cpython/blob/v3.12.3/Lib/multiprocessing/pool.py")
         );
-        let test = cite(&Citation::Test("_TestPool.test_map".into()), &SourceIndex::none());
+        let test = cite(
+            &Citation::Test("_TestPool.test_map".into()),
+            &SourceIndex::none(),
+        );
         assert_eq!(
             test.link.as_deref(),
             Some("https://github.com/python/cpython/blob/main/Lib/test/_test_multiprocessing.py")
@@ -220,7 +225,10 @@ mod tests {
             Some("https://github.com/python/cpython/issues/83371")
         );
         let bpo = cite(&Citation::Issue("bpo-10332".into()), &index);
-        assert_eq!(bpo.link.as_deref(), Some("https://bugs.python.org/issue10332"));
+        assert_eq!(
+            bpo.link.as_deref(),
+            Some("https://bugs.python.org/issue10332")
+        );
         assert_eq!(cite(&Citation::Seed("SEED-01".into()), &index).link, None);
     }
 }

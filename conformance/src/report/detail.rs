@@ -18,7 +18,12 @@ pub fn lines(cell: &Cell<'_>) -> Vec<String> {
     if let Some(u) = &r.unstable {
         out.push(format!("unstable: {u}"));
     }
-    out.extend(cell.diff().into_iter().flat_map(str::lines).map(str::to_owned));
+    out.extend(
+        cell.diff()
+            .into_iter()
+            .flat_map(str::lines)
+            .map(str::to_owned),
+    );
     if let Some(h) = &r.history {
         out.push(format!("history: {}", h.display()));
     }
@@ -29,7 +34,12 @@ pub fn lines(cell: &Cell<'_>) -> Vec<String> {
 pub fn render(cell: &Cell<'_>, indent: usize) -> String {
     let r = cell.result;
     let pad = " ".repeat(indent);
-    let mut out = format!("{} on {}: {}\n", r.case, r.implementation, cell.kind.label());
+    let mut out = format!(
+        "{} on {}: {}\n",
+        r.case,
+        r.implementation,
+        cell.kind.label()
+    );
     for line in lines(cell) {
         out.push_str(&format!("{pad}{line}\n"));
     }

@@ -53,7 +53,10 @@ pub fn find_case<'c>(cases: &'c [LoadedCase], id: &str) -> Result<&'c LoadedCase
 /// report.jsonl`, `this run`), or why there are none.
 #[derive(Debug)]
 pub enum Statuses<'m, 'a> {
-    From { model: &'m Model<'a>, source: String },
+    From {
+        model: &'m Model<'a>,
+        source: String,
+    },
     Missing(String),
 }
 
@@ -137,7 +140,11 @@ fn program(out: &mut String, c: &LoadedCase) {
 
 fn section(out: &mut String, name: &str, lines: Vec<String>) {
     for (i, line) in lines.iter().enumerate() {
-        let head = if i == 0 { format!("{name}:") } else { String::new() };
+        let head = if i == 0 {
+            format!("{name}:")
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "  {head:7}{line}");
     }
 }

@@ -27,8 +27,8 @@ mod write;
 
 pub use jsonl::{Checked, JsonlError, check_jsonl, read, validate_jsonl};
 pub use model::{
-    CellKind, Compliance, Counts, Model, Part, diff_against, diff_against_oracle, differences, observation_yaml,
-    suite_hash,
+    CellKind, Compliance, Counts, Model, Part, diff_against, diff_against_oracle, differences,
+    observation_yaml, suite_hash,
 };
 pub use oracle::OracleSnapshots;
 pub use write::{HISTORIES, REPORT_FILES, ReportPaths, WriteError, clear, write_all, write_model};

@@ -492,7 +492,10 @@ pub fn diff_against(
         TextDiff::from_lines(&a, &b)
             .unified_diff()
             .context_radius(2)
-            .header(&format!("{ORACLE} (committed snapshot)"), &result.implementation)
+            .header(
+                &format!("{ORACLE} (committed snapshot)"),
+                &result.implementation,
+            )
             .to_string(),
     )
 }

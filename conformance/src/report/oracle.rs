@@ -76,7 +76,8 @@ mod tests {
 
     #[test]
     fn a_snapshot_is_its_body_after_the_header() {
-        let text = "---\nsource: x.rs\ndescription: \"a: b\"\n---\nsteps:\n  s1:\n    returned: 5\n";
+        let text =
+            "---\nsource: x.rs\ndescription: \"a: b\"\n---\nsteps:\n  s1:\n    returned: 5\n";
         assert_eq!(
             parse_snap(text),
             Some(serde_json::json!({"steps": {"s1": {"returned": 5}}}))

@@ -17,10 +17,7 @@ const LISTED_TASKS: usize = 3;
 
 /// The step with id `id`, if the program has one.
 pub fn step<'p>(program: &'p Program, id: &str) -> Option<&'p Step> {
-    program
-        .steps
-        .iter()
-        .find(|s| s.explicit_id() == Some(id))
+    program.steps.iter().find(|s| s.explicit_id() == Some(id))
 }
 
 /// `s5 (next on h)` for a step id of `program`; `None` for any other id.
@@ -416,7 +413,10 @@ cases:
     fn labels_name_the_operation() {
         let p = program(CASE);
         assert_eq!(step_label(&p, "s5").as_deref(), Some("s5 (next on it)"));
-        assert_eq!(step_label(&p, "h").as_deref(), Some("h (apply_async of t1)"));
+        assert_eq!(
+            step_label(&p, "h").as_deref(),
+            Some("h (apply_async of t1)")
+        );
         assert_eq!(
             step_label(&p, "it").as_deref(),
             Some("it (imap of it-0, it-1, … last (5 tasks))")

@@ -18,7 +18,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// Up to `n` candidates nearest to `word` (ignoring case), best first: those within a few
 /// edits, or containing the word; for "did you mean" lists where a plausible guess beats
 /// none (`explain BLK-1` suggests `BLK-001`).
-pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, n: usize) -> Vec<&'a str> {
+pub fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> Vec<&'a str> {
     let word = word.to_uppercase();
     let limit = (word.chars().count() / 2).clamp(1, 3);
     let mut ranked: Vec<(usize, &str)> = candidates

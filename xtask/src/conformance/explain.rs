@@ -74,7 +74,11 @@ pub fn run(root: &Path, args: &ExplainArgs) -> Result<ExitCode> {
             .report
             .clone()
             .unwrap_or_else(|| root.join("target/conformance/report.jsonl"));
-        let shown = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let shown = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         match read_report(&path) {
             Ok(run) => {
                 let model = Model::new(&run, &suite.cases).oracle(&oracle);
