@@ -15,8 +15,9 @@ use crate::protocol::ReportKind;
 use crate::spec::Program;
 use crate::spec::describe::operation;
 
-/// How many pending things a reason lists before it says how many more there are.
-const LISTED: usize = 6;
+/// How long the list of pending things may grow (in bytes) before the rest is counted: a
+/// reason stays one line that fits a table (the fault tests hold reasons to 300 bytes).
+const LISTED_BYTES: usize = 160;
 
 /// The reason of a fault: its summary, and for a timeout what was pending
 /// (`...; pending: s4 (get on h2, started), task t2 (waiting on gate g1)`).
@@ -25,17 +26,30 @@ pub fn fault_reason(fault: &DriverFault, program: &Program, history: &History) -
     if !matches!(fault, DriverFault::Timeout { .. }) {
         return summary;
     }
+    let constructed = history
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, ReportKind::Construct { .. }));
     let items = pending(program, history);
     if items.is_empty() {
-        return format!(
-            "{summary}; nothing pending: every step called had returned (the driver hung after \
-             them, or before the first)"
-        );
+        let why = if constructed {
+            "nothing pending: every step called had returned"
+        } else {
+            "nothing reported: the driver hung before or while constructing the pool"
+        };
+        return format!("{summary}; {why}");
     }
-    let more = items.len().saturating_sub(LISTED);
-    let mut list: Vec<String> = items.into_iter().take(LISTED).collect();
-    if more > 0 {
-        list.push(format!("{more} more"));
+    let total = items.len();
+    let mut list: Vec<String> = Vec::new();
+    for item in items {
+        let used: usize = list.iter().map(|i| i.len() + 2).sum();
+        if !list.is_empty() && used + item.len() > LISTED_BYTES {
+            break;
+        }
+        list.push(item);
+    }
+    if list.len() < total {
+        list.push(format!("{} more", total - list.len()));
     }
     format!("{summary}; pending: {}", list.join(", "))
 }
@@ -270,8 +284,32 @@ cases:
             after_ms: 1000,
             stderr: String::new(),
         };
+        assert!(fault_reason(&fault, &p, &History::default()).ends_with(
+            "; nothing reported: the driver hung before or while constructing the pool"
+        ));
+        let constructed = history(vec![ReportKind::Construct {
+            outcome: Outcome::Returned(serde_json::Value::Null),
+        }]);
         assert!(
-            fault_reason(&fault, &p, &History::default()).ends_with("nothing pending: every step called had returned (the driver hung after them, or before the first)")
+            fault_reason(&fault, &p, &constructed)
+                .ends_with("; nothing pending: every step called had returned")
         );
+    }
+
+    #[test]
+    fn a_long_list_is_cut_and_counted() {
+        let p = program();
+        let starts = (0..20)
+            .map(|i| ReportKind::Start {
+                task: format!("a-task-with-a-long-name-{i:02}"),
+            })
+            .collect();
+        let fault = DriverFault::Timeout {
+            after_ms: 20_000,
+            stderr: String::new(),
+        };
+        let reason = fault_reason(&fault, &p, &history(starts));
+        assert!(reason.len() <= 300, "{reason}");
+        assert!(reason.ends_with(" (started), 17 more"), "{reason}");
     }
 }
