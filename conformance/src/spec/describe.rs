@@ -183,9 +183,9 @@ fn submit_details(s: &Submit, parts: &mut Vec<String>) {
 }
 
 fn callbacks(callback: &Option<Callback>, error: &Option<Callback>, parts: &mut Vec<String>) {
-    for (name, cb) in [("callback", callback), ("error callback", error)] {
+    for (name, cb) in [("a callback", callback), ("an error callback", error)] {
         let Some(cb) = cb else { continue };
-        let mut text = format!("with a {name}");
+        let mut text = format!("with {name}");
         if !cb.wait.is_empty() {
             text.push_str(&format!(" that waits on {}", gate_list(&cb.wait)));
         }
