@@ -22,9 +22,11 @@ pub enum Maintenance {
     /// Check a new driver: its handshake and a few trivial cases, explaining every protocol
     /// mistake found (`smoke --impl exec:./my-driver`).
     Smoke(SmokeArgs),
-    /// One case in words: its claim, citations with links, program and gates, and each
+    /// One case in words, and each implementation's status with its diff (`explain ORD-004`).
+    ///
+    /// The claim, citations with links, program and gates in words, and each
     /// implementation's status from the last report (or a fresh run with --run), with the
-    /// diff against CPython-fork of every non-pass (`explain ORD-004 --impl rust-ref`).
+    /// diff against CPython-fork of every non-pass.
     Explain(ExplainArgs),
     /// Regenerate spec/case.schema.json from the Rust types (or check it with --check).
     Schema(Check),
