@@ -22,13 +22,42 @@ pub fn first_mismatch(expected: &Value, observed: &Value) -> Option<String> {
 }
 
 /// [`first_mismatch`], with every step id of `program` on the path (under `steps` and
-/// `callbacks`) followed by its operation: `expect.steps.s5 (next on h).raised: ...`.
+/// `callbacks`) followed by its operation: `expect.steps.s5 (next on h).raised: ...`; steps
+/// named by event references in the values (an `order` probe's) are named at the end: `...
+/// observed "s2.return" (s2: wait on m)`.
 pub fn first_mismatch_in(program: &Program, expected: &Value, observed: &Value) -> Option<String> {
     let label = |parent: &str, key: &str| match parent {
         "expect.steps" | "expect.callbacks" => step_label(program, key),
         _ => None,
     };
-    walk(expected, observed, "expect", &label)
+    let reason = walk(expected, observed, "expect", &label)?;
+    Some(with_referenced_steps(program, reason))
+}
+
+/// `reason` followed by the operation of every step a quoted event reference after its path
+/// names (`"s2.return"`), once each, in order.
+fn with_referenced_steps(program: &Program, reason: String) -> String {
+    let Some((_, values)) = reason.split_once(": ") else {
+        return reason;
+    };
+    let mut named: Vec<String> = Vec::new();
+    // Between quotes: the odd pieces.
+    for quoted in values.split('"').skip(1).step_by(2) {
+        let Some((id, _)) = quoted.rsplit_once('.') else {
+            continue;
+        };
+        if let Some(step) = crate::spec::describe::step(program, id) {
+            let text = format!("{id}: {}", crate::spec::describe::operation(step));
+            if !named.contains(&text) {
+                named.push(text);
+            }
+        }
+    }
+    if named.is_empty() {
+        reason
+    } else {
+        format!("{reason} ({})", named.join("; "))
+    }
 }
 
 /// [`first_mismatch_in`] of a loaded case's own expectations and program.
@@ -143,6 +172,18 @@ mod tests {
         assert_eq!(
             m.as_deref(),
             Some("expect.callbacks.m (map_async of m-0): expected [], observed [1]")
+        );
+        let m = first_mismatch_in(
+            program,
+            &json!({"order": {"o": ["s2.return", "m.callback"]}}),
+            &json!({"order": {"o": ["m.callback", "s2.return"]}}),
+        );
+        assert_eq!(
+            m.as_deref(),
+            Some(
+                "expect.order.o[0]: expected \"s2.return\", observed \"m.callback\" (s2: next \
+                 on h; m: map_async of m-0)"
+            )
         );
     }
 }
