@@ -30,6 +30,7 @@ pub mod implementations;
 pub mod interpreters;
 pub mod lint;
 pub mod observe;
+pub mod pending;
 pub mod protocol;
 pub mod report;
 pub mod report_fit;

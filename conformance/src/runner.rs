@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::cancel::Cancel;
 use crate::coordinator::{Coordinator, History};
 use crate::driver::{DriverFault, DriverSession, Unstarted};
-use crate::expect::first_mismatch;
+use crate::expect::first_mismatch_of;
 use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
@@ -531,7 +531,7 @@ fn run_one(
                     ));
                 }
                 None => {
-                    if let Some(mismatch) = first_mismatch(&lc.case.expect, &value) {
+                    if let Some(mismatch) = first_mismatch_of(lc, &value) {
                         result.status = Status::Fail;
                         result.reason = Some(mismatch);
                     }
@@ -667,7 +667,8 @@ fn execute(
         // The next driver gets a coordinator of its own: nothing the faulty one left open
         // (connections, a half-sent report) counts against it.
         slot.coordinator = None;
-        let reason = with_note(Some(fault.summary()), left).unwrap_or_default();
+        let reason = crate::pending::fault_reason(&fault, &lc.program, &history);
+        let reason = with_note(Some(reason), left).unwrap_or_default();
         (fault_status(&fault), reason, Some(fault))
     });
     Execution::Ran { history, failure }

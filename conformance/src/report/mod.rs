@@ -13,19 +13,24 @@
 //! The functions below take a run (and its cases) as they always did, so callers need not
 //! build a [`Model`]; each builds one for its view.
 
+pub mod cite;
+pub mod detail;
+pub mod explain;
 pub mod html;
 pub mod jsonl;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod oracle;
 pub mod terminal;
 mod write;
 
 pub use jsonl::{Checked, JsonlError, check_jsonl, read, validate_jsonl};
 pub use model::{
-    CellKind, Compliance, Counts, Model, Part, diff_against_oracle, differences, observation_yaml,
-    suite_hash,
+    CellKind, Compliance, Counts, Model, Part, diff_against, diff_against_oracle, differences,
+    observation_yaml, suite_hash,
 };
+pub use oracle::OracleSnapshots;
 pub use write::{HISTORIES, REPORT_FILES, ReportPaths, WriteError, clear, write_all, write_model};
 
 use std::fmt::Write as _;

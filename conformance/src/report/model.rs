@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
+use super::oracle::OracleSnapshots;
 use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::runner::{CaseResult, ImplementationReport, MatrixRun};
@@ -201,6 +202,8 @@ pub struct Cell<'a> {
     /// As counted and coloured ([`CellKind::of`]).
     pub kind: CellKind,
     run: &'a MatrixRun,
+    /// The oracle's committed observations, for a case the oracle did not run here.
+    oracle: Option<&'a OracleSnapshots>,
     /// Computed when first asked for: counting needs no diffs.
     diff: OnceCell<Option<String>>,
 }
@@ -211,10 +214,12 @@ impl Cell<'_> {
         CellKind::judged(self.result.status, self.result.verdict)
     }
 
-    /// The unified diff of its observation against the oracle's ([`diff_against_oracle`]).
+    /// The unified diff of its observation against the oracle's ([`diff_against_oracle`]),
+    /// or, when the oracle did not run this case, against its committed snapshot
+    /// ([`Model::oracle`]).
     pub fn diff(&self) -> Option<&str> {
         self.diff
-            .get_or_init(|| diff_against_oracle(self.run, self.result))
+            .get_or_init(|| diff_against(self.run, self.result, self.oracle))
             .as_deref()
     }
 }
@@ -321,6 +326,7 @@ impl<'a> Model<'a> {
                 result: r,
                 kind: CellKind::of(r),
                 run,
+                oracle: None,
                 diff: if own_oracle.contains(r.case.as_str()) {
                     OnceCell::from(None)
                 } else {
@@ -359,6 +365,17 @@ impl<'a> Model<'a> {
     /// The model of a run that `interruption` cut short (`None`: a whole run).
     pub fn interrupted(mut self, interruption: Option<Interruption>) -> Model<'a> {
         self.interruption = interruption;
+        self
+    }
+
+    /// Diffs against `oracle`'s committed observations where the oracle did not run a case
+    /// (the header then says `cpython-fork (committed snapshot)`).
+    pub fn oracle(mut self, oracle: &'a OracleSnapshots) -> Model<'a> {
+        // A cell whose diff is already settled (a case whose oracle is the maintainer's own
+        // snapshots) keeps it.
+        for cell in self.cells.iter_mut().filter(|c| c.diff.get().is_none()) {
+            cell.oracle = Some(oracle);
+        }
         self
     }
 
@@ -492,6 +509,34 @@ pub fn diff_against_oracle(run: &MatrixRun, result: &CaseResult) -> Option<Strin
         diff.unified_diff()
             .context_radius(2)
             .header(ORACLE, &result.implementation)
+            .to_string(),
+    )
+}
+
+/// [`diff_against_oracle`], falling back to `committed`'s snapshot of the case when the
+/// oracle did not run it here.
+pub fn diff_against(
+    run: &MatrixRun,
+    result: &CaseResult,
+    committed: Option<&OracleSnapshots>,
+) -> Option<String> {
+    if result.implementation == ORACLE || run.result(&result.case, ORACLE).is_some() {
+        return diff_against_oracle(run, result);
+    }
+    let oracle = committed?.observation(&result.case)?;
+    let a = serde_yaml::to_string(&*oracle).unwrap_or_default();
+    let b = observation_yaml(result);
+    if a == b {
+        return None;
+    }
+    Some(
+        TextDiff::from_lines(&a, &b)
+            .unified_diff()
+            .context_radius(2)
+            .header(
+                &format!("{ORACLE} (committed snapshot)"),
+                &result.implementation,
+            )
             .to_string(),
     )
 }

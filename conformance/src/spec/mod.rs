@@ -3,6 +3,7 @@
 
 pub mod area;
 pub mod check;
+pub mod describe;
 pub mod expected;
 pub mod folders;
 pub mod liveness;

@@ -15,6 +15,28 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Up to `n` candidates nearest to `word` (ignoring case), best first: those within a few
+/// edits, or containing the word; for "did you mean" lists where a plausible guess beats
+/// none (`explain BLK-1` suggests `BLK-001`).
+pub fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> Vec<&'a str> {
+    let word = word.to_uppercase();
+    let limit = (word.chars().count() / 2).clamp(1, 3);
+    let mut ranked: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .filter_map(|c| {
+            let upper = c.to_uppercase();
+            let d = distance(&word, &upper);
+            (d <= limit || upper.contains(&word)).then_some((d, c))
+        })
+        .collect();
+    ranked.sort();
+    ranked.into_iter().take(n).map(|(_, c)| c).collect()
+}
+
 /// `; did you mean `x`?` for a suggestion, nothing without one.
 pub fn did_you_mean(suggestion: &Option<String>) -> String {
     suggestion

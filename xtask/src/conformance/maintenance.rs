@@ -1,6 +1,6 @@
 //! The maintenance subcommands of `cargo xtask conformance`: checks of spec/ and fixtures/,
 //! and the files derived from them (regenerated, or compared with `--check`), plus `smoke`,
-//! whose flags and work live in `smoke.rs`.
+//! whose flags and work live in `smoke.rs`, and `explain`, in `explain.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use conformance::coverage::CoverageFile;
 use conformance::lint;
 use conformance::spec::{json_schema, load_dir};
 
+use super::explain::{self, ExplainArgs};
 use crate::smoke::{self, SmokeArgs};
 
 #[derive(Subcommand, Debug)]
@@ -21,6 +22,12 @@ pub enum Maintenance {
     /// Check a new driver: its handshake and a few trivial cases, explaining every protocol
     /// mistake found (`smoke --impl exec:./my-driver`).
     Smoke(SmokeArgs),
+    /// One case in words, and each implementation's status with its diff (`explain ORD-004`).
+    ///
+    /// The claim, citations with links, program and gates in words, and each
+    /// implementation's status from the last report (or a fresh run with --run), with the
+    /// diff against CPython-fork of every non-pass.
+    Explain(ExplainArgs),
     /// Regenerate spec/case.schema.json from the Rust types (or check it with --check).
     Schema(Check),
     /// Regenerate spec/CLAIMS.md from spec/claims.yaml (or check it with --check).
@@ -48,6 +55,7 @@ pub fn run(root: &Path, command: &Maintenance) -> Result<ExitCode> {
     match command {
         Maintenance::Lint(args) => run_lint(root, &args.spec),
         Maintenance::Smoke(args) => smoke::run(root, args),
+        Maintenance::Explain(args) => explain::run(root, args),
         Maintenance::Schema(c) => schema(root, c.check),
         Maintenance::Claims(c) => claims(root, c.check),
         Maintenance::Coverage(c) => coverage(root, c.check),

@@ -19,6 +19,7 @@ use conformance::snapshots::{self, SnapshotMode};
 
 use crate::flags::{Guards, Output, Progress};
 
+pub mod explain;
 pub mod interrupt;
 pub mod maintenance;
 pub mod outcome;
@@ -132,7 +133,12 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let model = report::Model::new(&matrix, &cases).interrupted(interruption.clone());
+    // Every non-pass is diffed against the oracle, from its committed snapshots where the
+    // oracle is not part of this run.
+    let oracle = report::OracleSnapshots::committed(root);
+    let model = report::Model::new(&matrix, &cases)
+        .interrupted(interruption.clone())
+        .oracle(&oracle);
     let paths = report::write_model(&out_dir, &model)?;
     let outcome = Outcome {
         cells: matrix.results.len(),
