@@ -1,6 +1,7 @@
 //! One cell's detail, as a person reads it: its label, why it is not a pass, what the
 //! expectation file says, its observation diff against the oracle, and where its history
-//! is. `explain` shows it under each implementation; the terminal view can show the same.
+//! is. `explain` shows it under each implementation; the terminal view shows the same
+//! (`terminal::listing::detail`).
 
 use super::model::Cell;
 
@@ -26,22 +27,6 @@ pub fn lines(cell: &Cell<'_>) -> Vec<String> {
     );
     if let Some(h) = &r.history {
         out.push(format!("history: {}", h.display()));
-    }
-    out
-}
-
-/// `CASE on IMPL: LABEL`, then [`lines`] indented by `indent` spaces, each ending in `\n`.
-pub fn render(cell: &Cell<'_>, indent: usize) -> String {
-    let r = cell.result;
-    let pad = " ".repeat(indent);
-    let mut out = format!(
-        "{} on {}: {}\n",
-        r.case,
-        r.implementation,
-        cell.kind.label()
-    );
-    for line in lines(cell) {
-        out.push_str(&format!("{pad}{line}\n"));
     }
     out
 }

@@ -15,7 +15,7 @@ use conformance::report::cite::SourceIndex;
 use conformance::report::explain::{Explain, Statuses, find_case, render};
 use conformance::report::{self, Model, OracleSnapshots};
 use conformance::runner::{MatrixRun, RunOptions, run_matrix};
-use conformance::spec::{LoadedCase, load_dir};
+use conformance::spec::{LoadedCase, load_folders};
 
 use super::select::{Prepared, Select, prepare};
 use crate::flags::Guards;
@@ -34,9 +34,9 @@ pub struct ExplainArgs {
     /// Read the statuses from this report instead of target/conformance/report.jsonl.
     #[arg(long, value_name = "FILE", conflicts_with = "run")]
     report: Option<PathBuf>,
-    /// Load the cases from this folder instead of spec/.
+    /// Also load the cases of this folder, beside spec/ (repeatable), as the run does.
     #[arg(long, value_name = "DIR")]
-    spec: Option<PathBuf>,
+    spec: Vec<PathBuf>,
     /// The Python interpreter (default: $POOLSPEC_PYTHON, else python3 on PATH): runs the
     /// case with --run, and its CPython sources give the citations' line numbers.
     #[arg(long)]
@@ -46,8 +46,7 @@ pub struct ExplainArgs {
 }
 
 pub fn run(root: &Path, args: &ExplainArgs) -> Result<ExitCode> {
-    let spec = args.spec.clone().unwrap_or_else(|| root.join("spec"));
-    let suite = load_dir(&spec);
+    let suite = load_folders(Some(&root.join("spec")), &args.spec)?;
     for e in &suite.errors {
         eprintln!("spec error: {e}");
     }
@@ -133,7 +132,7 @@ fn run_case(
     if let Some(p) = &args.python {
         argv.extend(["--python".into(), p.display().to_string()]);
     }
-    if let Some(s) = &args.spec {
+    for s in &args.spec {
         argv.extend(["--spec".into(), s.display().to_string()]);
     }
     let command = <Select as Args>::augment_args(clap::Command::new("explain"));

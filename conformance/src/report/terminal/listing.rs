@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::matrix::paint;
 use super::style::Style;
+use crate::report::detail;
 use crate::report::model::{Cell, Model};
 use crate::verdict::Verdict;
 
@@ -34,20 +35,13 @@ pub fn detail(cell: &Cell<'_>, style: Style) -> String {
         r.implementation,
         paint(style, cell.kind, cell.kind.label())
     );
-    if let Some(reason) = &r.reason {
-        let _ = writeln!(out, "  why: {reason}");
-    }
-    if let Some(e) = &r.expected {
-        let _ = writeln!(out, "  expected {}: {}", e.status.as_str(), e.reason);
-    }
-    if let Some(u) = &r.unstable {
-        let _ = writeln!(out, "  unstable: {u}");
-    }
-    for line in cell.diff().into_iter().flat_map(str::lines) {
+    for line in detail::lines(cell) {
+        // The history's path is where to look next, not what happened: dimmed.
+        let line = match line.strip_prefix("history: ") {
+            Some(path) => format!("history: {}", style.dim(path)),
+            None => line,
+        };
         let _ = writeln!(out, "  {line}");
-    }
-    if let Some(h) = &r.history {
-        let _ = writeln!(out, "  history: {}", style.dim(&h.display().to_string()));
     }
     out
 }
