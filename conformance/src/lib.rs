@@ -17,6 +17,8 @@
 pub mod atomic_write;
 pub mod bounded_read;
 pub mod cancel;
+pub mod cargo_build;
+pub mod checkout;
 pub mod claims;
 pub mod coordinator;
 pub mod coverage;
@@ -46,7 +48,10 @@ pub use report::html;
 
 use std::path::{Path, PathBuf};
 
-/// The workspace root (the folder holding `spec/` and `fixtures/`).
+/// The checkout this crate was compiled in (the folder holding `spec/` and `fixtures/`):
+/// for tests, which always run from their own checkout. Binaries find the checkout at run
+/// time instead ([`checkout::find`]), since with a shared target folder one clone can run
+/// another's binary.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
