@@ -141,9 +141,10 @@ pub(super) fn unknown_capabilities(declared: &[String]) -> Option<Finding> {
             None,
             format!(
                 "the hello declares {} poolspec does not know. No case of the suite needs an \
-                 unknown name, so a misspelt capability is as good as missing: every case that needs the \
-                 real one gets `unsupported`. Spell it as PROTOCOL.md §3.2 does; a capability \
-                 of your pool's own (for your own cases) is named `{EXTENSION_PREFIX}NAME`.",
+                 unknown name, so a misspelt capability is as good as missing: every case \
+                 that needs the real one gets `unsupported`. Spell it as PROTOCOL.md §3.2 \
+                 does; a capability of your pool's own (for your own cases) is named \
+                 `{EXTENSION_PREFIX}NAME`.",
                 if unknown.len() == 1 {
                     "a capability"
                 } else {
