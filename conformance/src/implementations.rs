@@ -21,46 +21,14 @@ pub struct Implementation {
     pub command: DriverCommand,
 }
 
-/// Builds the `rust-ref` driver (`pool-ref-driver`, debug profile) with the cargo that is
-/// running us (or `cargo` on `PATH`) and returns the binary's path.
-pub fn build_rust_ref(root: &Path) -> Result<PathBuf, BuildError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "pool-ref",
-            "--bin",
-            "pool-ref-driver",
-        ])
-        .current_dir(root)
-        .status()
-        .map_err(|source| BuildError::Spawn {
-            cargo: cargo.to_string_lossy().into_owned(),
-            source,
-        })?;
-    if !status.success() {
-        return Err(BuildError::Failed { status });
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("debug").join("pool-ref-driver"))
-}
+/// Why [`build_rust_ref`] has no driver to offer (cargo has printed why on stderr).
+pub use crate::cargo_build::BuildError;
 
-/// Why [`build_rust_ref`] has no driver to offer: cargo did not start, or the build failed
-/// (cargo has printed why on stderr).
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("running {cargo}")]
-    Spawn {
-        cargo: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("building pool-ref-driver failed ({status})")]
-    Failed { status: std::process::ExitStatus },
+/// Builds the `rust-ref` driver (`pool-ref-driver`, debug profile) in the checkout `root`
+/// with the cargo that is running us (or `cargo` on `PATH`) and returns the binary's path
+/// (see `cargo_build.rs`).
+pub fn build_rust_ref(root: &Path) -> Result<PathBuf, BuildError> {
+    crate::cargo_build::build_bin(root, "pool-ref", "pool-ref-driver")
 }
 
 /// The built-in implementations, in report order: CPython's four (`cpython-fork`,

@@ -18,11 +18,15 @@ pub mod applicability;
 pub mod atomic_write;
 pub mod bounded_read;
 pub mod cancel;
+pub mod capabilities;
+pub mod cargo_build;
+pub mod checkout;
 pub mod claims;
 pub mod coordinator;
 pub mod coverage;
 pub mod driver;
 pub mod driver_output;
+pub mod exec_names;
 pub mod expect;
 pub mod expectations;
 pub mod fuzz;
@@ -38,6 +42,7 @@ pub mod runner;
 pub mod smoke;
 pub mod snapshots;
 pub mod spec;
+pub mod start_failures;
 pub mod supervisor;
 pub mod verdict;
 pub mod versions;
@@ -48,7 +53,10 @@ pub use report::html;
 
 use std::path::{Path, PathBuf};
 
-/// The workspace root (the folder holding `spec/` and `fixtures/`).
+/// The checkout this crate was compiled in (the folder holding `spec/` and `fixtures/`):
+/// for tests, which always run from their own checkout. Binaries find the checkout at run
+/// time instead ([`checkout::find`]), since with a shared target folder one clone can run
+/// another's binary.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

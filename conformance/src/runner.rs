@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,13 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::cancel::Cancel;
 use crate::coordinator::{Coordinator, History};
-use crate::driver::{DriverFault, DriverSession, Unstarted};
+use crate::driver::{DriverFault, DriverSession};
 use crate::expect::first_mismatch_of;
 use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
 use crate::spec::{Area, LoadedCase, Step};
+use crate::start_failures::StartFailures;
 use crate::supervisor::left_behind_note;
 use crate::verdict::{Status, Verdict};
 
@@ -118,6 +119,7 @@ impl MatrixRun {
 struct Slot {
     coordinator: Option<Coordinator>,
     session: Option<DriverSession>,
+    starts: Arc<StartFailures>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -157,12 +159,13 @@ pub fn run_matrix_until(
     let (tx, rx) = mpsc::channel();
     // (implementation, case, processes left behind) of sessions ended at the end of the run.
     let (left_tx, left_rx) = mpsc::channel();
+    let starts = Arc::new(StartFailures::default());
     thread::scope(|s| {
         for _ in 0..options.jobs.max(1) {
             let tx = tx.clone();
             let left_tx = left_tx.clone();
             let queue = &queue;
-            let infos = &infos;
+            let (infos, starts) = (&infos, &starts);
             s.spawn(move || {
                 let mut slots: HashMap<usize, Slot> = HashMap::new();
                 // The last case each implementation's session ran here.
@@ -177,6 +180,7 @@ pub fn run_matrix_until(
                     let slot = slots.entry(i).or_insert(Slot {
                         coordinator: None,
                         session: None,
+                        starts: Arc::clone(starts),
                     });
                     let (result, _) = run_one(slot, imp, expectations, &cases[c], options, cancel);
                     last.insert(i, c);
@@ -429,6 +433,7 @@ impl WarmDriver {
             slot: Slot {
                 coordinator: None,
                 session: None,
+                starts: Arc::default(),
             },
         }
     }
@@ -586,18 +591,14 @@ fn execute(
         return Execution::NoDriver("no coordinator".into());
     };
     if slot.session.is_none() {
-        match DriverSession::start_contained(&imp.command, guard) {
+        // A driver that cannot start is reported once (`start_failures.rs`).
+        let start = || DriverSession::start_contained(&imp.command, guard);
+        match slot.starts.start(&imp.name, lc.id(), start) {
             Ok(s) => slot.session = Some(s),
-            Err(Unstarted { fault, left_behind }) => {
-                let reason = format!("driver did not start: {}", fault.summary());
-                return Execution::Ran {
-                    history: History::default(),
-                    failure: Some((
-                        fault_status(&fault),
-                        with_note(Some(reason), left_behind).unwrap_or_default(),
-                        Some(fault),
-                    )),
-                };
+            Err((fault, reason)) => {
+                let failure = Some((fault_status(&fault), reason, Some(fault)));
+                let history = History::default();
+                return Execution::Ran { history, failure };
             }
         }
     }

@@ -167,52 +167,33 @@ impl ReportFile {
 pub enum SupervisorError {
     #[error("creating the supervisor's report file")]
     ReportFile(#[source] std::io::Error),
-    #[error("running {cargo} to build {SUPERVISOR_BIN}")]
-    Spawn {
-        cargo: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("building {SUPERVISOR_BIN} failed ({status})")]
-    Failed { status: std::process::ExitStatus },
+    /// No checkout to build the supervisor in (and no `$POOLSPEC_SUPERVISOR`).
+    #[error(transparent)]
+    Checkout(#[from] crate::checkout::CheckoutError),
+    #[error(transparent)]
+    Build(#[from] crate::cargo_build::BuildError),
 }
 
-/// The supervisor binary: `$POOLSPEC_SUPERVISOR`, or built with cargo once per process (a
-/// no-op build when it is up to date), as the `rust-ref` driver is.
+/// The supervisor binary: `$POOLSPEC_SUPERVISOR`, or built with cargo in the checkout found
+/// at run time (`checkout.rs`), once per process (a no-op build when it is up to date), as
+/// the `rust-ref` driver is.
 pub fn binary() -> Result<&'static Path, &'static SupervisorError> {
     static BINARY: OnceLock<Result<PathBuf, SupervisorError>> = OnceLock::new();
     BINARY
         .get_or_init(|| match std::env::var_os(SUPERVISOR_ENV) {
             Some(path) => Ok(PathBuf::from(path)),
-            None => build(&crate::workspace_root()),
+            None => build(),
         })
         .as_deref()
 }
 
-fn build(root: &Path) -> Result<PathBuf, SupervisorError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(&cargo)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "conformance",
-            "--bin",
-            SUPERVISOR_BIN,
-        ])
-        .current_dir(root)
-        .status()
-        .map_err(|source| SupervisorError::Spawn {
-            cargo: cargo.to_string_lossy().into_owned(),
-            source,
-        })?;
-    if !status.success() {
-        return Err(SupervisorError::Failed { status });
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("debug").join(SUPERVISOR_BIN))
+fn build() -> Result<PathBuf, SupervisorError> {
+    let root = crate::checkout::find()?;
+    Ok(crate::cargo_build::build_bin(
+        &root,
+        "conformance",
+        SUPERVISOR_BIN,
+    )?)
 }
 
 /// A child of some process, as `/proc` shows it.

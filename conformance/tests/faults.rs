@@ -447,3 +447,59 @@ fn the_real_driver_passes_and_leaves_nothing_behind() {
     });
     assert_nothing_left(&marker);
 }
+
+#[test]
+fn a_broken_handshake_is_reported_once_and_not_retried() {
+    let marker = unique_marker("handshake-once");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let starts = dir.path().join("starts");
+    // Through a shell that notes every start of the driver before it becomes the driver.
+    let mut imp = broken("wrong_protocol", &marker, &[]);
+    let note = format!("echo start >> '{}'; exec \"$0\" \"$@\"", starts.display());
+    let mut args = vec!["-c".to_owned(), note, imp.command.program.clone()];
+    args.append(&mut imp.command.args);
+    imp.command.program = "sh".into();
+    imp.command.args = args;
+    let ids = [
+        "BLK-001", "BLK-002", "BLK-003", "BLK-004", "BLK-005", "BLK-006",
+    ];
+    let options = RunOptions {
+        timeout_multiplier: MULTIPLIER,
+        jobs: 4,
+        repeat: 1,
+        history_dir: None,
+    };
+    let run = run_matrix(
+        &cases(&ids),
+        &[(imp.clone(), no_expectations(&imp))],
+        &options,
+        &|_| {},
+    );
+
+    let text = std::fs::read_to_string(&starts).expect("the driver started");
+    assert_eq!(text.lines().count(), 1, "started more than once: {text:?}");
+    assert_eq!(run.results.len(), ids.len(), "{:#?}", run.results);
+    let (full, short): (Vec<&CaseResult>, Vec<&CaseResult>) = run
+        .results
+        .iter()
+        .partition(|r| one_line_reason(r).starts_with("driver did not start: "));
+    assert_eq!(full.len(), 1, "{:#?}", run.results);
+    assert!(
+        one_line_reason(full[0]).contains("driver speaks protocol 99"),
+        "{:?}",
+        full[0].reason
+    );
+    let first = &full[0].case;
+    for r in &short {
+        assert_eq!(r.status, Status::Error, "{r:#?}");
+        assert!(matches!(r.fault, Some(DriverFault::Handshake { .. })));
+        assert_eq!(
+            one_line_reason(r),
+            format!(
+                "driver did not start (handshake failed; reported once, on {first}); not \
+                 started again"
+            )
+        );
+    }
+    assert_nothing_left(&marker);
+}

@@ -361,6 +361,11 @@ elif mode == "few_caps":
     send({"type": "hello", "protocol": 2,
           "implementation": {"name": "fake", "version": "0", "language": "python"},
           "capabilities": ["apply"]})
+elif mode == "misspelt_caps":
+    next(messages())
+    send({"type": "hello", "protocol": 2,
+          "implementation": {"name": "fake", "version": "0", "language": "python"},
+          "capabilities": CAPABILITIES + ["imap_unorderd", "ext:soft_timeout"]})
 else:
     hello()
 
@@ -479,6 +484,27 @@ fn too_few_capabilities_are_named() {
         .filter(|e| matches!(e, Entry::Skipped { .. }))
         .count();
     assert_eq!(skipped, 3, "{}", report.render());
+}
+
+#[test]
+fn a_misspelt_capability_gets_the_closest_known_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let report = run(&fake(dir.path(), &["misspelt_caps"]), FAST);
+    let f = first_problem(&report, Mistake::UnknownCapability);
+    assert_eq!(
+        f.details,
+        ["`imap_unorderd`: did you mean `imap_unordered`?"],
+        "{}",
+        report.render()
+    );
+    // An extension's capability is known; only the misspelling is a problem.
+    assert_eq!(
+        report
+            .problems()
+            .filter(|p| p.mistake == Mistake::UnknownCapability)
+            .count(),
+        1
+    );
 }
 
 #[test]

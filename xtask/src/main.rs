@@ -63,7 +63,15 @@ const ERROR_STATUS: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let root = ::conformance::workspace_root();
+    // Found at run time, not where this binary was compiled: with a shared target folder
+    // another clone may have built it.
+    let root = match ::conformance::checkout::find() {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(ERROR_STATUS);
+        }
+    };
     let outcome = match cli.command {
         Command::Compliance(args) => compliance::run(&root, &args),
         Command::Conformance(args) => conformance::run(&root, &args),

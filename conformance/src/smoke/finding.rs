@@ -23,6 +23,8 @@ pub enum Mistake {
     ProtocolMismatch,
     /// The driver does not declare capabilities the basic operations need.
     MissingCapabilities,
+    /// The hello declares a capability poolspec does not know (most likely misspelt).
+    UnknownCapability,
     /// The driver printed a line on stdout that is not a driver message.
     StdoutGarbage,
     /// No `done` (or `error`) came after a `run` within the liveness guard.

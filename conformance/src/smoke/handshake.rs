@@ -8,6 +8,7 @@ use super::finding::{Finding, Mistake};
 use super::messages::{line_finding, over_limit_finding};
 use super::report::Entry;
 use super::text::{join_ticked, stderr_details};
+use crate::capabilities::{EXTENSION_PREFIX, closest, is_known};
 use crate::driver::{DriverFault, DriverSession};
 use crate::implementations::Implementation;
 use crate::protocol::{ImplementationInfo, PROTOCOL_VERSION};
@@ -121,6 +122,38 @@ pub(super) fn capabilities(cases: &[LoadedCase], declared: &[String]) -> Entry {
             .push(format!("declared: {}", declared.join(", ")));
     }
     Entry::Problem(finding)
+}
+
+/// Capabilities in the hello that poolspec does not know (`capabilities.rs`), each with the
+/// closest known name: a misspelt one makes every case needing the real one `unsupported`.
+pub(super) fn unknown_capabilities(declared: &[String]) -> Option<Finding> {
+    let unknown: Vec<&String> = declared.iter().filter(|c| !is_known(c)).collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let details = unknown.iter().map(|name| match closest(name) {
+        Some(known) => format!("`{name}`: did you mean `{known}`?"),
+        None => format!("`{name}`: no known capability is close"),
+    });
+    Some(
+        Finding::new(
+            Mistake::UnknownCapability,
+            None,
+            format!(
+                "the hello declares {} poolspec does not know. No case of the suite needs an \
+                 unknown name, so a misspelt capability is as good as missing: every case \
+                 that needs the real one gets `unsupported`. Spell it as PROTOCOL.md §3.2 \
+                 does; a capability of your pool's own (for your own cases) is named \
+                 `{EXTENSION_PREFIX}NAME`.",
+                if unknown.len() == 1 {
+                    "a capability"
+                } else {
+                    "capabilities"
+                },
+            ),
+        )
+        .with_details(details),
+    )
 }
 
 fn command_line(imp: &Implementation) -> String {

@@ -119,6 +119,9 @@ pub fn smoke(imp: &Implementation, cases: &[LoadedCase], options: &SmokeOptions)
     report
         .entries
         .extend(handshake::blank_identity(&session.info).map(Entry::Problem));
+    report
+        .entries
+        .extend(handshake::unknown_capabilities(&session.capabilities).map(Entry::Problem));
 
     // 2. Capabilities: every operation the smoke cases use.
     report

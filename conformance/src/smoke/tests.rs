@@ -98,6 +98,15 @@ fn explanations_are_pinned() {
         .map(|f| Entry::Problem(handshake_finding(f, &imp, guard)))
         .collect();
 
+    for declared in [
+        &["apply", "imap_unorderd", "ext:soft_timeout"][..],
+        &["mapp", "teleport", "start_method.fork"][..],
+    ] {
+        let declared: Vec<String> = declared.iter().map(|s| (*s).to_owned()).collect();
+        entries.extend(super::handshake::unknown_capabilities(&declared).map(Entry::Problem));
+    }
+    assert!(super::handshake::unknown_capabilities(&["ext:x".to_owned()]).is_none());
+
     let process = Origin::Process {
         pid: 42,
         thread: "main".into(),

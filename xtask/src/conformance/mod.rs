@@ -84,6 +84,8 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         impls,
         spec_errors,
     } = prepare(root, &c.select)?;
+    // Built (or found up to date) before the clock starts, not by the first cell's driver.
+    conformance::supervisor::binary().map_err(|e| anyhow::anyhow!("{e}"))?;
     let history_dir = out_dir.join(report::HISTORIES);
     let mut options = RunOptions {
         timeout_multiplier: c.guards.timeout_multiplier,

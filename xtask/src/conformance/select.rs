@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use clap::Args;
+use conformance::exec_names;
 use conformance::expectations::ExpectationFile;
 use conformance::implementations::{self, Implementation};
 use conformance::spec::{LoadedCase, load_folders};
@@ -33,6 +34,11 @@ pub struct Select {
     /// spec/PROTOCOL.md).
     #[arg(long = "impl", value_name = "NAME")]
     pub impls: Vec<String>,
+    /// The name of an `exec:` implementation, for its reports, expectation file and
+    /// snapshots (repeatable: one per `exec:`, in order; default: the name its driver gives
+    /// in its hello). Letters, digits, `.`, `_` and `-`.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
     /// The Python interpreter for the built-in Python drivers (default: $POOLSPEC_PYTHON,
     /// else python3 on PATH). A PyPy (`--python pypy3`) runs its standard-library Pool as
     /// pypy-fork, pypy-spawn, pypy-forkserver and pypy-threadpool.
@@ -51,6 +57,9 @@ pub struct Select {
     #[arg(long, value_name = "FILE")]
     pub expectations: Option<PathBuf>,
 }
+
+/// How long an `exec:` driver may take to answer the hello that names it.
+const HELLO_GUARD: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Cases and implementations picked by the command line, with their expectation files.
 pub struct Prepared {
@@ -85,12 +94,15 @@ pub fn prepare(root: &Path, select: &Select) -> Result<Prepared> {
         Some(p) => p.clone(),
         None => implementations::find_python()?,
     };
-    let impls = implementations::select(
-        available(root, select, &python)?,
-        &select.impls,
-        root,
-        &python,
-    )?;
+    let available = available(root, select, &python)?;
+    // Names an exec: must not take: those it could be taken for in reports.
+    let mut builtin: Vec<String> = available.iter().map(|i| i.name.clone()).collect();
+    builtin.extend([implementations::ORACLE.to_owned(), "rust-ref".to_owned()]);
+    let impls = implementations::select(available, &select.impls, root, &python)?;
+    let impls =
+        exec_names::name_selected(impls, &select.impls, &select.names, &builtin, &|command| {
+            exec_names::hello_name(command, HELLO_GUARD)
+        })?;
     if let Some(file) = &select.expectations {
         if impls.len() != 1 {
             bail!(
