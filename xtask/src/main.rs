@@ -44,7 +44,7 @@ enum Command {
     /// with --check).
     Compliance(compliance::ComplianceArgs),
     /// Run the conformance matrix (or one of its maintenance subcommands).
-    Conformance(conformance::ConformanceArgs),
+    Conformance(Box<conformance::ConformanceArgs>),
     /// Differential fuzzing: random programs on an implementation and on CPython, the first
     /// divergence shrunk to a case file (`fuzz --impl rust-ref --cases 10000`).
     Fuzz(fuzz::FuzzArgs),
