@@ -39,6 +39,7 @@ pub mod protocol;
 pub mod report;
 pub mod report_fit;
 pub mod runner;
+pub mod shard;
 pub mod smoke;
 pub mod snapshots;
 pub mod spec;
