@@ -69,7 +69,8 @@ fn shard_file(shard: Shard, suite_hash: &str) -> Value {
 
 fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
+    let text = serde_json::to_string_pretty(value).expect("JSON of a shard file");
+    std::fs::write(&path, text).expect("writing a shard file");
     path
 }
 
