@@ -13,7 +13,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use conformance::fuzz::generate::Feature;
 use conformance::fuzz::report::{
-    FuzzReport, IndexRange, ORACLE_FAULTS_DIR, ORACLE_FLAKES_DIR, RunFacts, Settings,
+    FOUND_DIR, FuzzReport, IndexRange, ORACLE_FAULTS_DIR, ORACLE_FLAKES_DIR, RunFacts, Settings,
+    case_file,
 };
 use conformance::fuzz::{self, FuzzOptions, FuzzSummary, PairOutcome, emit};
 use conformance::implementations::{self, Implementation};
@@ -266,7 +267,7 @@ fn write_findings(
             };
             let stem = dir.join(&flake.case.id);
             std::fs::write(
-                stem.with_extension("yaml"),
+                out.join(case_file(ORACLE_FLAKES_DIR, &flake.case)),
                 emit::program_file(&flake.case)?,
             )?;
             if let Some(h) = history {
@@ -303,7 +304,8 @@ fn write_findings(
         } => {
             let dir = out.join(ORACLE_FAULTS_DIR);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let file = dir.join(format!("{}.yaml", found.original.id));
+            // The name the report gives it.
+            let file = out.join(case_file(ORACLE_FAULTS_DIR, &found.original));
             std::fs::write(&file, emit::program_file(&found.original)?)
                 .with_context(|| format!("writing {}", file.display()))?;
             if let Some(history) = history {
@@ -348,9 +350,9 @@ fn write_findings(
                 differences,
                 &provenance,
             )?;
-            let dir = out.join(fuzz::report::FOUND_DIR);
+            let dir = out.join(FOUND_DIR);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let file = dir.join(format!("{}.yaml", found.shrunk.id));
+            let file = out.join(case_file(FOUND_DIR, &found.shrunk));
             std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
             println!(
                 "fuzz: program #{} of seed {seed:#x} diverges on {} ({} programs run, found after {:.1} s).",
