@@ -346,6 +346,77 @@ mod tests {
         assert_ne!(canonical_program(&a), canonical_program(&other));
     }
 
+    fn facts(range: IndexRange) -> RunFacts {
+        RunFacts {
+            seed: 7,
+            implementation: "rust-ref".into(),
+            oracle: "cpython-fork".into(),
+            settings: Settings {
+                max_steps: 10,
+                exclude: Vec::new(),
+                ignore_messages: false,
+            },
+            range,
+            shard: Some(Shard { index: 2, count: 3 }),
+        }
+    }
+
+    fn summary(programs: u64, found: Option<crate::fuzz::Found>) -> FuzzSummary {
+        FuzzSummary {
+            seed: 7,
+            programs,
+            agreements: programs - u64::from(found.is_some()),
+            steps: 0,
+            wall: std::time::Duration::ZERO,
+            found,
+            oracle_flakes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_started_run_is_incomplete_and_a_finished_one_says_why_it_stopped() {
+        let range = IndexRange { start: 10, end: 20 };
+        let started = FuzzReport::started(&facts(range));
+        assert!(!started.complete);
+        assert_eq!(started.parts[0].stop, Stop::Running);
+        assert_eq!(started.parts[0].ran.len(), 0);
+
+        let done = FuzzReport::finished(&facts(range), &summary(10, None));
+        assert!(done.complete);
+        assert_eq!((done.range, done.parts[0].ran), (range, range));
+        assert_eq!(done.parts[0].stop, Stop::Budget);
+
+        // Bounded by time alone: the range is what ran.
+        let open = IndexRange { start: 10, end: 10 };
+        let timed = FuzzReport::finished(&facts(open), &summary(4, None));
+        assert_eq!(timed.range, IndexRange { start: 10, end: 14 });
+
+        let case = program_case(7, 12, 10, &BTreeSet::new());
+        let found = crate::fuzz::Found {
+            index: 12,
+            after: std::time::Duration::ZERO,
+            original: case.clone(),
+            shrunk: case.clone(),
+            outcome: PairOutcome::Diverge {
+                oracle: serde_json::json!({}),
+                target: serde_json::json!({}),
+                differences: Vec::new(),
+            },
+            shrink_runs: 0,
+            reproduced: true,
+            histories: None,
+            first_histories: (None, None),
+        };
+        let diverged = FuzzReport::finished(&facts(range), &summary(3, Some(found)));
+        assert_eq!(diverged.parts[0].stop, Stop::Divergence);
+        assert_eq!(diverged.parts[0].ran, IndexRange { start: 10, end: 13 });
+        assert_eq!(diverged.agreements, 2);
+        let d = &diverged.divergences[0];
+        assert_eq!(d.file, Path::new("found").join(format!("{}.yaml", case.id)));
+        assert_eq!(d.program, canonical_program(&case));
+        assert!(diverged.complete);
+    }
+
     #[test]
     fn reading_names_the_file_and_what_is_wrong_with_it() {
         let dir = tempfile::tempdir().unwrap();

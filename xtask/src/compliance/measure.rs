@@ -1,7 +1,8 @@
 //! Running the suite on the subjects that can run: each made into a driver (its interpreter,
 //! `PYTHONPATH`, network namespace and expectation file), then one matrix per group of equal
 //! run options (the fast subjects together, slow ones alone), every run's status kept, and
-//! the matrices joined back into one.
+//! the matrices joined back into one. A shard (`--shard K/N`) runs each subject alone on the
+//! cases whose cells it owns.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
