@@ -163,20 +163,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         (None, None) => Some(1000),
         (c, _) => c,
     };
-    // The indices this run owns: all of --cases, or its shard's part of them.
-    let range = match (args.shard, cases) {
-        (Some(shard), Some(n)) => {
-            let part = shard.range(n);
-            IndexRange {
-                start: args.start + part.start,
-                end: args.start + part.end,
-            }
-        }
-        (_, n) => IndexRange {
-            start: args.start,
-            end: args.start + n.unwrap_or(0),
-        },
-    };
+    let range = owned_range(args.start, cases, args.shard);
     let cases = cases.map(|_| range.len());
     let mut options = FuzzOptions {
         seed,
@@ -204,8 +191,12 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         (None, Some(t)) => format!("{t} s"),
         (None, None) => String::new(),
     };
+    let shard = args
+        .shard
+        .map(|s| format!(" (shard {s}: programs {}..{})", range.start, range.end))
+        .unwrap_or_default();
     eprintln!(
-        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}, {} lanes{}",
+        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}{shard}, {} lanes{}",
         target.name,
         oracle.name,
         options.jobs,
@@ -240,6 +231,17 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
     report::write(&out, &FuzzReport::finished(&facts, &summary))?;
     println!("Report: {}", report_path.display());
     Ok(code)
+}
+
+/// The program indices a run owns: `cases` of them from `start` (none known yet for a run
+/// bounded by time alone), or its shard's contiguous part of those.
+fn owned_range(start: u64, cases: Option<u64>, shard: Option<Shard>) -> IndexRange {
+    let n = cases.unwrap_or(0);
+    let part = shard.map_or(0..n, |s| s.range(n));
+    IndexRange {
+        start: start.saturating_add(part.start),
+        end: start.saturating_add(part.end),
+    }
 }
 
 /// Writes what the run found (divergence, oracle fault, oracle flakes) under `out` and
@@ -493,4 +495,21 @@ fn reproduce_command(
         reproduce += &format!(" --oracle-python {}", p.display());
     }
     reproduce
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_owns_its_part_of_the_programs_from_start() {
+        let range = |start, cases, shard: Option<&str>| {
+            let r = owned_range(start, cases, shard.map(|s| s.parse().unwrap()));
+            (r.start, r.end)
+        };
+        assert_eq!(range(0, Some(40), None), (0, 40));
+        assert_eq!(range(100, Some(40), Some("1/3")), (100, 114));
+        assert_eq!(range(100, Some(40), Some("3/3")), (127, 140));
+        assert_eq!(range(5, None, None), (5, 5));
+    }
 }
