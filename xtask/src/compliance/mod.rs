@@ -211,8 +211,9 @@ fn from_shards(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
         bail!("--check compares the whole COMPLIANCE.md; these shards are of a narrowed run");
     }
     println!(
-        "compliance: merged {} shard files ({} cells)",
+        "compliance: merged {} shard file{} ({} cells)",
         files.len(),
+        if files.len() == 1 { "" } else { "s" },
         measurement.matrix.results.len()
     );
     finish(root, args, &measurement, narrowed || args.cases.narrows())
