@@ -198,12 +198,12 @@ impl RunInfo {
             path: side.path.display().to_string(),
             suite_hash: side.report.header.suite_hash.clone(),
             cells: side.report.records.len(),
-            interrupted: side.report.footer.interrupted.as_ref().map(|i| {
-                format!(
-                    "interrupted ({}) after {} of {} cells",
-                    i.signal, i.finished, i.planned
-                )
-            }),
+            interrupted: side
+                .report
+                .footer
+                .interrupted
+                .as_ref()
+                .map(|i| i.describe()),
         }
     }
 }

@@ -324,3 +324,27 @@ fn bad_inputs_are_refused_naming_the_file() {
     assert_eq!(side.path, run.join("report.jsonl"));
     assert_eq!(side.report.records.len(), 1);
 }
+
+#[test]
+fn an_interrupted_report_compares_and_says_so() {
+    let (old, _) = pair();
+    let mut cut = old.clone();
+    cut.report.records.truncate(8);
+    cut.report.footer.complete = false;
+    cut.report.footer.interrupted = Some(crate::cancel::Interruption {
+        signal: "SIGINT".into(),
+        finished: 8,
+        planned: 10,
+    });
+    let c = compare(&old, &cut);
+    assert_eq!(c.removed.cases, [("OLD-001".to_owned(), 2)]);
+    assert!(!c.regressed());
+    let text = terminal::render(&c);
+    assert!(
+        text.contains(
+            "(suite 5e1f00d5c0ffee00, 8 cells, interrupted (SIGINT) after 8 of 10 cells)"
+        ),
+        "{text}"
+    );
+    assert!(markdown::render(&c).contains("> The new report was interrupted (SIGINT)"));
+}
