@@ -1,9 +1,10 @@
 //! The Markdown view of a comparison, for a pull-request comment: a summary line, a table of
 //! the regressions, and every group's changes in a `<details>` block.
 //!
-//! GitHub refuses a comment over 65,536 characters, so the text is budgeted: once the next
-//! row or change would not fit (with room kept for closing what is open), it is left out and
-//! the end says how many were.
+//! GitHub refuses a comment over 65,536 characters, so the text is budgeted: the table holds
+//! at most [`TABLE_ROWS`] rows (its last says how many more are below), and once the next
+//! change or added name would not fit (with room kept for closing what is open), it is left
+//! out and the end says how many were.
 
 use std::fmt::Write as _;
 
@@ -13,6 +14,9 @@ use super::{Change, Comparison, Group, Membership};
 pub const COMMENT_LIMIT: usize = 65_536;
 /// Kept free for closing tags and the "N more not shown" line.
 const RESERVE: usize = 1_024;
+/// The regressions' table lists at most this many (and uses at most half the budget); the
+/// details below list every one that fits.
+const TABLE_ROWS: usize = 50;
 
 /// Text that stops growing at a budget and counts what it left out.
 struct Budgeted {
@@ -75,14 +79,25 @@ pub fn render_within(c: &Comparison, limit: usize) -> String {
     }
     if c.regressed() {
         b.always("| case | implementation | old | new |\n|---|---|---|---|\n");
-        for change in c.of(Group::Regression) {
-            b.push(&format!(
+        let mut rows = 0;
+        for change in c.of(Group::Regression).take(TABLE_ROWS) {
+            let row = format!(
                 "| {} | {} | {} | {} |\n",
                 cell(&change.case),
                 cell(&change.implementation),
                 cell(&state(change, true)),
                 cell(&state(change, false))
-            ));
+            );
+            // The table only summarizes the details below: what does not fit is not counted.
+            if b.out.len() + row.len() + RESERVE > b.limit / 2 {
+                break;
+            }
+            b.always(&row);
+            rows += 1;
+        }
+        let more = c.count(Group::Regression) - rows;
+        if more > 0 {
+            b.always(&format!("| … {more} more below | | | |\n"));
         }
         b.always("\n");
     }
