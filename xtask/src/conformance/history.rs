@@ -80,12 +80,17 @@ pub fn badge(args: &BadgeArgs) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    for (name, compliance) in &side.report.footer.counts.compliance {
+    let compliance = &side.report.footer.counts.compliance;
+    for (name, compliance) in compliance {
         let path = args.out.join(badge::file_name(name));
         std::fs::write(&path, Badge::of(name, *compliance).svg())
             .with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
     }
+    println!(
+        "wrote {} badges into {}",
+        compliance.len(),
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
