@@ -35,6 +35,9 @@ pub struct Header {
     /// The folders added with `--spec DIR`, as given (none: the built-in suite alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spec_folders: Vec<String>,
+    /// When the run started, UTC, RFC 3339 to the second (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
 }
 
 /// One cell, as written: the result, its type, and its diff against the oracle.
@@ -142,6 +145,7 @@ pub fn render(model: &Model<'_>) -> String {
         oracle: ORACLE.into(),
         implementations: model.run.implementations.clone(),
         spec_folders: model.spec_folders(),
+        started: model.started.clone(),
     };
     push_line(&mut out, &header);
     for cell in &model.cells {

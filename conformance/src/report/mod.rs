@@ -13,7 +13,9 @@
 //! The functions below take a run (and its cases) as they always did, so callers need not
 //! build a [`Model`]; each builds one for its view.
 
+pub mod badge;
 pub mod cite;
+pub mod compare;
 pub mod detail;
 pub mod explain;
 pub mod html;
@@ -23,6 +25,8 @@ pub mod markdown;
 pub mod model;
 pub mod oracle;
 pub mod terminal;
+pub mod timestamp;
+pub mod trend;
 mod write;
 
 pub use jsonl::{Checked, JsonlError, check_jsonl, read, validate_jsonl};

@@ -301,6 +301,8 @@ pub struct Model<'a> {
     pub unexpected: usize,
     /// Set when the run was cut short ([`Model::interrupted`]): every view says so.
     pub interruption: Option<Interruption>,
+    /// When the run started ([`Model::started`]; `timestamp.rs`'s form), if known.
+    pub started: Option<String>,
     /// The first cell of each (case, implementation), by position in `cells`.
     index: HashMap<(&'a str, &'a str), usize>,
 }
@@ -358,6 +360,7 @@ impl<'a> Model<'a> {
             implementations,
             unexpected: run.unexpected().count(),
             interruption: None,
+            started: None,
             index,
         }
     }
@@ -365,6 +368,12 @@ impl<'a> Model<'a> {
     /// The model of a run that `interruption` cut short (`None`: a whole run).
     pub fn interrupted(mut self, interruption: Option<Interruption>) -> Model<'a> {
         self.interruption = interruption;
+        self
+    }
+
+    /// The model of a run that started at `started` (RFC 3339, UTC).
+    pub fn started(mut self, started: Option<String>) -> Model<'a> {
+        self.started = started;
         self
     }
 

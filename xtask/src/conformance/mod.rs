@@ -20,6 +20,7 @@ use conformance::snapshots::{self, SnapshotMode};
 use crate::flags::{Guards, Output, Progress};
 
 pub mod explain;
+pub mod history;
 pub mod interrupt;
 pub mod maintenance;
 pub mod outcome;
@@ -79,6 +80,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     // First of all: a run that fails to load, is killed or interrupted must not leave an
     // earlier run's report where its own belongs.
     report::clear(&out_dir)?;
+    let started = report::timestamp::now();
     let Prepared {
         cases,
         impls,
@@ -140,6 +142,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     let oracle = report::OracleSnapshots::committed(root);
     let model = report::Model::new(&matrix, &cases)
         .interrupted(interruption.clone())
+        .started(Some(started))
         .oracle(&oracle);
     let paths = report::write_model(&out_dir, &model)?;
     let outcome = Outcome {
