@@ -38,6 +38,7 @@ pub mod pending;
 pub mod protocol;
 pub mod report;
 pub mod report_fit;
+pub mod rewordings;
 pub mod runner;
 pub mod shard;
 pub mod smoke;
