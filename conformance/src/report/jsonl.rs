@@ -16,6 +16,7 @@ use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::protocol::PROTOCOL_VERSION;
 use crate::runner::{CaseResult, ImplementationReport};
+use crate::shard::ShardRun;
 use crate::spec::FORMAT_VERSION;
 
 /// The first line: what produced the report, and of which suite.
@@ -35,6 +36,10 @@ pub struct Header {
     /// The folders added with `--spec DIR`, as given (none: the built-in suite alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spec_folders: Vec<String>,
+    /// Which shard of which run the report holds (`--shard K/N`); absent for a whole run and
+    /// for a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRun>,
 }
 
 /// One cell, as written: the result, its type, and its diff against the oracle.
@@ -142,6 +147,7 @@ pub fn render(model: &Model<'_>) -> String {
         oracle: ORACLE.into(),
         implementations: model.run.implementations.clone(),
         spec_folders: model.spec_folders(),
+        shard: model.shard.clone(),
     };
     push_line(&mut out, &header);
     for cell in &model.cells {

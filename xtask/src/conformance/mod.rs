@@ -17,7 +17,7 @@ use conformance::report;
 use conformance::runner::{CaseResult, RunOptions, run_matrix_until};
 use conformance::snapshots::{self, SnapshotMode};
 
-use crate::flags::{Guards, Output, Progress};
+use crate::flags::{Guards, Output, Progress, ShardArgs};
 
 pub mod explain;
 pub mod interrupt;
@@ -25,6 +25,7 @@ pub mod maintenance;
 pub mod outcome;
 pub mod print;
 pub mod select;
+pub mod shards;
 
 use maintenance::Maintenance;
 use outcome::{Interrupted, Outcome};
@@ -62,6 +63,12 @@ pub struct ConformanceArgs {
     /// there are removed when the run starts).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    shard: ShardArgs,
+    /// With --shard: a name of this logical run (say, CI's run id), so that `merge` refuses
+    /// shards of another run of the same suite; every shard must be given the same.
+    #[arg(long, value_name = "ID", requires = "shard")]
+    run_id: Option<String>,
 }
 
 pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
@@ -96,9 +103,18 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     if let Some(j) = c.jobs {
         options.jobs = j.max(1);
     }
-    let total = (cases.len() * impls.len()) as u64 * u64::from(options.repeat);
+    let shard = shards::plan(&c.shard, c.run_id.as_deref(), &cases, &impls)?;
+    options.cells = shard.as_ref().map(|p| p.selection.cells.clone());
+    let planned = shard
+        .as_ref()
+        .map_or(cases.len() * impls.len(), |p| p.selection.cells.len());
+    let total = planned as u64 * u64::from(options.repeat);
     let header = format!(
-        "poolspec: {} cases × {} implementations{}",
+        "poolspec: {}{} cases × {} implementations{}",
+        shard
+            .as_ref()
+            .map(|p| format!("{}; of ", p.describe()))
+            .unwrap_or_default(),
         cases.len(),
         impls.len(),
         if options.repeat > 1 {
@@ -118,7 +134,6 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         &cancel,
     );
     events.finish();
-    let planned = cases.len() * impls.len();
     let interruption = cancel.interruption(matrix.results.len(), planned);
     if let Some(i) = &interruption {
         eprintln!("poolspec: {}; writing what finished", i.describe());
@@ -140,6 +155,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     let oracle = report::OracleSnapshots::committed(root);
     let model = report::Model::new(&matrix, &cases)
         .interrupted(interruption.clone())
+        .shard(shard.as_ref().map(|p| p.header.clone()))
         .oracle(&oracle);
     let paths = report::write_model(&out_dir, &model)?;
     let outcome = Outcome {
