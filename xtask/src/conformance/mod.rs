@@ -22,6 +22,7 @@ use crate::flags::{Guards, Output, Progress, ShardArgs};
 pub mod explain;
 pub mod interrupt;
 pub mod maintenance;
+pub mod merge;
 pub mod outcome;
 pub mod print;
 pub mod select;
