@@ -67,6 +67,10 @@ pub struct ShardRun {
     pub run: String,
     /// Cells of the whole matrix, over all shards (this shard's own are the footer's count).
     pub matrix_cells: usize,
+    /// The run's case ids in suite order: the merged run's cases even where an interrupted
+    /// shard finished no cell of one.
+    #[serde(default)]
+    pub cases: Vec<String>,
 }
 
 impl ShardRun {

@@ -8,6 +8,11 @@
 //! or the file was cut). Whoever reads a report reads it through [`read`] (or at least
 //! [`validate_jsonl`], or [`check_jsonl`] to learn whether it is complete), so neither a
 //! cut-short nor an interrupted report is ever taken for a whole one.
+//!
+//! A shard's report (`--shard K/N`) is an ordinary report of the cells it owns; its header's
+//! `shard` says which (`{"index", "count", "run", "matrix_cells", "cases"}`, see
+//! `shard::ShardRun`) and its footer counts only its own cells. A report merged from the
+//! shards (`merge`) has no `shard`: it is the whole run's.
 
 use serde::{Deserialize, Serialize};
 

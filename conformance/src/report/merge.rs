@@ -132,6 +132,8 @@ pub struct Merged {
     pub wall: Duration,
     /// The first report, named by errors about the merged whole.
     pub first: PathBuf,
+    /// The run's case ids, in suite order (from the shards' headers).
+    pub cases: Vec<String>,
 }
 
 /// Checks that `shards` are every shard of one run, each once and whole (or interrupted, if
@@ -223,6 +225,7 @@ pub fn merge(shards: &[ShardReport], allow_incomplete: bool) -> Result<Merged, M
                 .unwrap_or(0),
         ),
         first: first.path.clone(),
+        cases: run.cases,
     })
 }
 
@@ -272,17 +275,19 @@ fn merged_header(shards: &[ShardReport]) -> Header {
 }
 
 impl Merged {
-    /// The ids of the cases the shards ran.
+    /// The ids of the run's cases: as the shards' headers list them, and any a record names.
     pub fn case_ids(&self) -> BTreeSet<&str> {
-        self.records
+        let recorded = self.records.iter().map(|r| r.result.case.as_str());
+        self.cases
             .iter()
-            .map(|r| r.result.case.as_str())
+            .map(String::as_str)
+            .chain(recorded)
             .collect()
     }
 
     /// The run as one process would have recorded it, cells in its order (case by case in
     /// `suite` order, implementations in the header's), checked to be of the same suite:
-    /// `suite` is this checkout's, of which the shards' cases are picked.
+    /// `suite` is this checkout's, of which the run's cases are picked.
     pub fn run(&self, suite: &[LoadedCase]) -> Result<(MatrixRun, Vec<LoadedCase>), MergeError> {
         let ids = self.case_ids();
         let known: BTreeSet<&str> = suite.iter().map(LoadedCase::id).collect();

@@ -16,7 +16,9 @@ fn text(
     cells: &[(&str, &str)],
     interrupted: Option<usize>,
 ) -> String {
-    let shard = format!(r#","shard":{{"index":{k},"count":{n},"run":"{run}","matrix_cells":4}}"#);
+    let shard = format!(
+        r#","shard":{{"index":{k},"count":{n},"run":"{run}","matrix_cells":4,"cases":["BLK-001","BLK-002"]}}"#
+    );
     let impls: Vec<String> = IMPLS
         .iter()
         .map(|i| format!(r#"{{"name":"{i}","capabilities":[]}}"#))
@@ -138,7 +140,7 @@ fn an_incomplete_shard_is_refused_unless_allowed_and_then_the_merge_says_so() {
 #[test]
 fn a_whole_run_is_not_a_shard() {
     let whole = text(1, 2, "r", "h", &A, None).replacen(
-        r#","shard":{"index":1,"count":2,"run":"r","matrix_cells":4}"#,
+        r#","shard":{"index":1,"count":2,"run":"r","matrix_cells":4,"cases":["BLK-001","BLK-002"]}"#,
         "",
         1,
     );

@@ -110,12 +110,12 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         .as_ref()
         .map_or(cases.len() * impls.len(), |p| p.selection.cells.len());
     let total = planned as u64 * u64::from(options.repeat);
+    if let Some(p) = &shard {
+        // Even with -q: which cells a CI job ran, and on what basis, belongs in its log.
+        eprintln!("poolspec: {}", p.describe());
+    }
     let header = format!(
-        "poolspec: {}{} cases × {} implementations{}",
-        shard
-            .as_ref()
-            .map(|p| format!("{}; of ", p.describe()))
-            .unwrap_or_default(),
+        "poolspec: {} cases × {} implementations{}",
         cases.len(),
         impls.len(),
         if options.repeat > 1 {

@@ -61,6 +61,7 @@ pub fn plan(
             count: shard.count,
             run,
             matrix_cells: selection.matrix_cells,
+            cases: case_ids.iter().map(|&c| c.to_owned()).collect(),
         },
         selection,
     }))
