@@ -150,9 +150,8 @@ pub fn run_matrix_until(
     let started = Instant::now();
     let mut queue = Vec::new();
     for (i, _) in impls.iter().enumerate() {
-        for c in
-            (0..cases.len()).filter(|c| options.cells.as_ref().is_none_or(|o| o.contains(&(*c, i))))
-        {
+        let owned = |c: &usize| options.cells.as_ref().is_none_or(|o| o.contains(&(*c, i)));
+        for c in (0..cases.len()).filter(owned) {
             for r in 0..options.repeat.max(1) {
                 queue.push((i, c, r));
             }

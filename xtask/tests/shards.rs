@@ -165,13 +165,15 @@ fn three_shards_of_the_interpreter_matrix_merge_into_the_single_run() {
     shards_merge_into_the_single_run(&["--interpreters"], 3, false);
 }
 
-/// Two real shards of a small run (rust-ref only, fast), made once for the refusals.
-fn fixture() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
-    static FIXTURE: OnceLock<(tempfile::TempDir, [PathBuf; 2])> = OnceLock::new();
+/// Two real shards of a small run (rust-ref only, fast), made once for the refusals, in
+/// cargo's temporary folder for tests (a static is never dropped, so no `TempDir`).
+fn fixture() -> &'static [PathBuf; 2] {
+    static FIXTURE: OnceLock<[PathBuf; 2]> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let shards = [1, 2].map(|k| {
-            let out = dir.path().join(format!("s{k}"));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shards-fixture");
+        let _ = std::fs::remove_dir_all(&dir);
+        [1, 2].map(|k| {
+            let out = dir.join(format!("s{k}"));
             let shard = format!("{k}/2");
             let run = xtask(
                 &[
@@ -190,8 +192,7 @@ fn fixture() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
             );
             assert_eq!(run.status.code(), Some(0), "{run:?}");
             out.join("report.jsonl")
-        });
-        (dir, shards)
+        })
     })
 }
 
@@ -236,7 +237,7 @@ fn refused(reports: &[&Path], names: &Path, says: &str) {
 
 #[test]
 fn the_fixture_merges() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("merged");
     let run = xtask(
@@ -254,14 +255,14 @@ fn the_fixture_merges() {
 
 #[test]
 fn a_file_that_is_not_a_report_is_refused() {
-    let (_, [s1, _]) = fixture();
+    let [s1, _] = fixture();
     let (_keep, notes) = edited("notes", s1, |_| vec!["hello".to_owned()]);
     refused(&[s1, &notes], &notes, "not a report");
 }
 
 #[test]
 fn a_truncated_report_is_refused() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let (_keep, cut) = edited("cut", s2, |mut l| {
         l.pop();
         l
@@ -282,7 +283,7 @@ fn interrupted(mut lines: Vec<String>) -> Vec<String> {
 
 #[test]
 fn an_incomplete_shard_is_refused_unless_allowed() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let (_keep, cut) = edited("interrupted", s2, interrupted);
     refused(&[s1, &cut], &cut, "incomplete: interrupted (SIGINT)");
     // Allowed, the merged report is itself incomplete, and says so.
@@ -325,7 +326,7 @@ fn header_with(key: &'static str, value: Value) -> impl Fn(Vec<String>) -> Vec<S
 
 #[test]
 fn mixed_suites_are_refused_naming_both() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let (_keep, other) = edited(
         "other",
         s2,
@@ -337,7 +338,7 @@ fn mixed_suites_are_refused_naming_both() {
 
 #[test]
 fn shards_of_different_runs_are_refused() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let (_keep, other) = edited("other", s2, header_with("shard.run", "another".into()));
     refused(&[s1, &other], &other, "different runs");
     let (_keep, other) = edited("other", s2, header_with("shard.count", 3.into()));
@@ -346,14 +347,14 @@ fn shards_of_different_runs_are_refused() {
 
 #[test]
 fn a_duplicate_shard_is_refused() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let (_keep, again) = edited("again", s2, |l| l);
     refused(&[s1, s2, &again], &again, "both are shard 2/2");
 }
 
 #[test]
 fn overlapping_cells_are_refused() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     let first = std::fs::read_to_string(s1)
         .unwrap()
         .lines()
@@ -369,7 +370,7 @@ fn overlapping_cells_are_refused() {
 
 #[test]
 fn missing_shards_and_cells_are_refused() {
-    let (_, [s1, s2]) = fixture();
+    let [s1, s2] = fixture();
     refused(&[s1], s1, "shard 2 of 2 missing");
     let (_keep, fewer) = edited("fewer", s2, |mut l| {
         l.remove(1);

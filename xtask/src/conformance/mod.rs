@@ -170,9 +170,8 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     };
     let ending = print::Ending {
         differences: c.select.interpreters || !c.select.interpreter_paths.is_empty(),
-        // Claims whose evidence never ran would read as unconfirmed.
-        claims: interruption
-            .is_none()
+        // Claims whose evidence never ran (here) would read as unconfirmed.
+        claims: (interruption.is_none() && shard.is_none())
             .then(|| print::Claims::of(root, &matrix, &cases))
             .flatten(),
         snapshots: snapshots.as_ref(),
