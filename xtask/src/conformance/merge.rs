@@ -42,6 +42,17 @@ pub fn run(root: &Path, args: &MergeArgs) -> Result<ExitCode> {
         .map(|p| merge::read_shard(p))
         .collect::<Result<Vec<ShardReport>, _>>()?;
     let mut merged = merge::merge(&shards, args.allow_incomplete)?;
+    // Clearing --out would remove that shard's histories before they are copied.
+    let out = args.out.canonicalize().ok();
+    if let Some(s) = shards
+        .iter()
+        .find(|s| out.is_some() && s.path.parent().and_then(|p| p.canonicalize().ok()) == out)
+    {
+        anyhow::bail!(
+            "{}: --out is this shard's folder; merge into another",
+            s.path.display()
+        );
+    }
     let folders: Vec<PathBuf> = merged
         .header
         .spec_folders
