@@ -41,6 +41,7 @@ pub mod report_fit;
 pub mod rewordings;
 pub mod runner;
 pub mod shard;
+pub mod shard_select;
 pub mod smoke;
 pub mod snapshots;
 pub mod spec;

@@ -11,13 +11,6 @@ use clap::Parser;
 
 use crate::Cli;
 
-/// Subcommands and flags other branches are adding to `conformance`: a command using them is
-/// tolerated when clap rejects it (flags are removed, with their value, and the rest is still
-/// checked). Remove once merged.
-const PENDING_SUBCOMMANDS: &[&str] = &["merge", "diff", "badge"];
-/// Each takes one value. Remove once merged.
-const PENDING_FLAGS: &[&str] = &["--shard", "--balance-from"];
-
 /// What a GitHub expression stands for while parsing: a number, so that `${{ matrix.shard }}/3`
 /// reads as a shard, and as good as any text for a path or a name.
 const EXPRESSION_SAMPLE: &str = "1";
@@ -193,55 +186,20 @@ fn markdown_sh_blocks(markdown: &str) -> Vec<(usize, String)> {
     blocks
 }
 
-/// Whether `command` uses what another branch is adding; then, its arguments without the
-/// pending flags (the rest still to be checked), or `None` for a pending subcommand.
-fn without_pending(args: &[String]) -> (bool, Option<Vec<String>>) {
-    if args
-        .get(1)
-        .is_some_and(|a| PENDING_SUBCOMMANDS.contains(&a.as_str()))
-    {
-        return (true, None);
-    }
-    let mut kept = Vec::new();
-    let mut pending = false;
-    let mut words = args.iter();
-    while let Some(word) = words.next() {
-        let flag = word.split('=').next().unwrap_or(word);
-        if PENDING_FLAGS.contains(&flag) {
-            pending = true;
-            if !word.contains('=') {
-                words.next();
-            }
-        } else {
-            kept.push(word.clone());
-        }
-    }
-    (pending, Some(kept))
-}
-
-/// Parses `command` with the real `Cli`; a failure of a command using a pending subcommand or
-/// flag is tolerated, the rest of such a command still checked. `Err` says what clap said.
+/// Parses `command` with the real `Cli`; `Err` says where it was found and what clap said.
 fn check(command: &Command) -> Result<(), String> {
-    let parse = |args: &[String]| {
-        Cli::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().map(String::as_str)))
-            .map(drop)
-            .map_err(|e| {
-                format!(
-                    "{}: `cargo xtask {}`: {}",
-                    command.place,
-                    command.args.join(" "),
-                    e.render()
-                )
-            })
-    };
-    match parse(&command.args) {
-        Ok(()) => Ok(()),
-        Err(e) => match without_pending(&command.args) {
-            (false, _) => Err(e),
-            (true, None) => Ok(()),
-            (true, Some(rest)) => parse(&rest),
-        },
-    }
+    Cli::try_parse_from(
+        std::iter::once("cargo xtask").chain(command.args.iter().map(String::as_str)),
+    )
+    .map(drop)
+    .map_err(|e| {
+        format!(
+            "{}: `cargo xtask {}`: {}",
+            command.place,
+            command.args.join(" "),
+            e.render()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -295,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_flag_fails_even_beside_a_pending_one() {
+    fn a_wrong_flag_or_subcommand_fails() {
         let command = |line: &str| commands_in_script(line, "test").remove(0);
         assert!(check(&command("cargo xtask conformance --impl cpython-fork -q")).is_ok());
         let err = check(&command("cargo xtask conformance --no-such-flag")).unwrap_err();

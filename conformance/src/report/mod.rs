@@ -22,6 +22,7 @@ pub mod html;
 pub mod jsonl;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod model;
 pub mod oracle;
 pub mod terminal;

@@ -16,6 +16,7 @@ use super::oracle::OracleSnapshots;
 use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::runner::{CaseResult, ImplementationReport, MatrixRun};
+use crate::shard::ShardRun;
 use crate::spec::{LoadedCase, Source};
 use crate::verdict::{Status, Verdict};
 
@@ -303,6 +304,8 @@ pub struct Model<'a> {
     pub interruption: Option<Interruption>,
     /// When the run started ([`Model::started`]; `timestamp.rs`'s form), if known.
     pub started: Option<String>,
+    /// Set for one shard of a run ([`Model::shard`]): the report's header names it.
+    pub shard: Option<ShardRun>,
     /// The first cell of each (case, implementation), by position in `cells`.
     index: HashMap<(&'a str, &'a str), usize>,
 }
@@ -361,6 +364,7 @@ impl<'a> Model<'a> {
             unexpected: run.unexpected().count(),
             interruption: None,
             started: None,
+            shard: None,
             index,
         }
     }
@@ -374,6 +378,12 @@ impl<'a> Model<'a> {
     /// The model of a run that started at `started` (RFC 3339, UTC).
     pub fn started(mut self, started: Option<String>) -> Model<'a> {
         self.started = started;
+        self
+    }
+
+    /// The model of shard `shard` of a run (`None`: a whole run, or a merged one).
+    pub fn shard(mut self, shard: Option<ShardRun>) -> Model<'a> {
+        self.shard = shard;
         self
     }
 
