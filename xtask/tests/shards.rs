@@ -93,13 +93,23 @@ fn shards_merge_into_the_single_run(select: &[&str], n: u32, balanced: bool) {
 }
 
 /// The lines of a report.jsonl without timing fields (and the histories' paths, which name
-/// the folder), the header's `shard` left in: a merged report has none.
+/// the folder), the header's `shard` left in: a merged report has none. The header's
+/// `started` is a timing field too, but must be there (a merged run starts with its first
+/// shard).
 fn records(dir: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join("report.jsonl")).unwrap();
     text.lines()
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).unwrap();
             if let Some(o) = v.as_object_mut() {
+                if o.get("type").and_then(Value::as_str) == Some("header") {
+                    let started = o.remove("started");
+                    assert!(
+                        started.is_some_and(|s| s.is_string()),
+                        "{}: {l}",
+                        dir.display()
+                    );
+                }
                 for timing in ["duration_ms", "wall_ms", "history"] {
                     o.remove(timing);
                 }
