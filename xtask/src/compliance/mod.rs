@@ -30,8 +30,11 @@
 //! `--impl pypy-fork --case BLK-`); a narrowed run writes `target/compliance/COMPLIANCE.md`,
 //! never the committed file.
 //!
+//! The install step also puts the pinned Node.js pools (`fixtures/thirdparty-node/`) into
+//! `target/thirdparty-node/` with `npm ci` (`node.rs`; without `node` one line says so).
+//!
 //! Modules: `subjects.rs` (what is measured), `packages.rs` and `install.rs` (the pinned
-//! venv), `probe.rs` (can it run here), `measure.rs` (running the suite), `table.rs` (what
+//! venv), `node.rs` (the pinned Node.js packages), `probe.rs` (can it run here), `measure.rs` (running the suite), `table.rs` (what
 //! each cell means, tallied) and `render.rs` (the Markdown).
 
 use std::path::{Path, PathBuf};
@@ -46,6 +49,7 @@ use crate::flags::CaseFilter;
 
 pub mod install;
 pub mod measure;
+pub mod node;
 pub mod packages;
 pub mod probe;
 pub mod render;
@@ -104,6 +108,14 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
     let venv = root.join(VENV);
     let python = install::venv_python(&venv);
     let install_failures = prepare_venv(root, &venv, args, &chosen)?;
+    if !args.no_install {
+        match node::install(root)? {
+            node::NodeInstall::Ready(_) => {}
+            node::NodeInstall::Skipped(why) | node::NodeInstall::Failed(why) => {
+                eprintln!("compliance: {why}")
+            }
+        }
+    }
     let interpreter = install::interpreter_version(&python)?;
     let installed = install::installed_versions(&python);
 
