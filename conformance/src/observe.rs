@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::coordinator::{Event, History, Origin};
 use crate::protocol::{ErrorValue, Outcome, ReportKind};
+use crate::rewordings;
 use crate::spec::{Case, IdKind, Probe, Program, Step, TaskSpec};
 
 /// The normalized observation of one run of one case.
@@ -103,10 +104,17 @@ fn mask_addresses(message: &str) -> String {
     out
 }
 
-/// `mask_addresses` applied to every string inside a JSON value.
+/// A message as an observation keeps it: addresses masked, and what CPython itself reworded
+/// between versions in its canonical form (`rewordings.rs`), so that an observation does not
+/// change with the interpreter.
+fn normalize_text(message: &str) -> String {
+    rewordings::canonical(&mask_addresses(message))
+}
+
+/// `normalize_text` applied to every string inside a JSON value.
 fn mask_value(value: &serde_json::Value) -> serde_json::Value {
     match value {
-        serde_json::Value::String(s) => serde_json::Value::String(mask_addresses(s)),
+        serde_json::Value::String(s) => serde_json::Value::String(normalize_text(s)),
         serde_json::Value::Array(items) => items.iter().map(mask_value).collect(),
         serde_json::Value::Object(map) => map
             .iter()
@@ -119,7 +127,7 @@ fn mask_value(value: &serde_json::Value) -> serde_json::Value {
 
 fn normalized(err: &ErrorValue) -> ErrorValue {
     ErrorValue {
-        message: mask_addresses(&err.message),
+        message: normalize_text(&err.message),
         python: err.python.as_ref().map(mask_value),
         ..err.clone()
     }
@@ -493,7 +501,7 @@ pub fn annotate(history: &History) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use super::mask_addresses;
+    use super::{mask_addresses, mask_value, normalize_text};
 
     #[test]
     fn addresses_are_masked_and_short_hex_is_kept() {
@@ -502,5 +510,17 @@ mod tests {
             "<ApplyResult object at 0x…> not ready"
         );
         assert_eq!(mask_addresses("code 0x1f"), "code 0x1f");
+    }
+
+    #[test]
+    fn messages_and_values_are_normalized_across_interpreters() {
+        let on_3_13 =
+            "<function <lambda> at 0x7f3a2c1b9d50>: Can't get local object 'f.<locals>.g'";
+        let on_3_11 = "<function <lambda> at 0x…>: Can't pickle local object 'f.<locals>.g'";
+        assert_eq!(normalize_text(on_3_13), on_3_11);
+        assert_eq!(
+            mask_value(&serde_json::json!({"message": [on_3_13]})),
+            serde_json::json!({"message": [on_3_11]})
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! that, the drivers of the cells in flight are killed at once, and those cells are dropped
 //! (they did not finish; they are not faults), so the run holds only what finished.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub repeat: u32,
     /// Where raw histories are written, one JSON file per case and implementation.
     pub history_dir: Option<PathBuf>,
+    /// Only these cells, as (case index, implementation index) (`--shard`); `None`: all.
+    pub cells: Option<HashSet<(usize, usize)>>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +56,7 @@ impl Default for RunOptions {
             jobs: thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(2, 8)),
             repeat: 1,
             history_dir: None,
+            cells: None,
         }
     }
 }
@@ -147,7 +150,8 @@ pub fn run_matrix_until(
     let started = Instant::now();
     let mut queue = Vec::new();
     for (i, _) in impls.iter().enumerate() {
-        for (c, _) in cases.iter().enumerate() {
+        let owned = |c: &usize| options.cells.as_ref().is_none_or(|o| o.contains(&(*c, i)));
+        for c in (0..cases.len()).filter(owned) {
             for r in 0..options.repeat.max(1) {
                 queue.push((i, c, r));
             }

@@ -56,6 +56,33 @@ impl fmt::Display for Shard {
     }
 }
 
+/// The header's `shard`: which shard of which run the report holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRun {
+    /// K, from 1.
+    pub index: u32,
+    /// N.
+    pub count: u32,
+    /// The logical run all N shards belong to (`shard_select::run_id`).
+    pub run: String,
+    /// Cells of the whole matrix, over all shards (this shard's own are the footer's count).
+    pub matrix_cells: usize,
+    /// The run's case ids in suite order: the merged run's cases even where an interrupted
+    /// shard finished no cell of one.
+    #[serde(default)]
+    pub cases: Vec<String>,
+}
+
+impl ShardRun {
+    /// The shard as `--shard` writes it.
+    pub fn shard(&self) -> Shard {
+        Shard {
+            index: self.index,
+            count: self.count,
+        }
+    }
+}
+
 impl Shard {
     /// The whole run as one shard.
     pub const WHOLE: Shard = Shard { index: 1, count: 1 };
@@ -107,7 +134,7 @@ impl Shard {
     }
 }
 
-fn fnv1a(s: &str) -> u64 {
+pub(crate) fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

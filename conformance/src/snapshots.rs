@@ -14,6 +14,12 @@
 //!   in its reason and a unified diff in [`SnapshotSummary::render`]: the run exits non-zero.
 //! - [`SnapshotMode::Update`] (`--update-snapshots`) rewrites every file instead, after a
 //!   reviewed change.
+//! - A cell `not-applicable` on one side only (a case gated by `versions`, checked on an
+//!   interpreter outside its range) is no change: the folder serves every interpreter of a CI
+//!   matrix. A snapshot with an observation is kept when this run's interpreter does not
+//!   apply ([`SnapshotOutcome::NotApplicableHere`], in update mode too); a `not-applicable`
+//!   snapshot holds nothing to compare and is recorded over, like a missing file, by a run
+//!   where the case applies.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -112,6 +118,10 @@ pub enum SnapshotOutcome {
     Changed { diff: String },
     /// The snapshot differed and was rewritten (update mode).
     Rewritten { diff: String },
+    /// The case does not apply to this run's implementation (its language version is outside
+    /// the case's `versions`) but the snapshot, recorded on one it applies to, has an
+    /// observation: kept as it is, and not a change.
+    NotApplicableHere,
 }
 
 /// One cell's snapshot check.
@@ -149,11 +159,15 @@ impl SnapshotSummary {
         let unchanged = self.count(|o| *o == SnapshotOutcome::Unchanged);
         let changed = self.count(|o| matches!(o, SnapshotOutcome::Changed { .. }));
         let rewritten = self.count(|o| matches!(o, SnapshotOutcome::Rewritten { .. }));
+        let kept = self.count(|o| *o == SnapshotOutcome::NotApplicableHere);
         let _ = write!(
             out,
             "Snapshots in {}: {unchanged} unchanged, {recorded} recorded",
             self.dir.display()
         );
+        if kept > 0 {
+            let _ = write!(out, ", {kept} kept (not applicable here)");
+        }
         match self.mode {
             SnapshotMode::Check => {
                 let _ = writeln!(out, ", {changed} changed");
@@ -252,10 +266,19 @@ pub fn apply(
         } else {
             None
         };
+        let recorded = recorded.filter(|old| {
+            // Nothing to compare: recorded where the case did not apply.
+            old.status != Status::NotApplicable || now.status == Status::NotApplicable
+        });
         let outcome = match (recorded, mode) {
             (None, _) => {
                 write(&path, &now)?;
                 SnapshotOutcome::Recorded
+            }
+            (Some(old), _)
+                if now.status == Status::NotApplicable && old.status != Status::NotApplicable =>
+            {
+                SnapshotOutcome::NotApplicableHere
             }
             (Some(old), mode) => match compare(&old, &now) {
                 None => SnapshotOutcome::Unchanged,
@@ -440,6 +463,43 @@ mod tests {
         let mut fifth = run(vec![result("A-1", Status::Pass, obs(json!(8)))]);
         let s = apply(&mut fifth, dir.path(), SnapshotMode::Check).unwrap();
         assert_eq!(s.checks[0].outcome, SnapshotOutcome::Unchanged);
+    }
+
+    #[test]
+    fn a_cell_not_applicable_on_one_side_is_no_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let na = || CaseResult {
+            observation: None,
+            ..result("V-1", Status::NotApplicable, json!(null))
+        };
+        // Recorded where the case applies (3.11), checked where it does not (3.8): kept, in
+        // check and in update mode, and the run does not fail.
+        let mut on_3_11 = run(vec![result("V-1", Status::Pass, obs(json!(1)))]);
+        apply(&mut on_3_11, dir.path(), SnapshotMode::Check).unwrap();
+        let path = snapshot_path(dir.path(), IMP, "V-1");
+        let recorded = std::fs::read_to_string(&path).unwrap();
+        for mode in [SnapshotMode::Check, SnapshotMode::Update] {
+            let mut on_3_8 = run(vec![na()]);
+            let s = apply(&mut on_3_8, dir.path(), mode).unwrap();
+            assert_eq!(s.checks[0].outcome, SnapshotOutcome::NotApplicableHere);
+            assert_eq!(on_3_8.results[0].verdict, Verdict::Pass);
+            assert!(s.render().contains(", 1 kept (not applicable here)"));
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), recorded);
+        }
+        // Recorded where it does not apply: the first run where it does records over it; a
+        // run where it does not still finds it unchanged.
+        let dir = tempfile::tempdir().unwrap();
+        apply(&mut run(vec![na()]), dir.path(), SnapshotMode::Check).unwrap();
+        let s = apply(&mut run(vec![na()]), dir.path(), SnapshotMode::Check).unwrap();
+        assert_eq!(s.checks[0].outcome, SnapshotOutcome::Unchanged);
+        let mut on_3_11 = run(vec![result("V-1", Status::Pass, obs(json!(1)))]);
+        let s = apply(&mut on_3_11, dir.path(), SnapshotMode::Check).unwrap();
+        assert_eq!(s.checks[0].outcome, SnapshotOutcome::Recorded);
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("status: pass")
+        );
     }
 
     #[test]

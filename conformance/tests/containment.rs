@@ -88,6 +88,7 @@ fn run(cases: &[LoadedCase], imp: &Implementation) -> MatrixRun {
         jobs: 1,
         repeat: 1,
         history_dir: None,
+        cells: None,
     };
     let expectations = ExpectationFile {
         implementation: imp.name.clone(),

@@ -118,6 +118,7 @@ fn run(
         jobs: 1,
         repeat: 1,
         history_dir: None,
+        cells: None,
     };
     run_matrix(
         cases,
@@ -468,6 +469,7 @@ fn a_broken_handshake_is_reported_once_and_not_retried() {
         jobs: 4,
         repeat: 1,
         history_dir: None,
+        cells: None,
     };
     let run = run_matrix(
         &cases(&ids),

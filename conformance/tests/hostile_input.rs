@@ -98,6 +98,7 @@ fn run(cases: &[LoadedCase], imps: &[Implementation], jobs: usize) -> MatrixRun 
         jobs,
         repeat: 1,
         history_dir: None,
+        cells: None,
     };
     let with_expectations: Vec<_> = imps
         .iter()

@@ -45,6 +45,7 @@ fn a_timeout_names_the_step_that_never_returned_and_the_task_on_its_gate() {
         jobs: 1,
         repeat: 1,
         history_dir: None,
+        cells: None,
     };
     let run = run_matrix(&suite.cases, &[(fork, expectations)], &options, &|_| {});
     let result = &run.results[0];

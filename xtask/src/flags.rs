@@ -10,6 +10,7 @@ use clap::{ArgAction, Args, ValueEnum};
 use conformance::implementations;
 use conformance::report::terminal::TerminalOptions;
 use conformance::report::terminal::style::ColorChoice;
+use conformance::shard::Shard;
 
 /// `--case PATTERN`: which cases run.
 #[derive(Args, Debug, Clone, Default)]
@@ -134,6 +135,19 @@ impl Python {
             None => Ok(implementations::find_python()?),
         }
     }
+}
+
+/// `--shard K/N [--balance-from REPORT.jsonl]`: run one shard of a command's work.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ShardArgs {
+    /// Run only shard K of N (1 <= K <= N): a stable partition of the work, so that N jobs
+    /// together run it all once; `merge` puts their reports back together.
+    #[arg(long, value_name = "K/N", value_parser = clap::value_parser!(Shard))]
+    pub shard: Option<Shard>,
+    /// With --shard: balance the shards by the per-cell durations recorded in this report
+    /// (every shard must be given the same one); without it, by count.
+    #[arg(long, value_name = "REPORT.jsonl", requires = "shard")]
+    pub balance_from: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ mod flags;
 mod fuzz;
 mod mutants;
 mod smoke;
+#[cfg(test)]
+mod workflow_commands;
 
 #[derive(Parser, Debug)]
 #[command(name = "cargo xtask", about = "poolspec's project automation")]

@@ -11,12 +11,16 @@
 //! 4. On the first divergence, proptest's value tree shrinks the raw program; every
 //!    candidate is legalized and run on both again, and the smallest program that still
 //!    diverges is written as a case file ([`emit`]).
+//! 5. Every run describes itself in a [`report`] (which indices ran, what was found, in a
+//!    form that dedups); [`merge`] joins the reports of a run's shards.
 
 pub mod diff;
 pub mod emit;
 pub mod generate;
 pub mod legalize;
+pub mod merge;
 pub mod raw;
+pub mod report;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -150,8 +154,11 @@ pub struct OracleFlake {
 #[derive(Debug, Clone)]
 pub struct FuzzSummary {
     pub seed: u64,
-    /// Programs run on both implementations (including the diverging one).
+    /// Programs run on both implementations (including the diverging one): indices
+    /// `start..start + programs`, since every index a lane takes is run.
     pub programs: u64,
+    /// Of those, the ones whose observations agreed.
+    pub agreements: u64,
     /// Steps of all legalized programs run, for a sense of size.
     pub steps: u64,
     pub wall: Duration,
@@ -455,6 +462,7 @@ pub fn fuzz(
     let started = Instant::now();
     let next = AtomicU64::new(options.start);
     let done = AtomicU64::new(0);
+    let agreed = AtomicU64::new(0);
     let steps = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let found: Mutex<Option<Found>> = Mutex::new(None);
@@ -501,6 +509,7 @@ pub fn fuzz(
                     }
                     progress(done.fetch_add(1, Ordering::SeqCst) + 1);
                     if matches!(outcome, PairOutcome::Agree) {
+                        agreed.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }
                     if stop.swap(true, Ordering::SeqCst) {
@@ -525,6 +534,7 @@ pub fn fuzz(
     FuzzSummary {
         seed: options.seed,
         programs: done.into_inner(),
+        agreements: agreed.into_inner(),
         steps: steps.into_inner(),
         wall: started.elapsed(),
         found: found.into_inner().unwrap_or_else(|e| e.into_inner()),

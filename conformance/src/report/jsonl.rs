@@ -8,6 +8,11 @@
 //! or the file was cut). Whoever reads a report reads it through [`read`] (or at least
 //! [`validate_jsonl`], or [`check_jsonl`] to learn whether it is complete), so neither a
 //! cut-short nor an interrupted report is ever taken for a whole one.
+//!
+//! A shard's report (`--shard K/N`) is an ordinary report of the cells it owns; its header's
+//! `shard` says which (`{"index", "count", "run", "matrix_cells", "cases"}`, see
+//! `shard::ShardRun`) and its footer counts only its own cells. A report merged from the
+//! shards (`merge`) has no `shard`: it is the whole run's.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +21,7 @@ use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::protocol::PROTOCOL_VERSION;
 use crate::runner::{CaseResult, ImplementationReport};
+use crate::shard::ShardRun;
 use crate::spec::FORMAT_VERSION;
 
 /// The first line: what produced the report, and of which suite.
@@ -35,6 +41,13 @@ pub struct Header {
     /// The folders added with `--spec DIR`, as given (none: the built-in suite alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spec_folders: Vec<String>,
+    /// When the run started, UTC, RFC 3339 to the second (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// Which shard of which run the report holds (`--shard K/N`); absent for a whole run and
+    /// for a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRun>,
 }
 
 /// One cell, as written: the result, its type, and its diff against the oracle.
@@ -142,6 +155,8 @@ pub fn render(model: &Model<'_>) -> String {
         oracle: ORACLE.into(),
         implementations: model.run.implementations.clone(),
         spec_folders: model.spec_folders(),
+        started: model.started.clone(),
+        shard: model.shard.clone(),
     };
     push_line(&mut out, &header);
     for cell in &model.cells {

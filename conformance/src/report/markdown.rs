@@ -31,11 +31,16 @@ fn summary(out: &mut String, model: &Model<'_>) {
     }
     let _ = writeln!(
         out,
-        "{} cases × {} implementations, suite `{}`, {:.1} s. **{}**\n",
+        "{} cases × {} implementations, suite `{}`, {:.1} s{}. **{}**\n",
         model.cases.len(),
         model.run.implementations.len(),
         model.suite_hash(),
         model.run.wall.as_secs_f64(),
+        model
+            .started
+            .as_deref()
+            .map(|t| format!(", started {t}"))
+            .unwrap_or_default(),
         if unexpected == 0 {
             "Every result was the expected one.".to_owned()
         } else {

@@ -13,16 +13,21 @@
 //! The functions below take a run (and its cases) as they always did, so callers need not
 //! build a [`Model`]; each builds one for its view.
 
+pub mod badge;
 pub mod cite;
+pub mod compare;
 pub mod detail;
 pub mod explain;
 pub mod html;
 pub mod jsonl;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod model;
 pub mod oracle;
 pub mod terminal;
+pub mod timestamp;
+pub mod trend;
 mod write;
 
 pub use jsonl::{Checked, JsonlError, check_jsonl, read, validate_jsonl};

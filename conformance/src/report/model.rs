@@ -16,6 +16,7 @@ use super::oracle::OracleSnapshots;
 use crate::cancel::Interruption;
 use crate::implementations::ORACLE;
 use crate::runner::{CaseResult, ImplementationReport, MatrixRun};
+use crate::shard::ShardRun;
 use crate::spec::{LoadedCase, Source};
 use crate::verdict::{Status, Verdict};
 
@@ -301,6 +302,10 @@ pub struct Model<'a> {
     pub unexpected: usize,
     /// Set when the run was cut short ([`Model::interrupted`]): every view says so.
     pub interruption: Option<Interruption>,
+    /// When the run started ([`Model::started`]; `timestamp.rs`'s form), if known.
+    pub started: Option<String>,
+    /// Set for one shard of a run ([`Model::shard`]): the report's header names it.
+    pub shard: Option<ShardRun>,
     /// The first cell of each (case, implementation), by position in `cells`.
     index: HashMap<(&'a str, &'a str), usize>,
 }
@@ -358,6 +363,8 @@ impl<'a> Model<'a> {
             implementations,
             unexpected: run.unexpected().count(),
             interruption: None,
+            started: None,
+            shard: None,
             index,
         }
     }
@@ -365,6 +372,18 @@ impl<'a> Model<'a> {
     /// The model of a run that `interruption` cut short (`None`: a whole run).
     pub fn interrupted(mut self, interruption: Option<Interruption>) -> Model<'a> {
         self.interruption = interruption;
+        self
+    }
+
+    /// The model of a run that started at `started` (RFC 3339, UTC).
+    pub fn started(mut self, started: Option<String>) -> Model<'a> {
+        self.started = started;
+        self
+    }
+
+    /// The model of shard `shard` of a run (`None`: a whole run, or a merged one).
+    pub fn shard(mut self, shard: Option<ShardRun>) -> Model<'a> {
+        self.shard = shard;
         self
     }
 

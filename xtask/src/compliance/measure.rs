@@ -1,7 +1,8 @@
 //! Running the suite on the subjects that can run: each made into a driver (its interpreter,
 //! `PYTHONPATH`, network namespace and expectation file), then one matrix per group of equal
 //! run options (the fast subjects together, slow ones alone), every run's status kept, and
-//! the matrices joined back into one.
+//! the matrices joined back into one. A shard (`--shard K/N`) runs each subject alone on the
+//! cases whose cells it owns.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -14,8 +15,11 @@ use conformance::implementations::{self, Implementation, Interpreter, Runtime};
 use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
 use conformance::spec::LoadedCase;
 
+use conformance::shard::Shard;
+
 use super::install::InstallFailure;
 use super::probe::{loopback_only, probe, wrap};
+use super::shards::cell_key;
 use super::subjects::{Interp, Subject, Unavailable};
 use super::table::Statuses;
 
@@ -125,6 +129,7 @@ pub fn prepare(
 }
 
 /// Subjects that share their run options, run as one matrix.
+#[derive(Clone)]
 struct Group {
     timeout_multiplier: f64,
     jobs: Option<usize>,
@@ -151,7 +156,36 @@ fn groups(runnable: &[Runnable]) -> Vec<Group> {
     groups
 }
 
-/// Runs every case `runs` times on every runnable subject. Returns the joined matrix (each
+/// What to run: each group with every case, or, for a shard, each subject with the cases
+/// whose cells the shard owns (so a shard runs exactly its cells).
+fn batches(
+    cases: &[LoadedCase],
+    runnable: &[Runnable],
+    shard: Option<Shard>,
+) -> Vec<(Group, Vec<usize>, Vec<LoadedCase>)> {
+    let mut out = Vec::new();
+    for group in groups(runnable) {
+        let Some(shard) = shard else {
+            let members = group.members.clone();
+            out.push((group, members, cases.to_vec()));
+            continue;
+        };
+        for &i in &group.members {
+            let name = &runnable[i].implementation.name;
+            let owned: Vec<LoadedCase> = cases
+                .iter()
+                .filter(|c| shard.owns(&cell_key(c.id(), name)))
+                .cloned()
+                .collect();
+            if !owned.is_empty() {
+                out.push((group.clone(), vec![i], owned));
+            }
+        }
+    }
+    out
+}
+
+/// Runs every case `runs` times on every runnable subject (a shard: its cells). Returns the joined matrix (each
 /// cell's first run, in case then subject order) and every run's status of every cell.
 pub fn run_all(
     cases: &[LoadedCase],
@@ -159,14 +193,15 @@ pub fn run_all(
     runs: u32,
     history_dir: &Path,
     verbose: bool,
+    shard: Option<Shard>,
 ) -> (MatrixRun, Statuses) {
     let _ = std::fs::remove_dir_all(history_dir);
     let mut parts = Vec::new();
     // Every run's status of every cell (the matrix keeps only the first run's result).
     let seen: Mutex<Statuses> = Mutex::new(Statuses::new());
-    for group in groups(runnable) {
-        let impls: Vec<(Implementation, ExpectationFile)> = group
-            .members
+    for (group, members, cases) in batches(cases, runnable, shard) {
+        let cases = cases.as_slice();
+        let impls: Vec<(Implementation, ExpectationFile)> = members
             .iter()
             .map(|&i| {
                 (

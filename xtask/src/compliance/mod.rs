@@ -33,9 +33,15 @@
 //! The install step also puts the pinned Node.js pools (`fixtures/thirdparty-node/`) into
 //! `target/thirdparty-node/` with `npm ci` (`node.rs`; without `node` one line says so).
 //!
+//! `--shard K/N` runs one shard's part of the cells and writes `target/compliance/
+//! shard-K-of-N.json` instead of COMPLIANCE.md; `--from SHARD.json...` merges all the shards'
+//! files and renders COMPLIANCE.md from them exactly as one run would (`shards/`).
+//!
 //! Modules: `subjects.rs` (what is measured), `packages.rs` and `install.rs` (the pinned
-//! venv), `node.rs` (the pinned Node.js packages), `probe.rs` (can it run here), `measure.rs` (running the suite), `table.rs` (what
-//! each cell means, tallied) and `render.rs` (the Markdown).
+//! venv), `node.rs` (the pinned Node.js packages), `probe.rs` (can it run here),
+//! `measure.rs` (running the suite), `measurement.rs` (what is rendered from), `shards/`
+//! (shard files and their merge), `table.rs` (what each cell means, tallied) and `render.rs`
+//! (the Markdown).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,23 +49,28 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use conformance::report;
+use conformance::shard::Shard;
 use conformance::spec::{LoadedCase, load_dir};
 
 use crate::flags::CaseFilter;
 
 pub mod install;
 pub mod measure;
+pub mod measurement;
 pub mod node;
 pub mod packages;
 pub mod probe;
 pub mod render;
+pub mod shards;
 pub mod subjects;
 pub mod table;
 
 use install::{InstallFailure, VENV};
+use measurement::{CaseFacts, Measurement};
 use packages::Pins;
 use render::{Header, SuiteFacts};
-use table::{Column, Finding};
+use shards::ShardFile;
+use table::Finding;
 
 #[derive(Args, Debug, Clone)]
 pub struct ComplianceArgs {
@@ -89,6 +100,23 @@ pub struct ComplianceArgs {
     impls: Vec<String>,
     #[command(flatten)]
     cases: CaseFilter,
+    /// Run only shard K of N of the (case × implementation) cells and write
+    /// target/compliance/shard-K-of-N.json instead of COMPLIANCE.md.
+    #[arg(long, value_name = "K/N", conflicts_with = "check")]
+    shard: Option<Shard>,
+    /// Run nothing: merge these shard files (all N shards of one run) and render
+    /// COMPLIANCE.md from them (or check it with --check).
+    #[arg(
+        long,
+        value_name = "SHARD.json",
+        num_args = 1..,
+        conflicts_with_all = ["shard", "impls", "no_install", "python", "pypy", "runs"]
+    )]
+    from: Vec<PathBuf>,
+    /// Write the Markdown here instead of COMPLIANCE.md (or, for a narrowed run,
+    /// target/compliance/COMPLIANCE.md).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 impl ComplianceArgs {
@@ -101,6 +129,9 @@ impl ComplianceArgs {
 
 /// `cargo xtask compliance`.
 pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
+    if !args.from.is_empty() {
+        return from_shards(root, args);
+    }
     if args.check && args.narrowed() {
         bail!("--check compares the whole COMPLIANCE.md; it takes no --impl or --case");
     }
@@ -140,35 +171,9 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
         runs,
         &out_dir.join("histories"),
         args.verbose,
+        args.shard,
     );
     let paths = report::write_all(&out_dir, &matrix, &cases)?;
-
-    let suite = suite_facts(&cases);
-    let columns: Vec<Column> = prepared
-        .runnable
-        .iter()
-        .map(|r| {
-            Column::build(
-                r.subject.clone(),
-                r.implementation.name.clone(),
-                &matrix,
-                &statuses,
-                &suite.areas,
-            )
-        })
-        .collect();
-    let header = Header {
-        interpreter,
-        pypy: prepared.pypy,
-        installed,
-        runs,
-    };
-    let text = render::render(&header, &suite, &columns, &prepared.unavailable);
-
-    let findings = table::findings(&matrix, &statuses);
-    for f in &findings {
-        eprintln!("{f}");
-    }
     println!("\nCompliance (status pass):");
     print!("{}", report::compliance_lines(&matrix));
     println!(
@@ -176,12 +181,75 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
         paths.jsonl.display(),
         paths.markdown.display()
     );
+    let measurement = Measurement {
+        header: Header {
+            interpreter,
+            pypy: prepared.pypy,
+            installed,
+            runs,
+        },
+        cases: CaseFacts::of(&cases),
+        suite: suite_facts(&cases),
+        matrix,
+        statuses,
+        ran: prepared
+            .runnable
+            .iter()
+            .map(|r| (r.subject.clone(), r.implementation.name.clone()))
+            .collect(),
+        unavailable: prepared.unavailable,
+    };
+    if let Some(shard) = args.shard {
+        let file = ShardFile::of(&measurement, shard, args.narrowed());
+        let path = file.write(&out_dir)?;
+        println!(
+            "wrote {} ({} cells); merge all {} with `cargo xtask compliance --from`",
+            path.display(),
+            file.results.len(),
+            shard.count
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    finish(root, args, &measurement, args.narrowed())
+}
 
+/// `--from`: the shards' files merged into one measurement, rendered as one run's.
+fn from_shards(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in &args.from {
+        files.push((path.clone(), ShardFile::read(path)?));
+    }
+    let (measurement, narrowed) = shards::merge::merge(&files)?;
+    if args.check && narrowed {
+        bail!("--check compares the whole COMPLIANCE.md; these shards are of a narrowed run");
+    }
+    println!(
+        "compliance: merged {} shard file{} ({} cells)",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        measurement.matrix.results.len()
+    );
+    finish(root, args, &measurement, narrowed || args.cases.narrows())
+}
+
+/// Prints the findings, writes (or checks) the Markdown; exits 1 on unexplained results.
+fn finish(
+    root: &Path,
+    args: &ComplianceArgs,
+    measurement: &Measurement,
+    narrowed: bool,
+) -> Result<ExitCode> {
+    let text = measurement.render();
+    let findings = table::findings(&measurement.matrix, &measurement.statuses);
+    for f in &findings {
+        eprintln!("{f}");
+    }
+    let out_dir = root.join("target/compliance");
     // A narrowed run is never the committed file.
-    let target = if args.narrowed() {
-        out_dir.join("COMPLIANCE.md")
-    } else {
-        root.join("COMPLIANCE.md")
+    let target = match &args.out {
+        Some(path) => path.clone(),
+        None if narrowed => out_dir.join("COMPLIANCE.md"),
+        None => root.join("COMPLIANCE.md"),
     };
     let mut code = write_or_check(&target, &text, args.check, &out_dir)?;
     let unexplained = findings
@@ -269,6 +337,7 @@ fn write_or_check(target: &Path, text: &str, check: bool, out_dir: &Path) -> Res
         return Ok(ExitCode::SUCCESS);
     }
     let regenerated = out_dir.join("COMPLIANCE.md");
+    std::fs::create_dir_all(out_dir)?;
     std::fs::write(&regenerated, text)?;
     println!(
         "{} differs from this run (regenerated copy: {}); run `cargo xtask compliance`",
@@ -302,5 +371,24 @@ mod tests {
         assert!(!parse(&[]).narrowed());
         assert!(parse(&["--impl", "pypy-fork"]).narrowed());
         assert!(parse(&["--case", "BLK-"]).narrowed());
+    }
+
+    #[test]
+    fn from_takes_no_flag_of_a_run() {
+        let parse = |line: &[&str]| {
+            Cli::try_parse_from(std::iter::once("compliance").chain(line.iter().copied()))
+                .map(|c| c.args)
+        };
+        let ok = parse(&["--from", "a.json", "b.json", "--out", "x.md"]).unwrap();
+        assert_eq!(ok.from.len(), 2);
+        for bad in [
+            &["--from", "a.json", "--shard", "1/2"][..],
+            &["--from", "a.json", "--impl", "pypy-fork"],
+            &["--from", "a.json", "--runs", "3"],
+            &["--shard", "1/2", "--check"],
+            &["--shard", "3/2"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

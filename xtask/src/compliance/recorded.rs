@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use conformance::expectations::Expected;
 use conformance::runner::{CaseResult, MatrixRun};
-use conformance::spec::Area;
 use conformance::verdict::{Status, Verdict};
 use serde::Deserialize;
 
+use super::measurement::CaseFacts;
 use super::packages::Installed;
 use super::render::{Header, SuiteFacts};
 use super::subjects::{Subject, Unavailable, subjects};
-use super::table::{Column, Judged, Statuses};
+use super::table::{Judged, Statuses};
 
 #[derive(Deserialize)]
 struct File {
@@ -21,17 +21,10 @@ struct File {
     pypy: Option<String>,
     installed: String,
     suite_hash: String,
-    cases: Vec<Case>,
+    cases: Vec<CaseFacts>,
     subjects: Vec<String>,
     unavailable: Vec<NotRun>,
     runs: Vec<Vec<Cell>>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    id: String,
-    area: Area,
-    quirk: bool,
 }
 
 #[derive(Deserialize)]
@@ -50,15 +43,7 @@ struct Cell {
     unstable: Option<String>,
 }
 
-pub struct Recorded {
-    pub header: Header,
-    pub suite: SuiteFacts,
-    pub matrix: MatrixRun,
-    pub statuses: Statuses,
-    /// The subjects that ran, with their implementation names.
-    pub ran: Vec<(Subject, String)>,
-    pub unavailable: Vec<Unavailable>,
-}
+pub use super::measurement::Measurement as Recorded;
 
 fn subject(spec: &str) -> Subject {
     subjects()
@@ -113,6 +98,7 @@ pub fn load() -> Recorded {
             file.cases.iter().map(|c| (c.area, c.quirk)),
             file.suite_hash,
         ),
+        cases: file.cases,
         matrix: MatrixRun {
             implementations: Vec::new(),
             results,
@@ -136,21 +122,6 @@ pub fn load() -> Recorded {
 }
 
 impl Recorded {
-    pub fn columns(&self) -> Vec<Column> {
-        self.ran
-            .iter()
-            .map(|(s, name)| {
-                Column::build(
-                    s.clone(),
-                    name.clone(),
-                    &self.matrix,
-                    &self.statuses,
-                    &self.suite.areas,
-                )
-            })
-            .collect()
-    }
-
     pub fn judged(&self, implementation: &str, case: &str) -> Judged<'_> {
         let r = self
             .matrix

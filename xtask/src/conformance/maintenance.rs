@@ -1,6 +1,6 @@
 //! The maintenance subcommands of `cargo xtask conformance`: checks of spec/ and fixtures/,
 //! and the files derived from them (regenerated, or compared with `--check`), plus `smoke`,
-//! whose flags and work live in `smoke.rs`, and `explain`, in `explain.rs`.
+//! whose flags and work live in `smoke.rs`, `explain`, in `explain.rs`, and `merge`, in `merge.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +13,8 @@ use conformance::lint;
 use conformance::spec::{json_schema, load_dir};
 
 use super::explain::{self, ExplainArgs};
+use super::history::{self, BadgeArgs, DiffArgs, TrendArgs};
+use super::merge::{self, MergeArgs};
 use crate::smoke::{self, SmokeArgs};
 
 #[derive(Subcommand, Debug)]
@@ -28,6 +30,17 @@ pub enum Maintenance {
     /// implementation's status from the last report (or a fresh run with --run), with the
     /// diff against CPython-fork of every non-pass.
     Explain(ExplainArgs),
+    /// Compare two runs' reports cell by cell (`diff OLD NEW`): regressions first; exit 1
+    /// when something regressed, 2 when a report cannot be read.
+    Diff(DiffArgs),
+    /// One SVG badge per implementation of a report (contract and quirk compliance).
+    Badge(BadgeArgs),
+    /// One line per report found under a folder, oldest first: start, suite, contract
+    /// compliance per implementation.
+    Trend(TrendArgs),
+    /// Merge the reports of a run's shards (`--shard K/N`) into the report one run would
+    /// have written (`merge target/shard-* --out target/conformance`).
+    Merge(MergeArgs),
     /// Regenerate spec/case.schema.json from the Rust types (or check it with --check).
     Schema(Check),
     /// Regenerate spec/CLAIMS.md from spec/claims.yaml (or check it with --check).
@@ -56,6 +69,10 @@ pub fn run(root: &Path, command: &Maintenance) -> Result<ExitCode> {
         Maintenance::Lint(args) => run_lint(root, &args.spec),
         Maintenance::Smoke(args) => smoke::run(root, args),
         Maintenance::Explain(args) => explain::run(root, args),
+        Maintenance::Diff(args) => history::diff(args),
+        Maintenance::Badge(args) => history::badge(args),
+        Maintenance::Trend(args) => history::trend(args),
+        Maintenance::Merge(args) => merge::run(root, args),
         Maintenance::Schema(c) => schema(root, c.check),
         Maintenance::Claims(c) => claims(root, c.check),
         Maintenance::Coverage(c) => coverage(root, c.check),

@@ -17,14 +17,17 @@ use conformance::report;
 use conformance::runner::{CaseResult, RunOptions, run_matrix_until};
 use conformance::snapshots::{self, SnapshotMode};
 
-use crate::flags::{Guards, Output, Progress};
+use crate::flags::{Guards, Output, Progress, ShardArgs};
 
 pub mod explain;
+pub mod history;
 pub mod interrupt;
 pub mod maintenance;
+pub mod merge;
 pub mod outcome;
 pub mod print;
 pub mod select;
+pub mod shards;
 
 use maintenance::Maintenance;
 use outcome::{Interrupted, Outcome};
@@ -62,6 +65,12 @@ pub struct ConformanceArgs {
     /// there are removed when the run starts).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    shard: ShardArgs,
+    /// With --shard: a name of this logical run (say, CI's run id), so that `merge` refuses
+    /// shards of another run of the same suite; every shard must be given the same.
+    #[arg(long, value_name = "ID", requires = "shard")]
+    run_id: Option<String>,
 }
 
 pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
@@ -79,6 +88,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     // First of all: a run that fails to load, is killed or interrupted must not leave an
     // earlier run's report where its own belongs.
     report::clear(&out_dir)?;
+    let started = report::timestamp::now();
     let Prepared {
         cases,
         impls,
@@ -96,7 +106,16 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     if let Some(j) = c.jobs {
         options.jobs = j.max(1);
     }
-    let total = (cases.len() * impls.len()) as u64 * u64::from(options.repeat);
+    let shard = shards::plan(&c.shard, c.run_id.as_deref(), &cases, &impls)?;
+    options.cells = shard.as_ref().map(|p| p.selection.cells.clone());
+    let planned = shard
+        .as_ref()
+        .map_or(cases.len() * impls.len(), |p| p.selection.cells.len());
+    let total = planned as u64 * u64::from(options.repeat);
+    if let Some(p) = &shard {
+        // Even with -q: which cells a CI job ran, and on what basis, belongs in its log.
+        eprintln!("poolspec: {}", p.describe());
+    }
     let header = format!(
         "poolspec: {} cases × {} implementations{}",
         cases.len(),
@@ -118,7 +137,6 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         &cancel,
     );
     events.finish();
-    let planned = cases.len() * impls.len();
     let interruption = cancel.interruption(matrix.results.len(), planned);
     if let Some(i) = &interruption {
         eprintln!("poolspec: {}; writing what finished", i.describe());
@@ -140,6 +158,8 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     let oracle = report::OracleSnapshots::committed(root);
     let model = report::Model::new(&matrix, &cases)
         .interrupted(interruption.clone())
+        .started(Some(started))
+        .shard(shard.as_ref().map(|p| p.header.clone()))
         .oracle(&oracle);
     let paths = report::write_model(&out_dir, &model)?;
     let outcome = Outcome {
@@ -153,9 +173,8 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     };
     let ending = print::Ending {
         differences: c.select.interpreters || !c.select.interpreter_paths.is_empty(),
-        // Claims whose evidence never ran would read as unconfirmed.
-        claims: interruption
-            .is_none()
+        // Claims whose evidence never ran (here) would read as unconfirmed.
+        claims: (interruption.is_none() && shard.is_none())
             .then(|| print::Claims::of(root, &matrix, &cases))
             .flatten(),
         snapshots: snapshots.as_ref(),

@@ -91,8 +91,20 @@ pub struct Ending<'a> {
 
 /// The text printed on stdout once the run is over.
 pub fn ending(model: &Model<'_>, output: &Output, end: &Ending<'_>) -> String {
+    let shard = model.shard.as_ref().map(|s| {
+        format!(
+            "shard {}: {} of {} cells",
+            s.shard(),
+            model.cells.len(),
+            s.matrix_cells
+        )
+    });
     if output.quiet {
-        return format!("{}\n", terminal::quiet_line(model, end.outcome.spec_errors));
+        let line = terminal::quiet_line(model, end.outcome.spec_errors);
+        return match shard {
+            Some(s) => format!("{s}; {line}\n"),
+            None => format!("{line}\n"),
+        };
     }
     let options = terminal::TerminalOptions {
         differences: end.differences,
@@ -111,6 +123,12 @@ pub fn ending(model: &Model<'_>, output: &Output, end: &Ending<'_>) -> String {
             out,
             "{}",
             terminal::spec_errors_line(end.outcome.spec_errors)
+        );
+    }
+    if let Some(s) = shard {
+        let _ = writeln!(
+            out,
+            "{s} (merge the shards' reports with `cargo xtask conformance merge`)"
         );
     }
     let _ = writeln!(out, "{}", reports_line(end.paths));

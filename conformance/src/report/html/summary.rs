@@ -13,12 +13,17 @@ pub fn header(out: &mut String, model: &Model<'_>) {
     let _ = writeln!(
         out,
         "<header>\n<h1>poolspec conformance</h1>\n<p class=\"meta\">{} cases × {} implementations \
-         · {} cells · suite <code>{}</code> · {:.1} s · oracle <b>{}</b> · poolspec {}</p>",
+         · {} cells · suite <code>{}</code> · {:.1} s{} · oracle <b>{}</b> · poolspec {}</p>",
         model.cases.len(),
         model.run.implementations.len(),
         model.cells.len(),
         escape(&model.suite_hash()),
         model.run.wall.as_secs_f64(),
+        model
+            .started
+            .as_deref()
+            .map(|t| format!(" · started <time>{}</time>", escape(t)))
+            .unwrap_or_default(),
         escape(ORACLE),
         escape(env!("CARGO_PKG_VERSION")),
     );

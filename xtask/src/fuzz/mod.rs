@@ -1,4 +1,8 @@
 //! `cargo xtask fuzz`: differential fuzzing of an implementation against CPython.
+//!
+//! Every run writes `report.json` into its `--out` folder (`report.rs`); `--shard K/N` runs
+//! one contiguous part of a seed's program indices, and `fuzz merge` (`merge.rs`) joins the
+//! shards' reports into the whole run's.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -6,21 +10,40 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 use conformance::fuzz::generate::Feature;
-use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
+use conformance::fuzz::report::{
+    FOUND_DIR, FuzzReport, IndexRange, ORACLE_FAULTS_DIR, ORACLE_FLAKES_DIR, RunFacts, Settings,
+    case_file,
+};
+use conformance::fuzz::{self, FuzzOptions, FuzzSummary, PairOutcome, emit};
 use conformance::implementations::{self, Implementation};
 use conformance::runner::RunOptions;
+use conformance::shard::Shard;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::flags::{Guards, Progress};
 
+mod merge;
+mod report;
+
+#[derive(Subcommand, Debug)]
+pub enum FuzzCommand {
+    /// Merge the report.json of a run's shards (or of runs over adjacent index ranges of one
+    /// seed) into one, with their found case files.
+    Merge(merge::MergeArgs),
+}
+
+// A run takes the flags below; `merge` only its own.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct FuzzArgs {
+    #[command(subcommand)]
+    command: Option<FuzzCommand>,
     /// The implementation to fuzz: a built-in one (e.g. rust-ref, cpython-threadpool),
     /// `python:MODULE:ATTR` or `exec:COMMAND ARGS`, as for `conformance --impl`.
-    #[arg(long = "impl", value_name = "NAME")]
-    implementation: String,
+    #[arg(long = "impl", value_name = "NAME", required = true)]
+    implementation: Option<String>,
     /// The oracle it is compared with.
     #[arg(long, default_value = "cpython-fork")]
     oracle: String,
@@ -37,6 +60,11 @@ pub struct FuzzArgs {
     /// Index of the first program (with --cases 1: rerun one program of a seed).
     #[arg(long, default_value_t = 0)]
     start: u64,
+    /// Run only shard K of N of the --cases programs (a contiguous part of their indices;
+    /// together the N shards run exactly the programs one run would). Needs --seed and
+    /// --cases; merge the shards' reports with `fuzz merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
     /// Lanes running programs in parallel (each a pair of warm drivers).
     #[arg(long)]
     jobs: Option<usize>,
@@ -48,7 +76,7 @@ pub struct FuzzArgs {
     shrink_runs: u32,
     #[command(flatten)]
     guards: Guards,
-    /// Where found cases and their raw histories go.
+    /// Where report.json, found cases and their raw histories go.
     #[arg(long, value_name = "DIR", default_value = "target/fuzz")]
     out: PathBuf,
     /// The Python interpreter of the implementation under test (a virtual environment's, or
@@ -90,6 +118,23 @@ fn parse_seed(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
+    if let Some(FuzzCommand::Merge(merge)) = &args.command {
+        return merge::run(root, merge);
+    }
+    let Some(implementation) = args.implementation.as_deref() else {
+        bail!("--impl is required");
+    };
+    if args.shard.is_some() {
+        // Every shard must draw from the same stream, and own a fixed part of it.
+        if args.seed.is_none() {
+            bail!("--shard needs --seed: every shard of a run must be given the same seed");
+        }
+        if args.time.is_some() {
+            bail!(
+                "--shard does not take --time: a time-bounded run has no fixed set of programs to split (give --cases)"
+            );
+        }
+    }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -108,7 +153,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         print!("{}", emit::program_file(&case)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let (oracle, target) = pair(root, args)?;
+    let (oracle, target) = pair(root, args, implementation)?;
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
@@ -118,9 +163,11 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         (None, None) => Some(1000),
         (c, _) => c,
     };
+    let range = owned_range(args.start, cases, args.shard);
+    let cases = cases.map(|_| range.len());
     let mut options = FuzzOptions {
         seed,
-        start: args.start,
+        start: range.start,
         cases,
         time: args.time.map(Duration::from_secs_f64),
         max_steps: args.max_steps,
@@ -144,8 +191,12 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
         (None, Some(t)) => format!("{t} s"),
         (None, None) => String::new(),
     };
+    let shard = args
+        .shard
+        .map(|s| format!(" (shard {s}: programs {}..{})", range.start, range.end))
+        .unwrap_or_default();
     eprintln!(
-        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}, {} lanes{}",
+        "fuzz: {} against {} (oracle), seed {seed:#x}, {budget}{shard}, {} lanes{}",
         target.name,
         oracle.name,
         options.jobs,
@@ -154,6 +205,19 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             .map(|n| format!(", without {n}"))
             .unwrap_or_default()
     );
+    let facts = RunFacts {
+        seed,
+        implementation: target.name.clone(),
+        oracle: oracle.name.clone(),
+        settings: Settings {
+            max_steps: args.max_steps,
+            exclude: exclude.iter().map(|f| f.name().to_owned()).collect(),
+            ignore_messages: args.ignore_messages,
+        },
+        range,
+        shard: args.shard,
+    };
+    let report_path = report::write(&out, &FuzzReport::started(&facts))?;
     let bar = progress_bar(args, cases);
     let summary = fuzz::fuzz(&oracle, &target, &options, &|n| {
         if let Some(bar) = &bar {
@@ -163,9 +227,36 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    let code = write_findings(&out, args, (&oracle, &target), &summary, excluded_names)?;
+    report::write(&out, &FuzzReport::finished(&facts, &summary))?;
+    println!("Report: {}", report_path.display());
+    Ok(code)
+}
+
+/// The program indices a run owns: `cases` of them from `start` (none known yet for a run
+/// bounded by time alone), or its shard's contiguous part of those.
+fn owned_range(start: u64, cases: Option<u64>, shard: Option<Shard>) -> IndexRange {
+    let n = cases.unwrap_or(0);
+    let part = shard.map_or(0..n, |s| s.range(n));
+    IndexRange {
+        start: start.saturating_add(part.start),
+        end: start.saturating_add(part.end),
+    }
+}
+
+/// Writes what the run found (divergence, oracle fault, oracle flakes) under `out` and
+/// prints it; the exit status says whether anything was found.
+fn write_findings(
+    out: &Path,
+    args: &FuzzArgs,
+    (oracle, target): (&Implementation, &Implementation),
+    summary: &FuzzSummary,
+    excluded_names: Option<String>,
+) -> Result<ExitCode> {
+    let seed = summary.seed;
     let per_program = summary.steps as f64 / summary.programs.max(1) as f64;
     if !summary.oracle_flakes.is_empty() {
-        let dir = out.join("oracle-flakes");
+        let dir = out.join(ORACLE_FLAKES_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         for flake in &summary.oracle_flakes {
             let PairOutcome::OracleFault {
@@ -178,7 +269,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             };
             let stem = dir.join(&flake.case.id);
             std::fs::write(
-                stem.with_extension("yaml"),
+                out.join(case_file(ORACLE_FLAKES_DIR, &flake.case)),
                 emit::program_file(&flake.case)?,
             )?;
             if let Some(h) = history {
@@ -197,7 +288,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             );
         }
     }
-    let Some(found) = summary.found else {
+    let Some(found) = &summary.found else {
         println!(
             "fuzz: {} programs agreed with {} ({per_program:.1} steps each on average), seed {seed:#x}, in {:.1} s",
             summary.programs,
@@ -213,9 +304,10 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
             history,
             stderr,
         } => {
-            let dir = out.join("oracle-faults");
+            let dir = out.join(ORACLE_FAULTS_DIR);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let file = dir.join(format!("{}.yaml", found.original.id));
+            // The name the report gives it.
+            let file = out.join(case_file(ORACLE_FAULTS_DIR, &found.original));
             std::fs::write(&file, emit::program_file(&found.original)?)
                 .with_context(|| format!("writing {}", file.display()))?;
             if let Some(history) = history {
@@ -260,9 +352,9 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
                 differences,
                 &provenance,
             )?;
-            let dir = out.join("found");
+            let dir = out.join(FOUND_DIR);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let file = dir.join(format!("{}.yaml", found.shrunk.id));
+            let file = out.join(case_file(FOUND_DIR, &found.shrunk));
             std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
             println!(
                 "fuzz: program #{} of seed {seed:#x} diverges on {} ({} programs run, found after {:.1} s).",
@@ -312,7 +404,11 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<ExitCode> {
 /// The oracle and the implementation under test, each on its own interpreter. When both are
 /// the same built-in, the target is renamed so the two stay apart in reports: `NAME#2` on the
 /// same interpreter (a determinism check of the generator), `NAME@VERSION` on another.
-fn pair(root: &Path, args: &FuzzArgs) -> Result<(Implementation, Implementation)> {
+fn pair(
+    root: &Path,
+    args: &FuzzArgs,
+    implementation: &str,
+) -> Result<(Implementation, Implementation)> {
     let default_python = implementations::find_python();
     let pick = |chosen: &Option<PathBuf>| -> Result<PathBuf> {
         match (chosen, &default_python) {
@@ -323,9 +419,7 @@ fn pair(root: &Path, args: &FuzzArgs) -> Result<(Implementation, Implementation)
     };
     let python = pick(&args.python)?;
     let oracle_python = pick(&args.oracle_python)?;
-    let wants_rust_ref = [&args.implementation, &args.oracle]
-        .iter()
-        .any(|s| s.as_str() == "rust-ref");
+    let wants_rust_ref = [implementation, args.oracle.as_str()].contains(&"rust-ref");
     let rust_ref = if wants_rust_ref {
         Some(implementations::build_rust_ref(root)?)
     } else {
@@ -336,8 +430,7 @@ fn pair(root: &Path, args: &FuzzArgs) -> Result<(Implementation, Implementation)
     let oracle_builtin = implementations::builtin(root, &oracle_python, rust_ref.as_deref());
     let target_builtin = implementations::builtin(root, &python, rust_ref.as_deref());
     let oracle = implementations::parse_spec(&args.oracle, root, &oracle_python, &oracle_builtin)?;
-    let mut target =
-        implementations::parse_spec(&args.implementation, root, &python, &target_builtin)?;
+    let mut target = implementations::parse_spec(implementation, root, &python, &target_builtin)?;
     if oracle.name == target.name {
         if oracle.command.program == target.command.program {
             // The oracle against a second instance of itself: any divergence is a program
@@ -384,7 +477,10 @@ fn reproduce_command(
 ) -> String {
     let mut reproduce = format!(
         "cargo xtask fuzz --impl '{}' --oracle '{}' --seed {seed:#x} --start {} --cases 1 --max-steps {}",
-        args.implementation, args.oracle, index, args.max_steps
+        args.implementation.as_deref().unwrap_or_default(),
+        args.oracle,
+        index,
+        args.max_steps
     );
     if let Some(names) = excluded_names {
         reproduce += &format!(" --exclude {names}");
@@ -399,4 +495,21 @@ fn reproduce_command(
         reproduce += &format!(" --oracle-python {}", p.display());
     }
     reproduce
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_owns_its_part_of_the_programs_from_start() {
+        let range = |start, cases, shard: Option<&str>| {
+            let r = owned_range(start, cases, shard.map(|s| s.parse().unwrap()));
+            (r.start, r.end)
+        };
+        assert_eq!(range(0, Some(40), None), (0, 40));
+        assert_eq!(range(100, Some(40), Some("1/3")), (100, 114));
+        assert_eq!(range(100, Some(40), Some("3/3")), (127, 140));
+        assert_eq!(range(5, None, None), (5, 5));
+    }
 }
