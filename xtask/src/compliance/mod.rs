@@ -30,14 +30,18 @@
 //! `--impl pypy-fork --case BLK-`); a narrowed run writes `target/compliance/COMPLIANCE.md`,
 //! never the committed file.
 //!
+//! The install step also puts the pinned Node.js pools (`fixtures/thirdparty-node/`) into
+//! `target/thirdparty-node/` with `npm ci` (`node.rs`; without `node` one line says so).
+//!
 //! `--shard K/N` runs one shard's part of the cells and writes `target/compliance/
 //! shard-K-of-N.json` instead of COMPLIANCE.md; `--from SHARD.json...` merges all the shards'
 //! files and renders COMPLIANCE.md from them exactly as one run would (`shards/`).
 //!
 //! Modules: `subjects.rs` (what is measured), `packages.rs` and `install.rs` (the pinned
-//! venv), `probe.rs` (can it run here), `measure.rs` (running the suite), `measurement.rs`
-//! (what is rendered from), `shards/` (shard files and their merge), `table.rs` (what each
-//! cell means, tallied) and `render.rs` (the Markdown).
+//! venv), `node.rs` (the pinned Node.js packages), `probe.rs` (can it run here),
+//! `measure.rs` (running the suite), `measurement.rs` (what is rendered from), `shards/`
+//! (shard files and their merge), `table.rs` (what each cell means, tallied) and `render.rs`
+//! (the Markdown).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +57,7 @@ use crate::flags::CaseFilter;
 pub mod install;
 pub mod measure;
 pub mod measurement;
+pub mod node;
 pub mod packages;
 pub mod probe;
 pub mod render;
@@ -134,6 +139,14 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
     let venv = root.join(VENV);
     let python = install::venv_python(&venv);
     let install_failures = prepare_venv(root, &venv, args, &chosen)?;
+    if !args.no_install {
+        match node::install(root)? {
+            node::NodeInstall::Ready(_) => {}
+            node::NodeInstall::Skipped(why) | node::NodeInstall::Failed(why) => {
+                eprintln!("compliance: {why}")
+            }
+        }
+    }
     let interpreter = install::interpreter_version(&python)?;
     let installed = install::installed_versions(&python);
 
