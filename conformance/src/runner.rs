@@ -26,6 +26,7 @@ use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
+use crate::schedule::{Costs, longest_first};
 use crate::spec::{Area, LoadedCase, Step};
 use crate::start_failures::StartFailures;
 use crate::supervisor::left_behind_note;
@@ -45,6 +46,9 @@ pub struct RunOptions {
     pub history_dir: Option<PathBuf>,
     /// Only these cells, as (case index, implementation index) (`--shard`); `None`: all.
     pub cells: Option<HashSet<(usize, usize)>>,
+    /// Each cell's wall time in an earlier run: cells start longest first (schedule.rs).
+    /// Only the order of work changes; `None`: matrix order.
+    pub costs: Option<Costs>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +61,7 @@ impl Default for RunOptions {
             repeat: 1,
             history_dir: None,
             cells: None,
+            costs: None,
         }
     }
 }
@@ -156,6 +161,11 @@ pub fn run_matrix_until(
                 queue.push((i, c, r));
             }
         }
+    }
+    if let Some(costs) = &options.costs {
+        longest_first(&mut queue, |&(i, c, _)| {
+            costs.of(cases[c].id(), &impls[i].0.name)
+        });
     }
     let queue = Mutex::new(queue.into_iter());
     let infos: Mutex<HashMap<usize, (ImplementationInfo, Vec<String>)>> =

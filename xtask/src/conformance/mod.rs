@@ -85,6 +85,8 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| root.join("target/conformance"));
+    // The earlier run's cell times, before they go: cells start longest first.
+    let costs = conformance::schedule::Costs::from_report(&out_dir);
     // First of all: a run that fails to load, is killed or interrupted must not leave an
     // earlier run's report where its own belongs.
     report::clear(&out_dir)?;
@@ -101,6 +103,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         timeout_multiplier: c.guards.timeout_multiplier,
         repeat: c.verify.max(1),
         history_dir: Some(history_dir),
+        costs,
         ..RunOptions::default()
     };
     if let Some(j) = c.jobs {
