@@ -5,85 +5,111 @@
 //! Only the order of work changes: every cell still runs, each on a fresh pool, and the
 //! report keeps its own order (case, then implementation). Without costs, or for cells the
 //! earlier report does not know (a new case, another implementation), the order is the
-//! matrix order; unknown cells go first, since nothing says they are short.
+//! matrix order; unknown cells go first, since nothing says they are short. A leaf module:
+//! the caller reads the earlier report (xtask's conformance command, before clearing it).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::shard_select::{self, cell_key};
-
-/// Per-cell wall times (ms) of an earlier run, by [`cell_key`].
+/// Per-cell wall times (ms) of an earlier run, by (case, implementation).
 #[derive(Debug, Clone, Default)]
 pub struct Costs {
-    by_key: Arc<HashMap<String, u64>>,
+    by_cell: Arc<HashMap<(String, String), u64>>,
 }
 
 impl Costs {
-    /// The durations of the report at `path` (a report.jsonl, or the folder holding one).
-    /// `None` when there is none or it cannot be read: scheduling then falls back to the
-    /// matrix order, which is never wrong, only slower.
-    pub fn from_report(path: &Path) -> Option<Costs> {
-        let durations = shard_select::durations(path).ok()?;
-        Some(Costs::from_durations(durations.by_key))
-    }
-
-    /// Costs from durations already keyed by [`cell_key`].
-    pub fn from_durations(by_key: HashMap<String, u64>) -> Costs {
-        Costs {
-            by_key: Arc::new(by_key),
-        }
-    }
-
     /// The earlier wall time of the cell `case` × `implementation`, when known.
     pub fn of(&self, case: &str, implementation: &str) -> Option<u64> {
-        self.by_key.get(&cell_key(case, implementation)).copied()
+        // Keyed by owned pairs: a lookup by borrowed strings would need a second map type,
+        // and this runs once per cell.
+        let key = (case.to_owned(), implementation.to_owned());
+        self.by_cell.get(&key).copied()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.by_cell.is_empty()
     }
 }
 
-/// Reorders `work` (items in matrix order) longest first by `cost`; items of equal cost, and
-/// unknown ones (which come first), keep their matrix order (a stable sort), so that the
-/// runs of one cell under `--verify` stay together and the order is deterministic.
-pub fn longest_first<T>(work: &mut [T], cost: impl Fn(&T) -> Option<u64>) {
-    work.sort_by_key(|item| std::cmp::Reverse(cost(item).unwrap_or(u64::MAX)));
+impl FromIterator<(String, String, u64)> for Costs {
+    /// From (case, implementation, duration in ms) triples.
+    fn from_iter<I: IntoIterator<Item = (String, String, u64)>>(cells: I) -> Costs {
+        let by_cell = cells.into_iter().map(|(c, i, ms)| ((c, i), ms)).collect();
+        Costs {
+            by_cell: Arc::new(by_cell),
+        }
+    }
+}
+
+/// The work of a run, as (implementation, case, run) for each cell `owned(case,
+/// implementation)` and each of its `repeat` runs: longest first by `cost(case,
+/// implementation)`, ties and unknown cells (first) in matrix order (implementation, then
+/// case). A stable sort: deterministic, and the runs of one cell under `--verify` stay
+/// together.
+pub fn work(
+    implementations: usize,
+    cases: usize,
+    repeat: u32,
+    owned: impl Fn(usize, usize) -> bool,
+    cost: impl Fn(usize, usize) -> Option<u64>,
+) -> Vec<(usize, usize, u32)> {
+    let mut work = Vec::new();
+    for i in 0..implementations {
+        for c in (0..cases).filter(|&c| owned(c, i)) {
+            work.extend((0..repeat.max(1)).map(|r| (i, c, r)));
+        }
+    }
+    work.sort_by_cached_key(|&(i, c, _)| std::cmp::Reverse(cost(c, i).unwrap_or(u64::MAX)));
+    work
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn costs(cells: &[(&str, &str, u64)]) -> Costs {
-        Costs::from_durations(
-            cells
-                .iter()
-                .map(|(c, i, ms)| (cell_key(c, i), *ms))
-                .collect(),
-        )
+    const CASES: [&str; 4] = ["A", "B", "C", "D"];
+
+    fn costs(cells: &[(&str, u64)]) -> Costs {
+        cells
+            .iter()
+            .map(|(c, ms)| ((*c).to_owned(), "x".to_owned(), *ms))
+            .collect()
     }
 
     #[test]
     fn slow_cells_go_first_and_unknown_ones_before_them() {
-        let costs = costs(&[("A", "x", 10), ("B", "x", 900), ("C", "x", 50)]);
-        let mut work = vec![("A", 0), ("B", 0), ("C", 0), ("D", 0), ("B", 1)];
-        longest_first(&mut work, |(case, _)| costs.of(case, "x"));
-        assert_eq!(work, [("D", 0), ("B", 0), ("B", 1), ("C", 0), ("A", 0)]);
+        let costs = costs(&[("A", 10), ("B", 900), ("C", 50)]);
+        let work = work(1, 4, 2, |_, _| true, |c, _| costs.of(CASES[c], "x"));
+        let order: Vec<(&str, u32)> = work.iter().map(|&(_, c, r)| (CASES[c], r)).collect();
+        assert_eq!(
+            order,
+            [
+                ("D", 0),
+                ("D", 1),
+                ("B", 0),
+                ("B", 1),
+                ("C", 0),
+                ("C", 1),
+                ("A", 0),
+                ("A", 1)
+            ]
+        );
     }
 
     #[test]
     fn without_costs_the_order_is_the_matrix_order() {
         let costs = Costs::default();
-        let mut work = vec!["C", "A", "B"];
-        longest_first(&mut work, |case| costs.of(case, "x"));
-        assert_eq!(work, ["C", "A", "B"]);
         assert!(costs.is_empty());
-    }
-
-    #[test]
-    fn a_missing_report_gives_no_costs() {
-        assert!(Costs::from_report(Path::new("/nonexistent/poolspec/report.jsonl")).is_none());
+        let work = work(
+            2,
+            3,
+            1,
+            |c, i| (c, i) != (1, 0),
+            |c, _| costs.of(CASES[c], "x"),
+        );
+        assert_eq!(
+            work,
+            [(0, 0, 0), (0, 2, 0), (1, 0, 0), (1, 1, 0), (1, 2, 0)]
+        );
     }
 }
