@@ -40,6 +40,7 @@ pub mod report;
 pub mod report_fit;
 pub mod rewordings;
 pub mod runner;
+pub mod schedule;
 pub mod shard;
 pub mod shard_select;
 pub mod smoke;

@@ -26,6 +26,7 @@ use crate::expectations::{ExpectationFile, Expected};
 use crate::implementations::Implementation;
 use crate::observe::{annotate, observe};
 use crate::protocol::{FromDriver, ImplementationInfo, ToDriver};
+use crate::schedule::{self, Costs};
 use crate::spec::{Area, LoadedCase, Step};
 use crate::start_failures::StartFailures;
 use crate::supervisor::left_behind_note;
@@ -45,6 +46,8 @@ pub struct RunOptions {
     pub history_dir: Option<PathBuf>,
     /// Only these cells, as (case index, implementation index) (`--shard`); `None`: all.
     pub cells: Option<HashSet<(usize, usize)>>,
+    /// Cells' wall times in an earlier run: they start longest first; `None`: matrix order.
+    pub costs: Option<Costs>,
 }
 
 impl Default for RunOptions {
@@ -57,6 +60,7 @@ impl Default for RunOptions {
             repeat: 1,
             history_dir: None,
             cells: None,
+            costs: None,
         }
     }
 }
@@ -148,15 +152,9 @@ pub fn run_matrix_until(
     cancel: &Cancel,
 ) -> MatrixRun {
     let started = Instant::now();
-    let mut queue = Vec::new();
-    for (i, _) in impls.iter().enumerate() {
-        let owned = |c: &usize| options.cells.as_ref().is_none_or(|o| o.contains(&(*c, i)));
-        for c in (0..cases.len()).filter(owned) {
-            for r in 0..options.repeat.max(1) {
-                queue.push((i, c, r));
-            }
-        }
-    }
+    let owned = |c, i| options.cells.as_ref().is_none_or(|o| o.contains(&(c, i)));
+    let cost = |c: usize, i: usize| options.costs.as_ref()?.of(cases[c].id(), &impls[i].0.name);
+    let queue = schedule::work(impls.len(), cases.len(), options.repeat, owned, cost);
     let queue = Mutex::new(queue.into_iter());
     let infos: Mutex<HashMap<usize, (ImplementationInfo, Vec<String>)>> =
         Mutex::new(HashMap::new());

@@ -89,6 +89,7 @@ fn run(cases: &[LoadedCase], imp: &Implementation) -> MatrixRun {
         repeat: 1,
         history_dir: None,
         cells: None,
+        costs: None,
     };
     let expectations = ExpectationFile {
         implementation: imp.name.clone(),

@@ -119,6 +119,7 @@ fn run(
         repeat: 1,
         history_dir: None,
         cells: None,
+        costs: None,
     };
     run_matrix(
         cases,
@@ -470,6 +471,7 @@ fn a_broken_handshake_is_reported_once_and_not_retried() {
         repeat: 1,
         history_dir: None,
         cells: None,
+        costs: None,
     };
     let run = run_matrix(
         &cases(&ids),

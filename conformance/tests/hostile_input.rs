@@ -99,6 +99,7 @@ fn run(cases: &[LoadedCase], imps: &[Implementation], jobs: usize) -> MatrixRun 
         repeat: 1,
         history_dir: None,
         cells: None,
+        costs: None,
     };
     let with_expectations: Vec<_> = imps
         .iter()

@@ -46,6 +46,7 @@ fn a_timeout_names_the_step_that_never_returned_and_the_task_on_its_gate() {
         repeat: 1,
         history_dir: None,
         cells: None,
+        costs: None,
     };
     let run = run_matrix(&suite.cases, &[(fork, expectations)], &options, &|_| {});
     let result = &run.results[0];

@@ -80,11 +80,25 @@ pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
     }
 }
 
+/// Each cell's wall time in the report `dir` holds, if any (for scheduling only: without
+/// a readable report, cells run in matrix order).
+fn previous_costs(dir: &Path) -> Option<conformance::schedule::Costs> {
+    let text = std::fs::read_to_string(dir.join("report.jsonl")).ok()?;
+    let records = report::jsonl::read(&text).ok()?.records.into_iter();
+    Some(
+        records
+            .map(|r| (r.result.case, r.result.implementation, r.result.duration_ms))
+            .collect(),
+    )
+}
+
 fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
     let out_dir = c
         .out
         .clone()
         .unwrap_or_else(|| root.join("target/conformance"));
+    // The earlier run's cell times, before they go: cells start longest first.
+    let costs = previous_costs(&out_dir);
     // First of all: a run that fails to load, is killed or interrupted must not leave an
     // earlier run's report where its own belongs.
     report::clear(&out_dir)?;
@@ -101,6 +115,7 @@ fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
         timeout_multiplier: c.guards.timeout_multiplier,
         repeat: c.verify.max(1),
         history_dir: Some(history_dir),
+        costs,
         ..RunOptions::default()
     };
     if let Some(j) = c.jobs {
