@@ -268,3 +268,97 @@ pub fn render_profile(b: &Bench) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::floor::{PoolCost, combine, floor};
+    use super::*;
+
+    fn usage(wall_s: f64, user_s: f64, sys_s: f64) -> Usage {
+        Usage {
+            wall_s,
+            user_s,
+            sys_s,
+        }
+    }
+
+    /// Fixed numbers in the shape of a real run (two implementations).
+    fn bench() -> Bench {
+        let spawn_cost = |n: u32| PoolCost {
+            wall_s: 0.15 * f64::from(n),
+            cpu_s: Some(0.07 * f64::from(n)),
+        };
+        let spawn = floor(&[2; 100], spawn_cost, 2, 4, "Pool(n) start + close/join");
+        let rust_cost = |_| PoolCost {
+            wall_s: 0.004,
+            cpu_s: None,
+        };
+        let rust = floor(&[2; 100], rust_cost, 2, 4, "its cheapest cell, 4 ms, per pool");
+        let together = combine(&[&spawn, &rust], 2, 4);
+        let profile = Profile {
+            cells: 100,
+            cell_s: 40.0,
+            driver_start_s: 2.0,
+            pool_start_s: 4.0,
+            program_s: 24.0,
+            teardown_s: 8.0,
+            observe_s: 1.0,
+            other_s: 1.0,
+            reports: 2400,
+            quick_reports: 2000,
+            mean_service_us: 31.5,
+            idle_s: 3.25,
+            tail_s: 1.5,
+        };
+        Bench {
+            cases: 100,
+            rounds: 3,
+            jobs: 4,
+            cores: 2,
+            load_before: "1.50".into(),
+            load_after: "2.25".into(),
+            implementations: vec![
+                Row {
+                    name: "cpython-spawn".into(),
+                    alone: usage(14.8, 9.5, 3.1),
+                    floor: Some(spawn),
+                    profile: Some(profile),
+                },
+                Row {
+                    name: "rust-ref".into(),
+                    alone: usage(1.2, 0.4, 0.3),
+                    floor: Some(rust),
+                    profile: None,
+                },
+            ],
+            together: usage(15.5, 10.0, 3.5),
+            together_floor: Some(together),
+            cpython_tests: Some(CpythonTests::Ran {
+                python: "/usr/bin/python3.13".into(),
+                version: "3.13.0".into(),
+                methods: vec!["fork".into(), "spawn".into(), "forkserver".into()],
+                passed: true,
+                usage: usage(34.1, 12.1, 3.2),
+            }),
+        }
+    }
+
+    #[test]
+    fn table() {
+        let b = bench();
+        insta::assert_snapshot!(format!("{}{}", render(&b), render_profile(&b)));
+    }
+
+    #[test]
+    fn skipped_cpython_is_one_line_and_no_ratio() {
+        let mut b = bench();
+        b.cpython_tests = Some(CpythonTests::Skipped {
+            reason: "no CPython with its test package".into(),
+        });
+        let text = render(&b);
+        assert!(text.contains("CPython's Pool tests: skipped (no CPython with its test package)"));
+        assert!(!text.contains("ratio"));
+        b.cpython_tests = None;
+        assert!(!render(&b).contains("CPython"));
+    }
+}
