@@ -293,7 +293,13 @@ mod tests {
             wall_s: 0.004,
             cpu_s: None,
         };
-        let rust = floor(&[2; 100], rust_cost, 2, 4, "its cheapest cell, 4 ms, per pool");
+        let rust = floor(
+            &[2; 100],
+            rust_cost,
+            2,
+            4,
+            "its cheapest cell, 4 ms, per pool",
+        );
         let together = combine(&[&spawn, &rust], 2, 4);
         let profile = Profile {
             cells: 100,
