@@ -33,7 +33,7 @@ fn quick_bench_prints_every_table_and_writes_its_json() {
     }
     assert!(lines[5].starts_with("floor: "), "{stdout}");
     assert!(stdout.contains("pool_floor.py"), "{stdout}");
-    assert!(stdout.contains("its cheapest cell"), "{stdout}");
+    assert!(stdout.contains("its pool start + teardown"), "{stdout}");
     assert!(!stdout.contains("CPython's Pool tests"), "{stdout}");
     assert!(stdout.contains("\nprofile: "), "{stdout}");
     assert!(stdout.contains("teardown") && stdout.contains("idle slot s"));

@@ -46,8 +46,8 @@ pub fn version_of_dir(name: &str) -> Option<(u32, u32, u32)> {
 }
 
 /// Every `python3.X` in the folders of `path_var` and `<pyenv>/versions/*/bin/python3`,
-/// newest first (CPython 3 only; a version found twice keeps its first path, PATH before
-/// pyenv).
+/// newest minor version first (CPython 3 only), PATH before pyenv within a version. A
+/// version found twice keeps both: a pyenv shim on PATH may not run a version pyenv has.
 pub fn candidates(path_var: Option<&std::ffi::OsStr>, pyenv: Option<&Path>) -> Vec<Candidate> {
     let mut found = Vec::new();
     for dir in path_var.map(std::env::split_paths).into_iter().flatten() {
@@ -80,11 +80,8 @@ pub fn candidates(path_var: Option<&std::ffi::OsStr>, pyenv: Option<&Path>) -> V
             }
         }
     }
-    // Newest minor first; within one minor, PATH's (patch 0) after pyenv's exact versions
-    // is no better, so keep discovery order (stable sort on the minor only).
+    // Stable: within one minor version, discovery order (PATH, then pyenv).
     found.sort_by(|a, b| (b.version.0, b.version.1).cmp(&(a.version.0, a.version.1)));
-    let mut seen = std::collections::HashSet::new();
-    found.retain(|c| seen.insert((c.version.0, c.version.1)));
     found
 }
 
@@ -165,7 +162,7 @@ mod tests {
     }
 
     #[test]
-    fn newest_first_path_before_pyenv() {
+    fn newest_first_path_before_pyenv_both_kept() {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -193,6 +190,12 @@ mod tests {
                 (v.0, v.1, v.2, c.path.starts_with(&bin))
             })
             .collect();
-        assert_eq!(got, [(3, 13, 0, false), (3, 12, 0, true), (3, 11, 0, true)]);
+        let want = [
+            (3, 13, 0, false),
+            (3, 12, 0, true),
+            (3, 12, 1, false),
+            (3, 11, 0, true),
+        ];
+        assert_eq!(got, want);
     }
 }

@@ -115,7 +115,18 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
         None => implementations::find_python()?,
     };
     let repeats = if args.quick { 1 } else { 3 };
-    let floors = floors(root, &python, &cases, &runs, cores, options.jobs, repeats);
+    let profiles: Vec<Option<&profile::Profile>> =
+        rows.iter().map(|r| r.profile.as_ref()).collect();
+    let floors = floors(
+        root,
+        &python,
+        &cases,
+        &runs,
+        &profiles,
+        cores,
+        options.jobs,
+        repeats,
+    );
     for (row, floor) in rows.iter_mut().zip(floors) {
         row.floor = floor;
     }
@@ -167,12 +178,16 @@ fn cpython_rounds(rounds: u32) -> cpython_tests::CpythonTests {
     ran.swap_remove(mid)
 }
 
-/// Each implementation's floor, from its last run alone.
+/// Each implementation's floor, from its last run alone. Outside CPython's start methods, a
+/// pool costs what the profile measured starting and stopping pools (pool start + teardown),
+/// or without `--profile` the cheapest cell.
+#[allow(clippy::too_many_arguments)]
 fn floors(
     root: &Path,
     python: &Path,
     cases: &[LoadedCase],
     runs: &[MatrixRun],
+    profiles: &[Option<&profile::Profile>],
     cores: usize,
     jobs: usize,
     repeats: u32,
@@ -223,7 +238,8 @@ fn floors(
     };
     pools
         .into_iter()
-        .map(|(name, sizes, cheapest)| {
+        .zip(profiles)
+        .map(|((name, sizes, cheapest), prof)| {
             let method = floor::start_method(&name);
             let known = method.is_some_and(|m| {
                 sizes
@@ -234,6 +250,14 @@ fn floors(
                 let cost = |n: u32| measured[&(m.to_owned(), n)];
                 let source = "Pool(n) start + close/join, pool_floor.py";
                 Some(floor::floor(&sizes, cost, cores, jobs, source))
+            } else if let (Some(p), false) = (prof, sizes.is_empty()) {
+                let c = (p.pool_start_s + p.teardown_s) / sizes.len() as f64;
+                let cost = |_| PoolCost {
+                    wall_s: c,
+                    cpu_s: None,
+                };
+                let source = format!("its pool start + teardown, {:.1} ms per pool", c * 1000.0);
+                Some(floor::floor(&sizes, cost, cores, jobs, &source))
             } else {
                 let c = cheapest?;
                 let cost = |_| PoolCost {
