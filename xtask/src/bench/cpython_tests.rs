@@ -81,7 +81,7 @@ pub fn candidates(path_var: Option<&std::ffi::OsStr>, pyenv: Option<&Path>) -> V
         }
     }
     // Stable: within one minor version, discovery order (PATH, then pyenv).
-    found.sort_by(|a, b| (b.version.0, b.version.1).cmp(&(a.version.0, a.version.1)));
+    found.sort_by_key(|c| std::cmp::Reverse((c.version.0, c.version.1)));
     found
 }
 
