@@ -420,6 +420,7 @@ fn handle(line: &str, shared: &Shared) -> Ack {
         Ok(r) => r,
         Err(e) => return malformed(shared, &e.to_string(), line),
     };
+    let _timing = crate::cell_timing::report(&report.token, &report.event);
     let mut st = shared.lock();
     if st.token.as_deref() != Some(report.token.as_str()) {
         return nack("case over");

@@ -20,6 +20,7 @@ pub mod bounded_read;
 pub mod cancel;
 pub mod capabilities;
 pub mod cargo_build;
+pub mod cell_timing;
 pub mod checkout;
 pub mod claims;
 pub mod coordinator;

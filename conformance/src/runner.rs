@@ -477,6 +477,7 @@ fn run_one(
     cancel: &Cancel,
 ) -> (CaseResult, Option<History>) {
     let started = Instant::now();
+    crate::cell_timing::begin(&imp.name, lc.id());
     let expected = expectations.expected(lc.id()).cloned();
     let mut result = CaseResult {
         case: lc.id().to_owned(),
@@ -550,6 +551,7 @@ fn run_one(
     }
     result.verdict = Verdict::judge(result.status, expected.map(|e| e.status));
     result.duration_ms = started.elapsed().as_millis() as u64;
+    crate::cell_timing::end();
     (result, raw)
 }
 
@@ -595,7 +597,7 @@ fn execute(
     if slot.session.is_none() {
         // A driver that cannot start is reported once (`start_failures.rs`).
         let start = || DriverSession::start_contained(&imp.command, guard);
-        match slot.starts.start(&imp.name, lc.id(), start) {
+        match crate::cell_timing::driver_start(|| slot.starts.start(&imp.name, lc.id(), start)) {
             Ok(s) => slot.session = Some(s),
             Err((fault, reason)) => {
                 let failure = Some((fault_status(&fault), reason, Some(fault)));
@@ -622,12 +624,13 @@ fn execute(
     let token = format!("{}/{}/{seq}", imp.name, lc.id());
     coordinator.alarm_to(session.alarm());
     coordinator.begin_program(&token, &lc.program, session.info.default_processes);
+    crate::cell_timing::sent(&token);
     let deadline = Instant::now() + guard;
     // Until the answer: a cancelled run kills this driver, which ends the wait below.
     let in_flight = cancel.in_flight(session.kill_switch());
     let sent = session.send(&ToDriver::Run {
         seq,
-        token,
+        token: token.clone(),
         coordinator: coordinator.path().display().to_string(),
         program: Box::new(lc.program.clone()),
     });
@@ -662,7 +665,9 @@ fn execute(
         },
     };
     drop(in_flight);
+    crate::cell_timing::answered();
     let history = coordinator.finish();
+    crate::cell_timing::finished(&token);
     // A coordinator limit the driver went over after its answer still ends its session.
     let failure = failure.or_else(|| session.take_alarm());
     let failure = failure.map(|fault| {

@@ -14,7 +14,8 @@
 //!   CPython and shrinks the first divergence to a case file.
 //! - `cargo xtask mutants` runs the suite on one-defect variants of CPython's Pool and
 //!   reports the mutation score.
-//! - `cargo xtask bench` reports the suite's wall time per implementation;
+//! - `cargo xtask bench` reports the suite's wall and CPU time per implementation next to
+//!   CPython's own Pool tests, and the floor and profile of each implementation;
 //!   `cargo xtask bench-pool` compares pool-ref's speed with CPython's Pool.
 
 use std::process::ExitCode;
