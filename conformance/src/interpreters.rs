@@ -146,28 +146,46 @@ impl Interpreter {
 }
 
 /// What the interpreter prints about itself: `platform.python_implementation()`, the language
-/// version and, on PyPy, PyPy's own version (else `-`).
+/// version and, on PyPy, PyPy's own version (else `-`); then, on a line of its own, the
+/// binary that runs (`sys.executable`: through a pyenv shim, the interpreter behind it).
 const PROBE: &str = "import sys, platform\n\
     v = getattr(sys, 'pypy_version_info', None)\n\
     print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3], \
-    '%d.%d.%d' % tuple(v[:3]) if v else '-')";
+    '%d.%d.%d' % tuple(v[:3]) if v else '-')\n\
+    print(sys.executable)";
 
 /// Asks `path` what it is: CPython or PyPy, which language version. `None` when it does not
 /// run or is another implementation (any version; see [`probe_python`] for the supported
 /// ones).
 pub fn identify(path: &Path) -> Option<Interpreter> {
+    parse_probe(path, &run_probe(path)?)
+}
+
+/// What `path` prints when it runs [`PROBE`].
+fn run_probe(path: &Path) -> Option<String> {
     let out = std::process::Command::new(path)
         .args(["-c", PROBE])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    parse_probe(path, std::str::from_utf8(&out.stdout).ok()?)
+    String::from_utf8(out.stdout).ok()
 }
 
-/// Parses [`PROBE`]'s output (`CPython 3.11.7 -`, `PyPy 3.9.16 7.3.11`).
+/// The binary behind `path` as the probe's second line names it (`sys.executable`), when it
+/// is a file: a pyenv shim is a shell script that costs a few hundred milliseconds at every
+/// start, paid by every driver of the interpreter matrix otherwise.
+fn executable_behind(path: &Path, text: &str) -> PathBuf {
+    text.lines()
+        .nth(1)
+        .map(|l| PathBuf::from(l.trim()))
+        .filter(|p| p.is_absolute() && p.is_file())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// Parses [`PROBE`]'s first line (`CPython 3.11.7 -`, `PyPy 3.9.16 7.3.11`).
 fn parse_probe(path: &Path, text: &str) -> Option<Interpreter> {
-    let mut words = text.split_whitespace();
+    let mut words = text.lines().next()?.split_whitespace();
     let runtime = Runtime::from_label(words.next()?)?;
     let version = words.next()?;
     version_key(version).get(1)?;
@@ -195,7 +213,8 @@ pub fn probe_python(path: &Path) -> Option<Interpreter> {
 /// Every CPython and PyPy implementing Python 3.8+ on this machine: `python3.8` …
 /// `python3.14`, `pypy3` and `pypy3.8` … `pypy3.11` on `PATH`, and pyenv's versions
 /// (`$PYENV_ROOT`, else `~/.pyenv`; each version's `bin/python3` or `bin/pypy3`). One per
-/// runtime and language version; CPythons first, each runtime sorted by version.
+/// runtime and language version; CPythons first, each runtime sorted by version. Each is
+/// named by the binary that runs (behind a pyenv shim, the version's own), all probed at once.
 pub fn discover_pythons() -> Vec<Interpreter> {
     let pyenv = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
@@ -228,14 +247,32 @@ pub fn discover_in(path: Option<std::ffi::OsString>, pyenv: Option<&Path>) -> Ve
         found.sort();
         candidates.extend(found);
     }
+    // Probed side by side: a candidate that is a pyenv shim of a version not selected still
+    // takes its few hundred milliseconds to say so.
+    let probed: Vec<Option<Interpreter>> = std::thread::scope(|s| {
+        let probes: Vec<_> = candidates
+            .iter()
+            .map(|path| s.spawn(move || probe_behind(path)))
+            .collect();
+        probes
+            .into_iter()
+            .map(|p| p.join().ok().flatten())
+            .collect()
+    });
     let mut seen = std::collections::BTreeMap::new();
-    for path in candidates {
-        if let Some(interp) = probe_python(&path) {
-            seen.entry((interp.runtime, version_key(&interp.version)))
-                .or_insert(interp);
-        }
+    for interp in probed.into_iter().flatten() {
+        seen.entry((interp.runtime, version_key(&interp.version)))
+            .or_insert(interp);
     }
     seen.into_values().collect()
+}
+
+/// [`probe_python`], naming the binary behind `path` (see [`executable_behind`]).
+fn probe_behind(path: &Path) -> Option<Interpreter> {
+    let text = run_probe(path)?;
+    let mut interp = parse_probe(path, &text).filter(supported)?;
+    interp.path = executable_behind(path, &text);
+    Some(interp)
 }
 
 fn version_key(version: &str) -> Vec<u32> {
@@ -286,7 +323,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         fake(&bin, "python3.11", "CPython 3.11.7 -");
-        fake(&bin, "python3.12", "CPython 3.12.1 -");
+        // A shim: the interpreter behind it is what the matrix runs.
+        let real = fake(dir.path(), "real/python3.12", "CPython 3.12.1 -");
+        let shim = format!("CPython 3.12.1 -\n{}", real.display());
+        fake(&bin, "python3.12", &shim);
         fake(&bin, "pypy3", "PyPy 3.9.16 7.3.11");
         // Same runtime and version as PATH's pypy3: found once.
         fake(&bin, "pypy3.9", "PyPy 3.9.16 7.3.11");
@@ -313,6 +353,7 @@ mod tests {
             ]
         );
         assert!(found[3].path.ends_with("bin/pypy3"), "{:?}", found[3].path);
+        assert_eq!(found[2].path, real);
         assert!(discover_in(Some("/nonexistent".into()), None).is_empty());
     }
 }

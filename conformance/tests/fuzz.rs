@@ -1,12 +1,15 @@
 //! The differential fuzzer, exercised for real: a short run against CPython that must
 //! agree, a run against ThreadPool that must find (and shrink) the process-identity
-//! divergence, and the fuzz corpus replayed on CPython and rust-ref.
+//! divergence, a run whose result does not depend on its number of lanes, and the fuzz
+//! corpus replayed on CPython and rust-ref.
 
 use std::path::Path;
 
 use conformance::expectations::ExpectationFile;
 use conformance::fuzz::{self, FuzzOptions, PairOutcome, emit};
-use conformance::implementations::{Implementation, build_rust_ref, builtin, find_python};
+use conformance::implementations::{
+    Implementation, build_rust_ref, builtin, find_python, parse_spec,
+};
 use conformance::runner::{RunOptions, WarmDriver, run_matrix};
 use conformance::spec::{Suite, load::load_str, load_dir};
 use conformance::workspace_root;
@@ -119,6 +122,49 @@ fn threadpool_is_caught_running_tasks_in_the_parent_and_the_case_is_ready_to_use
         "{:?}\n{text}",
         result.reason
     );
+}
+
+/// A mutant of `fixtures/mutants` (its folder on PYTHONPATH).
+fn mutant(name: &str) -> Implementation {
+    let root = workspace_root();
+    let python = find_python().expect("python3");
+    let spec = format!("python:poolspec_mutants:{name}");
+    let mut imp = parse_spec(&spec, &root, &python, &[]).expect("a python: spec");
+    let folder = root.join("fixtures/mutants").display().to_string();
+    imp.command.env.push(("PYTHONPATH".into(), folder));
+    imp
+}
+
+#[test]
+fn the_same_seed_finds_the_same_first_divergence_with_one_lane_or_four() {
+    // `StarmapFirstElementOnly` passes only the first element of each tuple: of seed 3's
+    // programs, #7 is the first whose `starmap` echoes a tuple of two elements. With four
+    // lanes, programs above #7 run beside it and may finish (or diverge) first; the run
+    // must still count and shrink exactly what one lane does.
+    let all = implementations();
+    let oracle = named(&all, "cpython-fork");
+    let target = mutant("StarmapFirstElementOnly");
+    let run = |jobs| {
+        let mut opts = options(3, 40);
+        opts.jobs = jobs;
+        opts.shrink_runs = 12;
+        fuzz::fuzz(&oracle, &target, &opts, &|_| {})
+    };
+    let (one, four) = (run(1), run(4));
+    let index = |s: &fuzz::FuzzSummary| s.found.as_ref().map(|f| f.index);
+    assert_eq!(index(&one), Some(7), "{:?}", one.found);
+    assert_eq!(index(&four), index(&one));
+    assert_eq!((one.programs, one.agreements), (8, 7));
+    assert_eq!(
+        (four.programs, four.agreements, four.steps),
+        (8, 7, one.steps)
+    );
+    let shrunk = |s: &fuzz::FuzzSummary| {
+        s.found
+            .as_ref()
+            .map(|f| emit::program_file(&f.shrunk).unwrap_or_default())
+    };
+    assert_eq!(shrunk(&four), shrunk(&one));
 }
 
 #[test]

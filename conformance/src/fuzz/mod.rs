@@ -7,10 +7,11 @@
 //! 2. [`legalize`] turns it into a case whose every observation is forced by gates and
 //!    `await`s (or rewrites and drops the steps that would race or hang).
 //! 3. Lanes (threads), each with a warm oracle driver and a warm implementation driver, run
-//!    programs side by side and compare observations ([`diff`]).
-//! 4. On the first divergence, proptest's value tree shrinks the raw program; every
-//!    candidate is legalized and run on both again, and the smallest program that still
-//!    diverges is written as a case file ([`emit`]).
+//!    programs side by side and compare observations ([`diff`]); [`tally`] counts them in
+//!    index order, so the result does not depend on the number of lanes.
+//! 4. On the lowest index that diverges, proptest's value tree shrinks the raw program;
+//!    every candidate is legalized and run on both again, and the smallest program that
+//!    still diverges is written as a case file ([`emit`]).
 //! 5. Every run describes itself in a [`report`] (which indices ran, what was found, in a
 //!    form that dedups); [`merge`] joins the reports of a run's shards.
 
@@ -21,11 +22,12 @@ pub mod legalize;
 pub mod merge;
 pub mod raw;
 pub mod report;
+pub mod tally;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,7 @@ use crate::spec::{Area, Case, LoadedCase};
 use crate::verdict::Status;
 use diff::{Difference, differences};
 use raw::{Feature, RawProgram};
+use tally::Tally;
 
 /// How to fuzz.
 #[derive(Debug, Clone)]
@@ -56,7 +59,7 @@ pub struct FuzzOptions {
     pub cases: Option<u64>,
     /// Stop taking new programs after this long.
     pub time: Option<Duration>,
-    /// Lanes: pairs of warm drivers running programs in parallel.
+    /// Lanes: pairs of warm drivers running programs in parallel (default [`default_jobs`]).
     pub jobs: usize,
     /// Steps of a raw program, at most (legalizing adds `await`s and an epilogue).
     pub max_steps: usize,
@@ -80,7 +83,7 @@ impl Default for FuzzOptions {
             start: 0,
             cases: Some(100),
             time: None,
-            jobs: thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)),
+            jobs: default_jobs(),
             max_steps: 10,
             shrink_runs: 400,
             exclude: BTreeSet::new(),
@@ -451,7 +454,14 @@ fn smaller(a: &Case, b: &Case) -> bool {
     size(a) <= size(b)
 }
 
-/// Runs programs until the budget is spent or the first divergence, which is shrunk.
+/// Lanes when `--jobs` is not given: two per CPU. A lane spends most of a program waiting
+/// on its drivers (pool start-up, gates, teardown), so one per CPU leaves the CPUs idle.
+pub fn default_jobs() -> usize {
+    thread::available_parallelism().map_or(2, |n| (2 * n.get()).clamp(2, 8))
+}
+
+/// Runs programs until the budget is spent or a program does not agree; the lowest such
+/// index is shrunk (every index below it runs, whatever the number of lanes: see [`tally`]).
 /// `progress` gets the number of programs finished so far (from lane threads).
 pub fn fuzz(
     oracle: &Implementation,
@@ -459,112 +469,158 @@ pub fn fuzz(
     options: &FuzzOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> FuzzSummary {
-    let started = Instant::now();
-    let next = AtomicU64::new(options.start);
-    let done = AtomicU64::new(0);
-    let agreed = AtomicU64::new(0);
-    let steps = AtomicU64::new(0);
-    let stop = AtomicBool::new(false);
-    let found: Mutex<Option<Found>> = Mutex::new(None);
-    let flakes: Mutex<Vec<OracleFlake>> = Mutex::new(Vec::new());
-    let end = options.cases.map(|n| options.start.saturating_add(n));
-    thread::scope(|s| {
-        for _ in 0..options.jobs.max(1) {
-            s.spawn(|| {
-                let run = RunOptions {
-                    history_dir: None,
-                    ..options.run.clone()
-                };
-                let mut lane = Lane::new(oracle, target).ignoring_messages(options.ignore_messages);
-                loop {
-                    if stop.load(Ordering::SeqCst)
-                        || options.time.is_some_and(|t| started.elapsed() >= t)
-                    {
-                        break;
-                    }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    if end.is_some_and(|end| index >= end) {
-                        break;
-                    }
-                    let tree = program_tree(options.seed, index, options.max_steps);
-                    let id = case_id(options.seed, index);
-                    let case = legalize::legalize(&tree.current(), &id, &options.exclude);
-                    steps.fetch_add(case.steps.len() as u64, Ordering::Relaxed);
-                    let mut outcome = lane.run(&case, &run);
-                    if matches!(outcome, PairOutcome::OracleFault { .. }) {
-                        // Once is a flake to record; twice is a program CPython does not
-                        // define, which stops the run.
-                        let again = lane.run(&case, &run);
-                        if !matches!(again, PairOutcome::OracleFault { .. }) {
-                            flakes
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(OracleFlake {
-                                    index,
-                                    case: case.clone(),
-                                    fault: outcome,
-                                });
-                        }
-                        outcome = again;
-                    }
-                    progress(done.fetch_add(1, Ordering::SeqCst) + 1);
-                    if matches!(outcome, PairOutcome::Agree) {
-                        agreed.fetch_add(1, Ordering::SeqCst);
-                        continue;
-                    }
-                    if stop.swap(true, Ordering::SeqCst) {
-                        break; // another lane found something first
-                    }
-                    let hit = Hit {
-                        index,
-                        id,
-                        tree,
-                        case,
-                        outcome,
-                        after: started.elapsed(),
-                    };
-                    let result = investigate(&mut lane, hit, options);
-                    *found.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                    break;
-                }
-                lane.stop();
-            });
-        }
+    let shared = Shared {
+        started: Instant::now(),
+        next: AtomicU64::new(options.start),
+        done: AtomicU64::new(0),
+        tally: Mutex::new(Tally::new(options.start)),
+        flakes: Mutex::new(Vec::new()),
+        end: options.cases.map(|n| options.start.saturating_add(n)),
+    };
+    let mut hits: Vec<(Lane, Hit)> = thread::scope(|s| {
+        let lanes: Vec<_> = (0..options.jobs.max(1))
+            .map(|_| s.spawn(|| run_lane(&shared, oracle, target, options, progress)))
+            .collect();
+        lanes
+            .into_iter()
+            .filter_map(|l| l.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     });
+    hits.sort_by_key(|(_, hit)| hit.index);
+    let mut hits = hits.into_iter();
+    let lowest = hits.next();
+    hits.for_each(|(lane, _)| lane.stop());
+    let found = lowest.map(|(mut lane, hit)| {
+        let found = investigate(&mut lane, hit, options);
+        lane.stop();
+        found
+    });
+    let tally = shared.tally.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut oracle_flakes = shared
+        .flakes
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    oracle_flakes.retain(|f| tally.wanted(f.index) || Some(f.index) == tally.lowest());
+    oracle_flakes.sort_by_key(|f| f.index);
     FuzzSummary {
         seed: options.seed,
-        programs: done.into_inner(),
-        agreements: agreed.into_inner(),
-        steps: steps.into_inner(),
-        wall: started.elapsed(),
-        found: found.into_inner().unwrap_or_else(|e| e.into_inner()),
-        oracle_flakes: flakes.into_inner().unwrap_or_else(|e| e.into_inner()),
+        programs: tally.programs(),
+        agreements: tally.agreements(),
+        steps: tally.steps(),
+        wall: shared.started.elapsed(),
+        found,
+        oracle_flakes,
     }
 }
 
-/// Shrinks a divergence, then checks that the oracle's observation of the result is
-/// stable and records raw histories of it.
+/// What the lanes of a run share.
+struct Shared {
+    started: Instant,
+    /// The next index to take.
+    next: AtomicU64,
+    /// Programs finished, for the progress bar (in any order).
+    done: AtomicU64,
+    tally: Mutex<Tally>,
+    flakes: Mutex<Vec<OracleFlake>>,
+    /// One past the last index of the budget, when it is a count.
+    end: Option<u64>,
+}
+
+impl Shared {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One lane: takes indices until the budget is spent or an index no longer matters; returns
+/// its warm drivers with the program that did not agree, if one did.
+fn run_lane(
+    shared: &Shared,
+    oracle: &Implementation,
+    target: &Implementation,
+    options: &FuzzOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Option<(Lane, Hit)> {
+    let run = RunOptions {
+        history_dir: None,
+        ..options.run.clone()
+    };
+    let mut lane = Lane::new(oracle, target).ignoring_messages(options.ignore_messages);
+    loop {
+        if options.time.is_some_and(|t| shared.started.elapsed() >= t) {
+            break;
+        }
+        let index = shared.next.fetch_add(1, Ordering::SeqCst);
+        if shared.end.is_some_and(|end| index >= end) || !shared.tally().wanted(index) {
+            break;
+        }
+        let tree = program_tree(options.seed, index, options.max_steps);
+        let id = case_id(options.seed, index);
+        let case = legalize::legalize(&tree.current(), &id, &options.exclude);
+        let mut outcome = lane.run(&case, &run);
+        if matches!(outcome, PairOutcome::OracleFault { .. }) {
+            // Once is a flake to record; twice is a program CPython does not define, which
+            // stops the run.
+            let again = lane.run(&case, &run);
+            if !matches!(again, PairOutcome::OracleFault { .. }) {
+                shared
+                    .flakes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(OracleFlake {
+                        index,
+                        case: case.clone(),
+                        fault: outcome,
+                    });
+            }
+            outcome = again;
+        }
+        let agreed = matches!(outcome, PairOutcome::Agree);
+        shared
+            .tally()
+            .finish(index, case.steps.len() as u64, agreed);
+        progress(shared.done.fetch_add(1, Ordering::SeqCst) + 1);
+        if !agreed {
+            let hit = Hit {
+                index,
+                id,
+                case,
+                outcome,
+                after: shared.started.elapsed(),
+                first_histories: lane.last_histories(),
+            };
+            return Some((lane, hit));
+        }
+    }
+    lane.stop();
+    None
+}
+
 /// A program that did not agree, as first seen.
 struct Hit {
     index: u64,
     id: String,
-    tree: Tree,
     case: Case,
     outcome: PairOutcome,
     after: Duration,
+    /// The raw histories of that run, roles annotated (oracle, implementation).
+    first_histories: (Option<Value>, Option<Value>),
 }
 
+/// Shrinks a divergence, then checks that the oracle's observation of the result is
+/// stable and records raw histories of it.
 fn investigate(lane: &mut Lane, hit: Hit, options: &FuzzOptions) -> Found {
     let Hit {
         index,
         id,
-        tree,
         case,
         outcome,
         after,
+        first_histories,
     } = hit;
+    // Drawn again (a value tree stays on the thread that drew it): the same stream.
+    let tree = program_tree(options.seed, index, options.max_steps);
     let id = id.as_str();
-    let first_histories = lane.last_histories();
     let (shrunk, outcome, shrink_runs) = match outcome {
         PairOutcome::Diverge { .. } => shrink(lane, tree, (case.clone(), outcome), options, id),
         other => (case.clone(), other, 0),
