@@ -133,6 +133,8 @@ fn workerpool_gives_the_statuses_its_expectations_explain() {
             ("ERR-001", Status::Pass),
             ("LIF-002", Status::Fail),
             ("ARG-003", Status::Unsupported),
+            // Refused with a TypeError: the case asserts the neutral kind, invalid_argument.
+            ("CTR-002", Status::Pass),
         ],
     );
 }
@@ -149,6 +151,8 @@ fn multiprocess_pool_gives_the_statuses_its_expectations_explain() {
             ("BLK-001", Status::Pass),
             ("ERR-001", Status::Fail),
             ("ARG-003", Status::Unsupported),
+            // Refused with a RangeError: the case asserts the neutral kind, invalid_argument.
+            ("CTR-002", Status::Pass),
         ],
     );
 }

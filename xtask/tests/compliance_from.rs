@@ -49,18 +49,22 @@ fn shard_file(shard: Shard, suite_hash: &str) -> Value {
     }
     json!({
         "kind": "poolspec-compliance-shard",
-        "version": 1,
+        "version": 2,
         "shard": {"index": shard.index, "count": shard.count},
         "suite_hash": suite_hash,
         "narrowed": true,
         "run": {
             "interpreter": "CPython 3.11.7",
             "pypy": null,
+            "node": null,
             "installed": [["billiard", "4.3.2"], ["pip", "23.2.1"]],
             "runs": 1,
             "cases": CASES.map(|(id, area, quirk)| json!({"id": id, "area": area, "quirk": quirk})),
             "subjects": SUBJECTS.map(|s| json!([s, s])),
-            "unavailable": [["pypy-fork", "no `pypy3` on PATH"]],
+            "unavailable": [
+                ["pypy-fork", "no `pypy3` on PATH"],
+                ["exec:node fixtures/drivers/js/workerpool_driver.js", "`node` is not on PATH: the Node.js pools are skipped"],
+            ],
         },
         "results": results,
         "statuses": statuses,
@@ -123,6 +127,15 @@ fn two_shards_render_what_the_whole_measurement_does() {
         "{whole_md}"
     );
     assert!(whole_md.contains("ERR-003"), "{whole_md}");
+    // A Node.js pool not run is one row, and the section on Promises is there.
+    assert!(
+        whole_md.contains("| not run: `node` is not on PATH: the Node.js pools are skipped |"),
+        "{whole_md}"
+    );
+    assert!(
+        whole_md.contains("## Node.js pools: Promises for blocking calls"),
+        "{whole_md}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use conformance::driver::DriverCommand;
 use conformance::expectations::ExpectationFile;
 use conformance::implementations::{self, Implementation, Interpreter, Runtime};
 use conformance::runner::{CaseResult, MatrixRun, RunOptions, run_matrix};
@@ -18,6 +19,7 @@ use conformance::spec::LoadedCase;
 use conformance::shard::Shard;
 
 use super::install::InstallFailure;
+use super::node::{self, NodeFacts, NodeInstall};
 use super::probe::{loopback_only, probe, wrap};
 use super::shards::cell_key;
 use super::subjects::{Interp, Subject, Unavailable};
@@ -38,25 +40,53 @@ pub struct Prepared {
     pub unavailable: Vec<Unavailable>,
     /// The PyPy a runnable subject runs on (`PyPy 7.3.11 (Python 3.9.16)`).
     pub pypy: Option<String>,
+    /// Node.js and the npm packages of the runnable Node subjects, when there are any.
+    pub node: Option<NodeFacts>,
 }
 
 /// Makes each chosen subject a driver, or records why it cannot run here. `venv` is the
-/// venv's interpreter; `pypy` the `--pypy` choice, looked up only when a subject needs it.
+/// venv's interpreter; `pypy` the `--pypy` choice, looked up only when a subject needs it;
+/// `node` what the install step did for the Node.js pools.
 pub fn prepare(
     root: &Path,
     chosen: Vec<Subject>,
     venv: &Path,
     pypy: Option<&Path>,
     install_failures: &[InstallFailure],
+    node: &NodeInstall,
     case_ids: &[&str],
 ) -> Result<Prepared> {
     let venv_builtin = implementations::builtin(root, venv, None);
     let mut found_pypy: Option<Result<Interpreter, String>> = None;
     let mut runnable = Vec::new();
     let mut unavailable = Vec::new();
+    let mut node_packages = Vec::new();
     for subject in chosen {
+        if subject.interp == Interp::Node {
+            match node_driver(root, &subject, node) {
+                Ok((implementation, version)) => {
+                    let expectations = ExpectationFile::load_for(
+                        &root.join("fixtures/expectations"),
+                        &implementation.name,
+                        case_ids,
+                    )?;
+                    node_packages.push((subject.module.to_owned(), version));
+                    runnable.push(Runnable {
+                        subject,
+                        implementation,
+                        expectations,
+                    });
+                }
+                Err(why) => {
+                    eprintln!("compliance: {} is not run: {why}", subject.title());
+                    unavailable.push(Unavailable { subject, why });
+                }
+            }
+            continue;
+        }
         let (python, builtin): (PathBuf, _) = match subject.interp {
-            Interp::Venv => (venv.to_path_buf(), venv_builtin.clone()),
+            // (Node subjects were made drivers above.)
+            Interp::Venv | Interp::Node => (venv.to_path_buf(), venv_builtin.clone()),
             Interp::PyPy => match found_pypy
                 .get_or_insert_with(|| implementations::find_pypy(pypy).map_err(|e| e.to_string()))
             {
@@ -121,11 +151,56 @@ pub fn prepare(
         }
         _ => None,
     };
+    let node = (!node_packages.is_empty()).then(|| NodeFacts {
+        node: node::node_version(),
+        packages: node_packages,
+    });
     Ok(Prepared {
         runnable,
         unavailable,
         pypy,
+        node,
     })
+}
+
+/// A Node subject's driver: `node` on its script of `fixtures/drivers/js/` (by absolute
+/// path), named as its hello names it, told where the installed packages are; with the
+/// version of its package. `Err`: why it cannot run here, in one line.
+fn node_driver(
+    root: &Path,
+    subject: &Subject,
+    install: &NodeInstall,
+) -> Result<(Implementation, String), String> {
+    let dir = match install {
+        NodeInstall::Ready(dir) => dir,
+        NodeInstall::Skipped(why) | NodeInstall::Failed(why) => return Err(why.clone()),
+    };
+    let version = node::package_version(dir, subject.module)?;
+    node::probe(dir, subject.module)?;
+    let mut words = subject
+        .spec
+        .strip_prefix("exec:")
+        .unwrap_or(subject.spec)
+        .split_whitespace();
+    let program = words.next().unwrap_or("node").to_owned();
+    let args = words
+        .map(|w| match root.join(w) {
+            path if path.exists() => path.display().to_string(),
+            _ => w.to_owned(),
+        })
+        .collect();
+    let implementation = Implementation {
+        name: subject.exec_name.unwrap_or(subject.spec).to_owned(),
+        command: DriverCommand {
+            program,
+            args,
+            env: vec![(
+                "POOLSPEC_NODE_MODULES".into(),
+                dir.join("node_modules").display().to_string(),
+            )],
+        },
+    };
+    Ok((implementation, version))
 }
 
 /// Subjects that share their run options, run as one matrix.

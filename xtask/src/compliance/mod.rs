@@ -13,6 +13,9 @@
 //!    Ray runs through `fixtures/thirdparty/ray_pool.py`, which starts one local Ray instance
 //!    per driver (no dashboard, a fixed number of logical CPUs), inside a network namespace
 //!    whose only interface is loopback (`probe.rs`).
+//!    The Node.js pools `workerpool` and `multiprocess-pool` run too, through their JavaScript
+//!    drivers (`node fixtures/drivers/js/<pool>_driver.js`, named `js-<pool>` as their hello
+//!    says), when their install (below) is ready; otherwise their rows say "not run" and why.
 //! 3. `COMPLIANCE.md` is rendered from the results alone (no dates, no durations, no paths
 //!    outside the repository), so a rerun on the same machine reproduces it byte for byte;
 //!    `--check` reruns and compares instead of writing. Every divergence is listed with the
@@ -31,7 +34,9 @@
 //! never the committed file.
 //!
 //! The install step also puts the pinned Node.js pools (`fixtures/thirdparty-node/`) into
-//! `target/thirdparty-node/` with `npm ci` (`node.rs`; without `node` one line says so).
+//! `target/thirdparty-node/` with `npm ci` (`node.rs`; without `node` one line says so, and
+//! `--no-install` takes what is there). COMPLIANCE.md then says, in a section of its own, what
+//! a Promise-based API means for their verdicts (`render.rs`).
 //!
 //! `--shard K/N` runs one shard's part of the cells and writes `target/compliance/
 //! shard-K-of-N.json` instead of COMPLIANCE.md; `--from SHARD.json...` merges all the shards'
@@ -139,14 +144,7 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
     let venv = root.join(VENV);
     let python = install::venv_python(&venv);
     let install_failures = prepare_venv(root, &venv, args, &chosen)?;
-    if !args.no_install {
-        match node::install(root)? {
-            node::NodeInstall::Ready(_) => {}
-            node::NodeInstall::Skipped(why) | node::NodeInstall::Failed(why) => {
-                eprintln!("compliance: {why}")
-            }
-        }
-    }
+    let node = prepare_node(root, args, &chosen)?;
     let interpreter = install::interpreter_version(&python)?;
     let installed = install::installed_versions(&python);
 
@@ -158,6 +156,7 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
         &python,
         args.pypy.as_deref(),
         &install_failures,
+        &node,
         &ids,
     )?;
     let runs = args.runs.max(1);
@@ -185,6 +184,7 @@ pub fn run(root: &Path, args: &ComplianceArgs) -> Result<ExitCode> {
         header: Header {
             interpreter,
             pypy: prepared.pypy,
+            node: prepared.node,
             installed,
             runs,
         },
@@ -284,7 +284,11 @@ fn prepare_venv(
         return Ok(Vec::new());
     }
     let pins = Pins::load(root)?;
-    let packages: Vec<&'static str> = chosen.iter().filter_map(|s| s.package).collect();
+    let packages: Vec<&'static str> = chosen
+        .iter()
+        .filter(|s| s.interp != subjects::Interp::Node)
+        .filter_map(|s| s.package)
+        .collect();
     install::install(
         root,
         venv,
@@ -293,6 +297,29 @@ fn prepare_venv(
         &packages,
         &subjects::packages_under_test(),
     )
+}
+
+/// The Node.js pools' packages: installed (unless `--no-install`, which takes them as they
+/// are) when a chosen subject runs on Node; the reason they are not ready is printed once.
+fn prepare_node(
+    root: &Path,
+    args: &ComplianceArgs,
+    chosen: &[subjects::Subject],
+) -> Result<node::NodeInstall> {
+    if chosen.iter().all(|s| s.interp != subjects::Interp::Node) {
+        return Ok(node::NodeInstall::Skipped(
+            "no Node.js subject was chosen".into(),
+        ));
+    }
+    let install = if args.no_install {
+        node::installed(root)?
+    } else {
+        node::install(root)?
+    };
+    if let node::NodeInstall::Skipped(why) | node::NodeInstall::Failed(why) = &install {
+        eprintln!("compliance: {why}");
+    }
+    Ok(install)
 }
 
 /// The selected cases, and the ids of every case (which expectation entries may name).

@@ -10,6 +10,7 @@ use conformance::verdict::{Status, Verdict};
 use serde::Deserialize;
 
 use super::measurement::CaseFacts;
+use super::node::NodeFacts;
 use super::packages::Installed;
 use super::render::{Header, SuiteFacts};
 use super::subjects::{Subject, Unavailable, subjects};
@@ -19,6 +20,8 @@ use super::table::{Judged, Statuses};
 struct File {
     interpreter: String,
     pypy: Option<String>,
+    #[serde(default)]
+    node: Option<NodeFacts>,
     installed: String,
     suite_hash: String,
     cases: Vec<CaseFacts>,
@@ -91,6 +94,7 @@ pub fn load() -> Recorded {
         header: Header {
             interpreter: file.interpreter,
             pypy: file.pypy,
+            node: file.node,
             installed: Installed::from_listing(&file.installed),
             runs: file.runs.len() as u32,
         },
@@ -108,7 +112,11 @@ pub fn load() -> Recorded {
         ran: file
             .subjects
             .iter()
-            .map(|spec| (subject(spec), spec.clone()))
+            .map(|spec| {
+                let s = subject(spec);
+                let name = s.exec_name.unwrap_or(spec).to_owned();
+                (s, name)
+            })
             .collect(),
         unavailable: file
             .unavailable

@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use conformance::spec::Area;
 
 use super::install::VENV;
+use super::node::{self, NodeFacts};
 use super::packages::{Installed, REQUIREMENTS};
-use super::subjects::{Unavailable, packages_under_test};
+use super::subjects::{Interp, Subject, Unavailable, packages_under_test};
 use super::table::Column;
 
 /// What the header says about the suite.
@@ -50,6 +51,8 @@ pub struct Header {
     pub interpreter: String,
     /// The PyPy column's interpreter (`PyPy 7.3.11 (Python 3.9.16)`), when it ran.
     pub pypy: Option<String>,
+    /// Node.js and the Node.js pools' versions, when one of them ran.
+    pub node: Option<NodeFacts>,
     pub installed: Installed,
     pub runs: u32,
 }
@@ -69,6 +72,13 @@ pub fn render(
 ) -> String {
     let mut out = String::new();
     write_header(&mut out, header, suite);
+    let subjects = columns
+        .iter()
+        .map(|c| &c.subject)
+        .chain(unavailable.iter().map(|u| &u.subject));
+    if subjects.clone().any(|s| s.interp == Interp::Node) {
+        write_promises(&mut out, subjects);
+    }
     write_overview(&mut out, columns, unavailable);
     write_areas(&mut out, columns, &suite.areas);
     write_divergences(&mut out, columns);
@@ -132,12 +142,75 @@ fn write_header(out: &mut String, header: &Header, suite: &SuiteFacts) {
          than the cluster has CPUs, and the suite asks for up to 5; the Pool's actors reserve \
          none of them)."
     );
+    if let Some(facts) = &header.node {
+        let _ = writeln!(
+            out,
+            "- Node.js: {}; the npm packages pinned in `{}/package.json` with its \
+             `package-lock.json`, installed by `npm ci` into `{}/` (never globally): {}.",
+            facts.node,
+            node::PINS,
+            node::INSTALL_DIR,
+            facts
+                .packages
+                .iter()
+                .map(|(p, v)| format!("{p} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "- Reproduce one column: `cargo xtask conformance --python {VENV}/bin/python --impl SPEC` \
          (for Ray, with `PYTHONPATH=fixtures/thirdparty`; for PyPy, \
-         `cargo xtask conformance --python pypy3 --impl pypy-fork`).\n"
+         `cargo xtask conformance --python pypy3 --impl pypy-fork`; for a Node.js pool, its spec \
+         as the table gives it, e.g. `cargo xtask conformance --impl 'exec:node \
+         fixtures/drivers/js/workerpool_driver.js'`, once `cargo xtask compliance` has installed \
+         the packages).\n"
     );
+}
+
+/// How the Node.js pools are judged: what their Promises stand for (PROTOCOL.md §10.5, the
+/// JavaScript SDK's `poolspec_driver.js`), and so what their verdicts mean.
+fn write_promises<'a>(out: &mut String, subjects: impl Iterator<Item = &'a Subject>) {
+    let names: Vec<String> = subjects
+        .filter(|s| s.interp == Interp::Node)
+        .map(|s| format!("`{}`", s.label))
+        .collect();
+    let _ = writeln!(
+        out,
+        "## Node.js pools: Promises for blocking calls
+"
+    );
+    let _ = writeln!(
+        out,
+        "{} run the same cases through the JavaScript SDK of `fixtures/drivers/js/` \
+         ([PROTOCOL.md §10.5](spec/PROTOCOL.md)), which maps Pool's notions onto a \
+         Promise-based API once, for both:\n",
+        names.join(" and ")
+    );
+    for line in [
+        "- **A blocking call is awaited.** `apply`, `map`, `starmap`, `get`, `wait`, `next` and \
+         `join` return when the library's Promise settles; the steps run one after the other on \
+         Node's one thread. A Promise that never settles is a call that never returns: the case \
+         times out, exactly as for a Pool that hangs, so *timeout* means a hang here too.",
+        "- **An AsyncResult is the call's Promise.** `get(timeout)` races it with a timer (kind \
+         `timeout`); `ready` and `successful` read the state the SDK recorded when it settled \
+         (`successful` before that raises kind `not_ready`). Cases assert these neutral kinds, \
+         not Python's classes, so a pool is judged by what its errors mean.",
+        "- **Callbacks are `.then` handlers.** Node runs them on its one thread, and a pool there \
+         has no result-handler thread: a case that asserts callbacks run off the main thread \
+         fails on any Node.js pool, and a callback's exception is reported and swallowed \
+         instead of stopping the delivery of results. These verdicts describe the runtime, not \
+         the library; each pool's expectation file says which cases they are.",
+        "- **What the libraries lack is unsupported, not failed.** Initializers, \
+         `maxtasksperchild`, start methods, keyword arguments, context managers, byte strings, \
+         lazy input iterables and Python's exception classes are left undeclared by the \
+         drivers, so those cases are *unsupported*. Values cross both pools as JSON: what \
+         Python cannot pickle becomes `null` here, a *fail* of the serialization cases.",
+    ] {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
 }
 
 fn write_overview(out: &mut String, columns: &[Column], unavailable: &[Unavailable]) {
@@ -258,6 +331,7 @@ mod tests {
         let run = recorded::load();
         let header = Header {
             pypy: None,
+            node: None,
             ..run.header.clone()
         };
         let pypy = subjects()

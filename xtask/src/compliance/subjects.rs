@@ -12,6 +12,9 @@ pub enum Interp {
     /// A PyPy outside the venv (`--pypy`, `$POOLSPEC_PYPY` or `pypy3` on `PATH`), with its
     /// own standard library.
     PyPy,
+    /// Node.js (`node` on `PATH`) running a JavaScript driver of `fixtures/drivers/js/`, its
+    /// pool from `target/thirdparty-node/` (`node.rs`); no Python involved.
+    Node,
 }
 
 /// One implementation `COMPLIANCE.md` reports on.
@@ -23,10 +26,15 @@ pub struct Subject {
     pub interp: Interp,
     /// The implementation spec (`cargo xtask conformance --impl SPEC`).
     pub spec: &'static str,
-    /// The pinned package it comes from (`None`: the standard library).
+    /// The pinned package it comes from (`None`: the standard library): a PyPI package for
+    /// the venv, an npm package for `Interp::Node`.
     pub package: Option<&'static str>,
-    /// The module whose import proves the package is installed.
+    /// The module whose import proves the package is installed (for `Interp::Node`, the
+    /// package's folder under `node_modules`).
     pub module: &'static str,
+    /// The implementation's name where the spec does not give it: an `exec:` driver's name,
+    /// as it says in its hello (its expectation file's stem).
+    pub exec_name: Option<&'static str>,
     /// Guard multiplier and worker threads, for slow implementations.
     pub timeout_multiplier: f64,
     pub jobs: Option<usize>,
@@ -50,6 +58,7 @@ pub fn subjects() -> Vec<Subject> {
             module: "multiprocessing.pool",
             timeout_multiplier: 1.0,
             jobs: None,
+            exec_name: None,
             pythonpath: None,
             loopback: false,
             how: "CPython's own Pool, fork start method: the reference",
@@ -62,6 +71,7 @@ pub fn subjects() -> Vec<Subject> {
             module: "multiprocessing.pool",
             timeout_multiplier: 1.0,
             jobs: None,
+            exec_name: None,
             pythonpath: None,
             loopback: false,
             how: "PyPy's own Pool (its standard library), fork start method: built-in `pypy-fork` under `pypy3`",
@@ -74,6 +84,7 @@ pub fn subjects() -> Vec<Subject> {
             module: "multiprocessing.pool",
             timeout_multiplier: 1.0,
             jobs: None,
+            exec_name: None,
             pythonpath: None,
             loopback: false,
             how: "built-in `cpython-threadpool`",
@@ -86,6 +97,7 @@ pub fn subjects() -> Vec<Subject> {
             module: "billiard.pool",
             timeout_multiplier: 1.0,
             jobs: None,
+            exec_name: None,
             pythonpath: None,
             loopback: false,
             how: "`python:billiard.pool:Pool`",
@@ -98,6 +110,7 @@ pub fn subjects() -> Vec<Subject> {
             module: "multiprocess.pool",
             timeout_multiplier: 1.0,
             jobs: None,
+            exec_name: None,
             pythonpath: None,
             loopback: false,
             how: "`python:multiprocess.pool:Pool`",
@@ -110,9 +123,36 @@ pub fn subjects() -> Vec<Subject> {
             module: "ray.util.multiprocessing",
             timeout_multiplier: 2.0,
             jobs: Some(2),
+            exec_name: None,
             pythonpath: Some("fixtures/thirdparty"),
             loopback: true,
             how: "`python:ray_pool:Pool` (fixtures/thirdparty/ray_pool.py) in a loopback-only network namespace, guards ×2, 2 drivers",
+        },
+        Subject {
+            label: "workerpool",
+            interp: Interp::Node,
+            spec: "exec:node fixtures/drivers/js/workerpool_driver.js",
+            package: Some("workerpool"),
+            module: "workerpool",
+            exec_name: Some("js-workerpool"),
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            loopback: false,
+            how: "`exec:node fixtures/drivers/js/workerpool_driver.js` (`workerType: 'process'`)",
+        },
+        Subject {
+            label: "multiprocess-pool",
+            interp: Interp::Node,
+            spec: "exec:node fixtures/drivers/js/multiprocess_pool_driver.js",
+            package: Some("multiprocess-pool"),
+            module: "multiprocess-pool",
+            exec_name: Some("js-multiprocess-pool"),
+            timeout_multiplier: 1.0,
+            jobs: None,
+            pythonpath: None,
+            loopback: false,
+            how: "`exec:node fixtures/drivers/js/multiprocess_pool_driver.js`",
         },
     ]
 }
@@ -123,6 +163,7 @@ impl Subject {
         match self.interp {
             Interp::Venv => format!("`{}`", self.label),
             Interp::PyPy => format!("`{}` on PyPy", self.label),
+            Interp::Node => format!("`{}` (npm) on Node.js", self.label),
         }
     }
 }
@@ -155,7 +196,48 @@ pub fn choose(impls: &[String]) -> Result<Vec<Subject>> {
     Ok(chosen)
 }
 
-/// The pinned packages under test, in subject order (billiard, multiprocess, ray).
+/// The pinned PyPI packages under test, in subject order (billiard, multiprocess, ray).
 pub fn packages_under_test() -> Vec<&'static str> {
-    subjects().iter().filter_map(|s| s.package).collect()
+    subjects()
+        .iter()
+        .filter(|s| s.interp != Interp::Node)
+        .filter_map(|s| s.package)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_subject_is_named_as_its_driver_says_in_its_hello() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let node: Vec<Subject> = subjects()
+            .into_iter()
+            .filter(|s| s.interp == Interp::Node)
+            .collect();
+        assert_eq!(node.len(), 2);
+        for s in node {
+            let name = s
+                .exec_name
+                .expect("an exec: subject names its implementation");
+            let script = s
+                .spec
+                .strip_prefix("exec:node ")
+                .expect("run by node on a script");
+            let text = std::fs::read_to_string(root.join(script)).unwrap();
+            assert!(
+                text.contains(&format!("name: '{name}'")),
+                "{script}: {name}"
+            );
+            let expectations = root.join(format!("fixtures/expectations/{name}.yaml"));
+            assert!(expectations.is_file(), "{}", expectations.display());
+            assert!(s.package.is_some_and(|p| p == s.module));
+        }
+        assert_eq!(
+            packages_under_test(),
+            ["billiard", "multiprocess", "ray"],
+            "npm packages are not pip's"
+        );
+    }
 }

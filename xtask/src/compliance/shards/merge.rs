@@ -115,6 +115,7 @@ pub fn merge(files: &[(PathBuf, ShardFile)]) -> Result<(Measurement, bool)> {
         header: Header {
             interpreter: run.interpreter.clone(),
             pypy: run.pypy.clone(),
+            node: run.node.clone(),
             installed: Installed(run.installed.clone()),
             runs: run.runs,
         },
@@ -153,6 +154,7 @@ fn differs(a: &super::RunFacts, b: &super::RunFacts, narrowed: bool) -> Option<&
     [
         (a.interpreter != b.interpreter, "interpreter"),
         (a.pypy != b.pypy, "PyPy"),
+        (a.node != b.node, "Node.js"),
         (a.installed != b.installed, "installed packages"),
         (a.runs != b.runs, "runs per cell"),
         (a.cases != b.cases, "case list"),

@@ -18,13 +18,14 @@ use conformance::verdict::Status;
 use serde::{Deserialize, Serialize};
 
 use super::measurement::{CaseFacts, Measurement};
+use super::node::NodeFacts;
 
 pub mod merge;
 
 /// The first field of every shard file: what tells one from any other JSON.
 pub const KIND: &str = "poolspec-compliance-shard";
-/// The shard file format's version; a reader refuses any other.
-pub const VERSION: u32 = 1;
+/// The shard file format's version; a reader refuses any other (2: `run.node`).
+pub const VERSION: u32 = 2;
 
 /// `shard-K-of-N.json`.
 pub fn file_name(shard: Shard) -> String {
@@ -58,6 +59,8 @@ pub struct ShardFile {
 pub struct RunFacts {
     pub interpreter: String,
     pub pypy: Option<String>,
+    /// Node.js and its pools' versions, when a Node.js subject ran.
+    pub node: Option<NodeFacts>,
     /// `(package, version)` of the venv.
     pub installed: Vec<(String, String)>,
     pub runs: u32,
@@ -89,6 +92,7 @@ impl ShardFile {
             run: RunFacts {
                 interpreter: m.header.interpreter.clone(),
                 pypy: m.header.pypy.clone(),
+                node: m.header.node.clone(),
                 installed: m.header.installed.0.clone(),
                 runs: m.header.runs,
                 cases: m.cases.clone(),
