@@ -11,19 +11,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Per-cell wall times (ms) of an earlier run, by (case, implementation).
+/// The key of a cell: stable across suites, unique in a matrix (also `--balance-from`'s).
+pub fn cell_key(case: &str, implementation: &str) -> String {
+    format!("{case}\0{implementation}")
+}
+
+/// Per-cell wall times (ms) of an earlier run, by [`cell_key`].
 #[derive(Debug, Clone, Default)]
 pub struct Costs {
-    by_cell: Arc<HashMap<(String, String), u64>>,
+    by_cell: Arc<HashMap<String, u64>>,
 }
 
 impl Costs {
     /// The earlier wall time of the cell `case` × `implementation`, when known.
     pub fn of(&self, case: &str, implementation: &str) -> Option<u64> {
-        // Keyed by owned pairs: a lookup by borrowed strings would need a second map type,
-        // and this runs once per cell.
-        let key = (case.to_owned(), implementation.to_owned());
-        self.by_cell.get(&key).copied()
+        self.by_cell.get(&cell_key(case, implementation)).copied()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -34,7 +36,14 @@ impl Costs {
 impl FromIterator<(String, String, u64)> for Costs {
     /// From (case, implementation, duration in ms) triples.
     fn from_iter<I: IntoIterator<Item = (String, String, u64)>>(cells: I) -> Costs {
-        let by_cell = cells.into_iter().map(|(c, i, ms)| ((c, i), ms)).collect();
+        let by_cell = cells.into_iter().map(|(c, i, ms)| (cell_key(&c, &i), ms));
+        Costs::from(by_cell.collect::<HashMap<_, _>>())
+    }
+}
+
+impl From<HashMap<String, u64>> for Costs {
+    /// From durations by [`cell_key`] (`shard_select::durations`).
+    fn from(by_cell: HashMap<String, u64>) -> Costs {
         Costs {
             by_cell: Arc::new(by_cell),
         }

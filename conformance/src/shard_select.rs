@@ -84,10 +84,7 @@ pub enum BalanceError {
     },
 }
 
-/// The key of a cell: stable across suites, unique in a matrix.
-pub fn cell_key(case: &str, implementation: &str) -> String {
-    format!("{case}\0{implementation}")
-}
+pub use crate::schedule::cell_key;
 
 /// Reads the per-cell `duration_ms` of a report (a report.jsonl, or a folder holding one).
 pub fn durations(path: &Path) -> Result<Durations, BalanceError> {

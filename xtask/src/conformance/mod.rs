@@ -83,13 +83,8 @@ pub fn run(root: &Path, args: &ConformanceArgs) -> Result<ExitCode> {
 /// Each cell's wall time in the report `dir` holds, if any (for scheduling only: without
 /// a readable report, cells run in matrix order).
 fn previous_costs(dir: &Path) -> Option<conformance::schedule::Costs> {
-    let text = std::fs::read_to_string(dir.join("report.jsonl")).ok()?;
-    let records = report::jsonl::read(&text).ok()?.records.into_iter();
-    Some(
-        records
-            .map(|r| (r.result.case, r.result.implementation, r.result.duration_ms))
-            .collect(),
-    )
+    let durations = conformance::shard_select::durations(dir).ok()?;
+    Some(durations.by_key.into())
 }
 
 fn run_matrix_job(root: &Path, c: &ConformanceArgs) -> Result<ExitCode> {
