@@ -31,6 +31,15 @@ pub fn build_rust_ref(root: &Path) -> Result<PathBuf, BuildError> {
     crate::cargo_build::build_bin(root, "pool-ref", "pool-ref-driver")
 }
 
+/// The interpreter flags of the built-in drivers of the standard library's pools.
+/// `-u`: unbuffered. `-S`: the standard library's Pool needs no site-packages, and spawn and
+/// forkserver workers inherit the flag (`_args_from_interpreter_flags`), so no worker pays for
+/// `site` and the `.pth` files it runs (22 of a process's 28 ms start-up on a machine whose
+/// site-packages holds a `.pth` importing certifi). Not `-I`: it would drop `PYTHONPATH`,
+/// which the fork server's preload needs. `python:` implementations keep `site`, since a
+/// third-party pool lives in site-packages.
+pub const STDLIB_FLAGS: [&str; 2] = ["-u", "-S"];
+
 /// The built-in implementations, in report order: CPython's four (`cpython-fork`,
 /// `cpython-spawn`, `cpython-forkserver`, `cpython-threadpool`), then `rust-ref` when its
 /// driver binary is given. Under a PyPy `python` the same four are named `pypy-fork`, ...
@@ -53,8 +62,8 @@ pub fn builtin_on(
         command: DriverCommand {
             program: python.display().to_string(),
             args: vec![
-                // -u: unbuffered; -I would drop PYTHONPATH, which third-party pools need.
-                "-u".into(),
+                STDLIB_FLAGS[0].into(),
+                STDLIB_FLAGS[1].into(),
                 driver.display().to_string(),
                 "--start-method".into(),
                 method.into(),

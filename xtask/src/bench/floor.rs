@@ -4,8 +4,11 @@
 //! For a CPython start method, `fixtures/bench/pool_floor.py` times `Pool(n)` started and
 //! closed/joined on the drivers' interpreter (wall, and CPU of the workers); for any other
 //! implementation the cheapest cell of the run stands for one pool start and stop (wall
-//! only). The floor is the sum over cells, spread over the run's parallelism: wall cost
-//! divided by the job threads, CPU cost divided by the cores, whichever is larger.
+//! only). A cell also waits, by design, for each of its timeouts that expires (a `get`,
+//! `wait` or `next` whose timeout the case lets run out to show it does): that wall time
+//! counts too ([`deliberate_wait`]). The floor is the sum over cells, spread over the run's
+//! parallelism: wall cost divided by the job threads, CPU cost divided by the cores,
+//! whichever is larger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,7 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use conformance::runner::CaseResult;
-use conformance::spec::{LoadedCase, Processes};
+use conformance::spec::{LoadedCase, Processes, Step};
 use conformance::verdict::Status;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +45,9 @@ pub struct Floor {
     pub pools: u32,
     pub processes: u32,
     pub wall_cost_s: f64,
+    /// Timeouts that expired by design, summed over the cells ([`deliberate_wait`]).
+    #[serde(default)]
+    pub waits_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_cost_s: Option<f64>,
     pub floor_s: f64,
@@ -63,10 +69,51 @@ pub fn pool_of(case: &LoadedCase, result: &CaseResult, default_processes: u32) -
     }
 }
 
-/// The floor of pools of these sizes, each costing `cost(n)`.
+/// A `wait` that returned None is taken to have expired when its timeout is at most this:
+/// the suite's short timeouts are there to run out, its long ones (5 s, an hour) to be met.
+const SHORT_TIMEOUT_S: f64 = 1.0;
+
+/// The seconds a cell spent in timeouts that ran out by design: each `get` or `next` with a
+/// timeout whose observation raised the neutral kind `timeout`, and each `wait` with a short
+/// timeout that returned None (it returns None either way). No pool can answer sooner.
+pub fn deliberate_wait(case: &LoadedCase, result: &CaseResult) -> f64 {
+    let Some(steps) = result.observation.as_ref().and_then(|o| o.get("steps")) else {
+        return 0.0;
+    };
+    let mut waited = 0.0;
+    for (index, step) in case.program.steps.iter().enumerate() {
+        let (on, is_wait) = match step {
+            Step::Get(h) | Step::Next(h) => (h, false),
+            Step::Wait(h) => (h, true),
+            _ => continue,
+        };
+        let Some(timeout) = on.timeout.filter(|t| *t > 0.0) else {
+            continue;
+        };
+        let label = step
+            .explicit_id()
+            .map_or_else(|| format!("s{}", index + 1), str::to_owned);
+        let Some(seen) = steps.get(&label) else {
+            continue;
+        };
+        let expired = if is_wait {
+            timeout <= SHORT_TIMEOUT_S && seen.get("returned").is_some_and(|v| v.is_null())
+        } else {
+            seen.pointer("/raised/kind").and_then(|k| k.as_str()) == Some("timeout")
+        };
+        if expired {
+            waited += timeout;
+        }
+    }
+    waited
+}
+
+/// The floor of pools of these sizes, each costing `cost(n)`, and of `waits` seconds of
+/// timeouts that expire by design.
 pub fn floor(
     pools: &[u32],
     cost: impl Fn(u32) -> PoolCost,
+    waits: f64,
     cores: usize,
     jobs: usize,
     source: &str,
@@ -78,7 +125,7 @@ pub fn floor(
         wall += c.wall_s;
         cpu = cpu.zip(c.cpu_s).map(|(a, b)| a + b);
     }
-    let by_wall = wall / jobs.max(1) as f64;
+    let by_wall = (wall + waits) / jobs.max(1) as f64;
     let by_cpu = cpu.map_or(0.0, |c| c / cores.max(1) as f64);
     let (floor_s, bound) = if by_cpu > by_wall {
         (by_cpu, Bound::Cpu)
@@ -89,6 +136,7 @@ pub fn floor(
         pools: pools.len() as u32,
         processes: pools.iter().sum(),
         wall_cost_s: wall,
+        waits_s: waits,
         cpu_cost_s: cpu.filter(|_| !pools.is_empty()),
         floor_s,
         bound,
@@ -99,13 +147,15 @@ pub fn floor(
 /// The floor of every implementation's pools together, on the same jobs and cores.
 pub fn combine(floors: &[&Floor], cores: usize, jobs: usize) -> Floor {
     let wall: f64 = floors.iter().map(|f| f.wall_cost_s).sum();
+    let waits: f64 = floors.iter().map(|f| f.waits_s).sum();
     let cpu: f64 = floors.iter().filter_map(|f| f.cpu_cost_s).sum();
-    let by_wall = wall / jobs.max(1) as f64;
+    let by_wall = (wall + waits) / jobs.max(1) as f64;
     let by_cpu = cpu / cores.max(1) as f64;
     Floor {
         pools: floors.iter().map(|f| f.pools).sum(),
         processes: floors.iter().map(|f| f.processes).sum(),
         wall_cost_s: wall,
+        waits_s: waits,
         cpu_cost_s: Some(cpu),
         floor_s: by_wall.max(by_cpu),
         bound: if by_cpu > by_wall {
@@ -144,7 +194,9 @@ pub fn measure_cpython(
     repeats: u32,
 ) -> Result<BTreeMap<(String, u32), PoolCost>> {
     let join = |v: Vec<String>| v.join(",");
+    // With the built-in drivers' flags, so that a worker costs here what it costs there.
     let out = Command::new(python)
+        .args(conformance::implementations::STDLIB_FLAGS)
         .arg(root.join("fixtures/bench/pool_floor.py"))
         .args(["--methods", &join(methods.iter().cloned().collect())])
         .args([
@@ -186,7 +238,7 @@ mod tests {
     #[test]
     fn wall_bound_when_jobs_are_few() {
         // 10 pools of 2: 2.0 s of wall over 2 jobs = 1.0; 1.0 s of CPU over 2 cores = 0.5.
-        let f = floor(&[2; 10], cost, 2, 2, "t");
+        let f = floor(&[2; 10], cost, 0.0, 2, 2, "t");
         assert_eq!((f.pools, f.processes), (10, 20));
         assert!((f.wall_cost_s - 2.0).abs() < 1e-9);
         assert!((f.floor_s - 1.0).abs() < 1e-9);
@@ -196,7 +248,7 @@ mod tests {
     #[test]
     fn cpu_bound_when_jobs_outnumber_cores() {
         // 2.0 s of wall over 8 jobs = 0.25; 1.0 s of CPU over 2 cores = 0.5.
-        let f = floor(&[2; 10], cost, 2, 8, "t");
+        let f = floor(&[2; 10], cost, 0.0, 2, 8, "t");
         assert!((f.floor_s - 0.5).abs() < 1e-9);
         assert_eq!(f.bound, Bound::Cpu);
     }
@@ -207,27 +259,39 @@ mod tests {
             wall_s: 0.01,
             cpu_s: None,
         };
-        let f = floor(&[1, 2, 4], wall_only, 2, 4, "t");
+        let f = floor(&[1, 2, 4], wall_only, 0.0, 2, 4, "t");
         assert_eq!(f.cpu_cost_s, None);
         assert_eq!(f.processes, 7);
         assert!((f.floor_s - 0.0075).abs() < 1e-9);
         assert_eq!(f.bound, Bound::Wall);
-        assert_eq!(floor(&[], wall_only, 2, 4, "t").floor_s, 0.0);
+        assert_eq!(floor(&[], wall_only, 0.0, 2, 4, "t").floor_s, 0.0);
     }
 
     #[test]
     fn together_adds_costs_then_divides() {
-        let a = floor(&[2; 10], cost, 2, 4, "a");
+        let a = floor(&[2; 10], cost, 0.0, 2, 4, "a");
         let wall_only = |_| PoolCost {
             wall_s: 0.2,
             cpu_s: None,
         };
-        let b = floor(&[1; 10], wall_only, 2, 4, "b");
+        let b = floor(&[1; 10], wall_only, 0.0, 2, 4, "b");
         let all = combine(&[&a, &b], 2, 4);
         // Wall: 2.0 + 2.0 over 4 jobs = 1.0; CPU: 1.0 over 2 cores = 0.5.
         assert_eq!((all.pools, all.processes), (20, 30));
         assert!((all.floor_s - 1.0).abs() < 1e-9);
         assert_eq!(all.bound, Bound::Wall);
+    }
+
+    #[test]
+    fn expiring_timeouts_raise_the_wall_floor() {
+        // 0.1 s of pools and 0.7 s of expiring timeouts over 4 jobs = 0.2.
+        let wall_only = |_| PoolCost {
+            wall_s: 0.05,
+            cpu_s: None,
+        };
+        let f = floor(&[2, 2], wall_only, 0.7, 2, 4, "t");
+        assert!((f.floor_s - 0.2).abs() < 1e-9);
+        assert!((combine(&[&f, &f], 2, 4).floor_s - 0.4).abs() < 1e-9);
     }
 
     #[test]

@@ -87,6 +87,9 @@ pub fn run(root: &Path, args: &BenchArgs) -> Result<ExitCode> {
     let options = RunOptions::default();
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The supervisor is built on its first use (a relink, or more on a target folder built
+    // with other features); paid here, not in the first implementation's timing.
+    conformance::supervisor::binary().map_err(|e| anyhow::anyhow!("the supervisor: {e}"))?;
     let load_before = crate::bench_pool::measure::loadavg();
     eprintln!(
         "bench: {} cases × {} implementations, {rounds} round(s), each alone then together",
@@ -193,8 +196,9 @@ fn floors(
     repeats: u32,
 ) -> Vec<Option<Floor>> {
     let by_id: HashMap<&str, &LoadedCase> = cases.iter().map(|c| (c.id(), c)).collect();
-    // Per implementation: the pools its cells started, and its cheapest such cell.
-    let pools: Vec<(String, Vec<u32>, Option<f64>)> = runs
+    // Per implementation: the pools its cells started, its cheapest such cell, and the
+    // timeouts its cells let expire by design.
+    let pools: Vec<(String, Vec<u32>, Option<f64>, f64)> = runs
         .iter()
         .map(|run| {
             let name = run.implementations.first().map(|i| i.name.clone());
@@ -206,27 +210,29 @@ fn floors(
                 .unwrap_or(cores as u32);
             let mut sizes = Vec::new();
             let mut cheapest: Option<f64> = None;
+            let mut waits = 0.0;
             for r in &run.results {
                 let Some(case) = by_id.get(r.case.as_str()) else {
                     continue;
                 };
+                waits += floor::deliberate_wait(case, r);
                 if let Some(n) = floor::pool_of(case, r, default) {
                     sizes.push(n);
                     let s = r.duration_ms as f64 / 1000.0;
                     cheapest = Some(cheapest.map_or(s, |c| c.min(s)));
                 }
             }
-            (name.unwrap_or_default(), sizes, cheapest)
+            (name.unwrap_or_default(), sizes, cheapest, waits)
         })
         .collect();
     let methods: BTreeSet<String> = pools
         .iter()
-        .filter_map(|(n, _, _)| floor::start_method(n).map(str::to_owned))
+        .filter_map(|(n, ..)| floor::start_method(n).map(str::to_owned))
         .collect();
     let sizes: BTreeSet<u32> = pools
         .iter()
-        .filter(|(n, _, _)| floor::start_method(n).is_some())
-        .flat_map(|(_, s, _)| s.iter().copied())
+        .filter(|(n, ..)| floor::start_method(n).is_some())
+        .flat_map(|(_, s, ..)| s.iter().copied())
         .collect();
     let measured: BTreeMap<(String, u32), PoolCost> = if methods.is_empty() {
         BTreeMap::new()
@@ -239,7 +245,7 @@ fn floors(
     pools
         .into_iter()
         .zip(profiles)
-        .map(|((name, sizes, cheapest), prof)| {
+        .map(|((name, sizes, cheapest, waits), prof)| {
             let method = floor::start_method(&name);
             let known = method.is_some_and(|m| {
                 sizes
@@ -249,7 +255,7 @@ fn floors(
             if let (Some(m), true) = (method, known) {
                 let cost = |n: u32| measured[&(m.to_owned(), n)];
                 let source = "Pool(n) start + close/join, pool_floor.py";
-                Some(floor::floor(&sizes, cost, cores, jobs, source))
+                Some(floor::floor(&sizes, cost, waits, cores, jobs, source))
             } else if let (Some(p), false) = (prof, sizes.is_empty()) {
                 let c = (p.pool_start_s + p.teardown_s) / sizes.len() as f64;
                 let cost = |_| PoolCost {
@@ -257,7 +263,7 @@ fn floors(
                     cpu_s: None,
                 };
                 let source = format!("its pool start + teardown, {:.1} ms per pool", c * 1000.0);
-                Some(floor::floor(&sizes, cost, cores, jobs, &source))
+                Some(floor::floor(&sizes, cost, waits, cores, jobs, &source))
             } else {
                 let c = cheapest?;
                 let cost = |_| PoolCost {
@@ -265,7 +271,7 @@ fn floors(
                     cpu_s: None,
                 };
                 let source = format!("its cheapest cell, {:.0} ms, per pool", c * 1000.0);
-                Some(floor::floor(&sizes, cost, cores, jobs, &source))
+                Some(floor::floor(&sizes, cost, waits, cores, jobs, &source))
             }
         })
         .collect()

@@ -126,7 +126,7 @@ fn floors(b: &Bench) -> String {
         if !any {
             let _ = writeln!(
                 out,
-                "floor: the pools the cases start and stop, wall cost ÷ {} jobs or CPU cost ÷ {} cores, whichever is larger",
+                "floor: the pools the cases start and stop and the timeouts they let expire, wall cost ÷ {} jobs or CPU cost ÷ {} cores, whichever is larger",
                 b.jobs, b.cores
             );
             any = true;
@@ -137,13 +137,14 @@ fn floors(b: &Bench) -> String {
         );
         let _ = writeln!(
             out,
-            "  {:22} {} pools, {} processes: {:.2} s wall ÷ {} = {:.2}, {cpu} ({})",
+            "  {:22} {} pools, {} processes: {:.2} s wall + {:.2} s expiring timeouts ÷ {} = {:.2}, {cpu} ({})",
             name,
             f.pools,
             f.processes,
             f.wall_cost_s,
+            f.waits_s,
             b.jobs,
-            f.wall_cost_s / b.jobs as f64,
+            (f.wall_cost_s + f.waits_s) / b.jobs as f64,
             f.source
         );
     }
