@@ -7,7 +7,7 @@ use crate::driver::DriverCommand;
 // Re-exported so that callers keep finding interpreters where they find implementations.
 pub use crate::interpreters::{
     Interpreter, NoPypy, NoPython, PYPY_ENV, PYTHON_ENV, Runtime, discover_in, discover_pythons,
-    find_pypy, find_python, identify, probe_python, supported,
+    find_pypy, find_python, identify, identify_behind, probe_python, supported,
 };
 
 /// The implementation whose observations are the oracle.
@@ -45,8 +45,11 @@ pub const STDLIB_FLAGS: [&str; 2] = ["-u", "-S"];
 /// driver binary is given. Under a PyPy `python` the same four are named `pypy-fork`, ...
 /// (the interpreter is asked which it is; one that does not answer counts as CPython).
 pub fn builtin(root: &Path, python: &Path, rust_ref: Option<&Path>) -> Vec<Implementation> {
-    let runtime = identify(python).map_or(Runtime::CPython, |i| i.runtime);
-    builtin_on(root, python, runtime, rust_ref)
+    // The binary behind a pyenv shim, so that no driver start pays for the shim's script.
+    match identify_behind(python) {
+        Some(interp) => builtin_on(root, &interp.path, interp.runtime, rust_ref),
+        None => builtin_on(root, python, Runtime::CPython, rust_ref),
+    }
 }
 
 /// [`builtin`] for an interpreter whose runtime is already known.

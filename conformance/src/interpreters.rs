@@ -269,8 +269,14 @@ pub fn discover_in(path: Option<std::ffi::OsString>, pyenv: Option<&Path>) -> Ve
 
 /// [`probe_python`], naming the binary behind `path` (see [`executable_behind`]).
 fn probe_behind(path: &Path) -> Option<Interpreter> {
+    identify_behind(path).filter(supported)
+}
+
+/// [`identify`], naming the binary behind `path` (see [`executable_behind`]): what to start
+/// drivers with.
+pub fn identify_behind(path: &Path) -> Option<Interpreter> {
     let text = run_probe(path)?;
-    let mut interp = parse_probe(path, &text).filter(supported)?;
+    let mut interp = parse_probe(path, &text)?;
     interp.path = executable_behind(path, &text);
     Some(interp)
 }

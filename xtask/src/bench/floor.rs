@@ -16,9 +16,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use conformance::runner::CaseResult;
-use conformance::spec::{LoadedCase, Processes, Step};
+use conformance::spec::{LoadedCase, Processes, Program, Step};
 use conformance::verdict::Status;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// What one pool start and stop costs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -76,12 +77,12 @@ const SHORT_TIMEOUT_S: f64 = 1.0;
 /// The seconds a cell spent in timeouts that ran out by design: each `get` or `next` with a
 /// timeout whose observation raised the neutral kind `timeout`, and each `wait` with a short
 /// timeout that returned None (it returns None either way). No pool can answer sooner.
-pub fn deliberate_wait(case: &LoadedCase, result: &CaseResult) -> f64 {
-    let Some(steps) = result.observation.as_ref().and_then(|o| o.get("steps")) else {
+pub fn deliberate_wait(program: &Program, observation: Option<&Value>) -> f64 {
+    let Some(steps) = observation.and_then(|o| o.get("steps")) else {
         return 0.0;
     };
     let mut waited = 0.0;
-    for (index, step) in case.program.steps.iter().enumerate() {
+    for (index, step) in program.steps.iter().enumerate() {
         let (on, is_wait) = match step {
             Step::Get(h) | Step::Next(h) => (h, false),
             Step::Wait(h) => (h, true),
@@ -280,6 +281,35 @@ mod tests {
         assert_eq!((all.pools, all.processes), (20, 30));
         assert!((all.floor_s - 1.0).abs() < 1e-9);
         assert_eq!(all.bound, Bound::Wall);
+    }
+
+    fn spec_case(id: &str) -> LoadedCase {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec");
+        let suite = conformance::spec::load_dir(&root);
+        let found = suite.cases.into_iter().find(|c| c.id() == id);
+        found.unwrap_or_else(|| panic!("{id} is not in spec/"))
+    }
+
+    #[test]
+    fn a_wait_counts_when_its_timeout_ran_out() {
+        // TMO-001: s3 is get(timeout=0.05), s4 get(timeout=0): only s3 waited.
+        let case = spec_case("TMO-001");
+        let timed_out = serde_json::json!({"raised": {"kind": "timeout"}});
+        let observed =
+            serde_json::json!({"steps": {"s3": timed_out, "s4": timed_out, "s6": {"returned": 5}}});
+        let waited = deliberate_wait(&case.program, Some(&observed));
+        assert!((waited - 0.05).abs() < 1e-9, "{waited}");
+        // The same steps answered at once (a pool that never blocks): nothing waited.
+        let answered = serde_json::json!({"steps": {"s3": {"returned": 5}, "s4": {"returned": 5}}});
+        assert_eq!(deliberate_wait(&case.program, Some(&answered)), 0.0);
+        assert_eq!(deliberate_wait(&case.program, None), 0.0);
+        // TMO-002: wait(timeout=0.05) returns None whether or not it expired; s6 waits
+        // without a timeout.
+        let case = spec_case("TMO-002");
+        let observed =
+            serde_json::json!({"steps": {"s3": {"returned": null}, "s6": {"returned": null}}});
+        let waited = deliberate_wait(&case.program, Some(&observed));
+        assert!((waited - 0.05).abs() < 1e-9, "{waited}");
     }
 
     #[test]

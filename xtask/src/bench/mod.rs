@@ -215,7 +215,7 @@ fn floors(
                 let Some(case) = by_id.get(r.case.as_str()) else {
                     continue;
                 };
-                waits += floor::deliberate_wait(case, r);
+                waits += floor::deliberate_wait(&case.program, r.observation.as_ref());
                 if let Some(n) = floor::pool_of(case, r, default) {
                     sizes.push(n);
                     let s = r.duration_ms as f64 / 1000.0;

@@ -289,7 +289,14 @@ mod tests {
             wall_s: 0.15 * f64::from(n),
             cpu_s: Some(0.07 * f64::from(n)),
         };
-        let spawn = floor(&[2; 100], spawn_cost, 2, 4, "Pool(n) start + close/join");
+        let spawn = floor(
+            &[2; 100],
+            spawn_cost,
+            3.0,
+            2,
+            4,
+            "Pool(n) start + close/join",
+        );
         let rust_cost = |_| PoolCost {
             wall_s: 0.004,
             cpu_s: None,
@@ -297,6 +304,7 @@ mod tests {
         let rust = floor(
             &[2; 100],
             rust_cost,
+            2.5,
             2,
             4,
             "its cheapest cell, 4 ms, per pool",
