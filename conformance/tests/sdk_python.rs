@@ -37,3 +37,10 @@ fn the_teardown_releases_only_an_orphaned_result_lock() {
 fn extensions_are_discovered_from_the_class() {
     run_check("extensions.py");
 }
+
+/// `drop` waits for the pool's own threads to let go of it (CPython's result handler holds
+/// it a moment after waking get()), so the pool's warning is recorded, not lost.
+#[test]
+fn drop_waits_for_the_pool_to_be_let_go() {
+    run_check("drop_settles.py");
+}
