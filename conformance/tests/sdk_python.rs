@@ -37,3 +37,10 @@ fn the_teardown_releases_only_an_orphaned_result_lock() {
 fn extensions_are_discovered_from_the_class() {
     run_check("extensions.py");
 }
+
+/// A pool's own TimeoutError and MaybeEncodingError (billiard's are classes of their own) are
+/// a timeout and a serialization error, as multiprocessing's are.
+#[test]
+fn a_pools_own_exception_classes_have_their_neutral_kind() {
+    run_check("neutral_kinds.py");
+}
