@@ -44,3 +44,10 @@ fn extensions_are_discovered_from_the_class() {
 fn drop_waits_for_the_pool_to_be_let_go() {
     run_check("drop_settles.py");
 }
+
+/// A pool's own TimeoutError and MaybeEncodingError (billiard's are classes of their own) are
+/// a timeout and a serialization error, as multiprocessing's are.
+#[test]
+fn a_pools_own_exception_classes_have_their_neutral_kind() {
+    run_check("neutral_kinds.py");
+}
