@@ -64,15 +64,17 @@ pub fn builtin_on(
         name: format!("{}-{kind}", runtime.prefix()),
         command: DriverCommand {
             program: python.display().to_string(),
-            args: vec![
-                STDLIB_FLAGS[0].into(),
-                STDLIB_FLAGS[1].into(),
-                driver.display().to_string(),
-                "--start-method".into(),
-                method.into(),
-                "--pool-class".into(),
-                class.into(),
-            ],
+            args: STDLIB_FLAGS
+                .iter()
+                .map(|f| f.to_string())
+                .chain([
+                    driver.display().to_string(),
+                    "--start-method".into(),
+                    method.into(),
+                    "--pool-class".into(),
+                    class.into(),
+                ])
+                .collect(),
             env: vec![("PYTHONDONTWRITEBYTECODE".into(), "1".into())],
         },
     };

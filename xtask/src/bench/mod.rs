@@ -181,6 +181,17 @@ fn cpython_rounds(rounds: u32) -> cpython_tests::CpythonTests {
     ran.swap_remove(mid)
 }
 
+/// What one implementation's run alone started and waited for.
+struct Started {
+    name: String,
+    /// The pools its cells started, by processes.
+    sizes: Vec<u32>,
+    /// Its cheapest cell that started a pool, in seconds.
+    cheapest: Option<f64>,
+    /// The timeouts its cells let expire by design, in seconds.
+    waits: f64,
+}
+
 /// Each implementation's floor, from its last run alone. Outside CPython's start methods, a
 /// pool costs what the profile measured starting and stopping pools (pool start + teardown),
 /// or without `--profile` the cheapest cell.
@@ -196,9 +207,7 @@ fn floors(
     repeats: u32,
 ) -> Vec<Option<Floor>> {
     let by_id: HashMap<&str, &LoadedCase> = cases.iter().map(|c| (c.id(), c)).collect();
-    // Per implementation: the pools its cells started, its cheapest such cell, and the
-    // timeouts its cells let expire by design.
-    let pools: Vec<(String, Vec<u32>, Option<f64>, f64)> = runs
+    let pools: Vec<Started> = runs
         .iter()
         .map(|run| {
             let name = run.implementations.first().map(|i| i.name.clone());
@@ -222,17 +231,22 @@ fn floors(
                     cheapest = Some(cheapest.map_or(s, |c| c.min(s)));
                 }
             }
-            (name.unwrap_or_default(), sizes, cheapest, waits)
+            Started {
+                name: name.unwrap_or_default(),
+                sizes,
+                cheapest,
+                waits,
+            }
         })
         .collect();
     let methods: BTreeSet<String> = pools
         .iter()
-        .filter_map(|(n, ..)| floor::start_method(n).map(str::to_owned))
+        .filter_map(|p| floor::start_method(&p.name).map(str::to_owned))
         .collect();
     let sizes: BTreeSet<u32> = pools
         .iter()
-        .filter(|(n, ..)| floor::start_method(n).is_some())
-        .flat_map(|(_, s, ..)| s.iter().copied())
+        .filter(|p| floor::start_method(&p.name).is_some())
+        .flat_map(|p| p.sizes.iter().copied())
         .collect();
     let measured: BTreeMap<(String, u32), PoolCost> = if methods.is_empty() {
         BTreeMap::new()
@@ -245,34 +259,45 @@ fn floors(
     pools
         .into_iter()
         .zip(profiles)
-        .map(|((name, sizes, cheapest, waits), prof)| {
-            let method = floor::start_method(&name);
-            let known = method.is_some_and(|m| {
-                sizes
-                    .iter()
-                    .all(|n| measured.contains_key(&(m.to_owned(), *n)))
-            });
-            if let (Some(m), true) = (method, known) {
-                let cost = |n: u32| measured[&(m.to_owned(), n)];
-                let source = "Pool(n) start + close/join, pool_floor.py";
-                Some(floor::floor(&sizes, cost, waits, cores, jobs, source))
-            } else if let (Some(p), false) = (prof, sizes.is_empty()) {
-                let c = (p.pool_start_s + p.teardown_s) / sizes.len() as f64;
-                let cost = |_| PoolCost {
-                    wall_s: c,
-                    cpu_s: None,
-                };
-                let source = format!("its pool start + teardown, {:.1} ms per pool", c * 1000.0);
-                Some(floor::floor(&sizes, cost, waits, cores, jobs, &source))
-            } else {
-                let c = cheapest?;
-                let cost = |_| PoolCost {
-                    wall_s: c,
-                    cpu_s: None,
-                };
-                let source = format!("its cheapest cell, {:.0} ms, per pool", c * 1000.0);
-                Some(floor::floor(&sizes, cost, waits, cores, jobs, &source))
-            }
-        })
+        .map(
+            |(
+                Started {
+                    name,
+                    sizes,
+                    cheapest,
+                    waits,
+                },
+                prof,
+            )| {
+                let method = floor::start_method(&name);
+                let known = method.is_some_and(|m| {
+                    sizes
+                        .iter()
+                        .all(|n| measured.contains_key(&(m.to_owned(), *n)))
+                });
+                if let (Some(m), true) = (method, known) {
+                    let cost = |n: u32| measured[&(m.to_owned(), n)];
+                    let source = "Pool(n) start + close/join, pool_floor.py";
+                    Some(floor::floor(&sizes, cost, waits, cores, jobs, source))
+                } else if let (Some(p), false) = (prof, sizes.is_empty()) {
+                    let c = (p.pool_start_s + p.teardown_s) / sizes.len() as f64;
+                    let cost = |_| PoolCost {
+                        wall_s: c,
+                        cpu_s: None,
+                    };
+                    let source =
+                        format!("its pool start + teardown, {:.1} ms per pool", c * 1000.0);
+                    Some(floor::floor(&sizes, cost, waits, cores, jobs, &source))
+                } else {
+                    let c = cheapest?;
+                    let cost = |_| PoolCost {
+                        wall_s: c,
+                        cpu_s: None,
+                    };
+                    let source = format!("its cheapest cell, {:.0} ms, per pool", c * 1000.0);
+                    Some(floor::floor(&sizes, cost, waits, cores, jobs, &source))
+                }
+            },
+        )
         .collect()
 }
